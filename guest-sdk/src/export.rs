@@ -1,0 +1,390 @@
+#![allow(missing_docs, reason = "macro glue, hidden from the docs")]
+//! The glue between the WIT exports and a plugin's traits: one instance per component, created by
+//! `init`, with Arrow decoded and encoded at the boundary. The export macros at the bottom expand
+//! into trait impls in the plugin's crate that call these functions.
+
+use std::any::Any;
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+use crate::bindings::quarry::plugin::types as wit;
+use crate::{
+    Destination, Error, ErrorKind, Message, Plugin, Result, Source, SyncContext, Table, ipc,
+};
+
+thread_local! {
+    /// The plugin instance and the tables a destination has been told about. A component
+    /// instance is single-threaded and holds exactly one plugin.
+    static STATE: RefCell<Option<Instance>> = const { RefCell::new(None) };
+}
+
+struct Instance {
+    plugin: Box<dyn Any>,
+    tables: HashMap<String, Table>,
+}
+
+fn with_plugin<P: Plugin, R>(
+    f: impl FnOnce(&mut P, &mut HashMap<String, Table>) -> Result<R>,
+) -> Result<R> {
+    STATE.with(|state| {
+        let mut state = state.borrow_mut();
+        let instance = state
+            .as_mut()
+            .ok_or_else(|| Error::internal("the plugin was called before init"))?;
+        let plugin = instance
+            .plugin
+            .downcast_mut::<P>()
+            .ok_or_else(|| Error::internal("the plugin instance has an unexpected type"))?;
+        f(plugin, &mut instance.tables)
+    })
+}
+
+impl From<Error> for wit::Error {
+    fn from(e: Error) -> Self {
+        let kind = match e.kind {
+            ErrorKind::InvalidSpec => wit::ErrorKind::InvalidSpec,
+            ErrorKind::Unauthorized => wit::ErrorKind::Unauthorized,
+            ErrorKind::Unavailable => wit::ErrorKind::Unavailable,
+            ErrorKind::NotSupported => wit::ErrorKind::NotSupported,
+            ErrorKind::Internal => wit::ErrorKind::Internal,
+        };
+        wit::Error {
+            kind,
+            message: e.message,
+        }
+    }
+}
+
+impl From<wit::Error> for Error {
+    fn from(e: wit::Error) -> Self {
+        let kind = match e.kind {
+            wit::ErrorKind::InvalidSpec => ErrorKind::InvalidSpec,
+            wit::ErrorKind::Unauthorized => ErrorKind::Unauthorized,
+            wit::ErrorKind::Unavailable => ErrorKind::Unavailable,
+            wit::ErrorKind::NotSupported => ErrorKind::NotSupported,
+            wit::ErrorKind::Internal => ErrorKind::Internal,
+        };
+        Error {
+            kind,
+            message: e.message,
+        }
+    }
+}
+
+/// Which sides of the contract a plugin implements.
+#[derive(Clone, Copy)]
+pub struct Kinds {
+    pub source: bool,
+    pub destination: bool,
+}
+
+pub fn info<P: Plugin>(kinds: Kinds) -> wit::PluginInfo {
+    let info = P::info();
+    let mut k = Vec::new();
+    if kinds.source {
+        k.push(wit::PluginKind::Source);
+    }
+    if kinds.destination {
+        k.push(wit::PluginKind::Destination);
+    }
+    wit::PluginInfo {
+        name: info.name,
+        version: info.version,
+        description: info.description,
+        kinds: k,
+        needs: wit::PermissionNeeds {
+            network: info.network,
+            files: info.files,
+            env: info.env,
+        },
+    }
+}
+
+pub fn spec_schema<P: Plugin>() -> String {
+    serde_json::to_string(&schemars::schema_for!(P::Spec)).unwrap_or_else(|_| "true".into())
+}
+
+pub fn init<P: Plugin>(spec: String) -> Result<(), wit::Error> {
+    let spec: P::Spec = serde_json::from_str(if spec.trim().is_empty() { "{}" } else { &spec })
+        .map_err(|e| Error::invalid_spec(format!("spec: {e}")))?;
+    let plugin = P::new(spec)?;
+    STATE.with(|s| {
+        *s.borrow_mut() = Some(Instance {
+            plugin: Box::new(plugin),
+            tables: HashMap::new(),
+        })
+    });
+    Ok(())
+}
+
+pub fn test_connection<P: Plugin>() -> Result<(), wit::Error> {
+    Ok(with_plugin::<P, _>(|p, _| p.test_connection())?)
+}
+
+pub fn close<P: Plugin>() -> Result<(), wit::Error> {
+    let result = with_plugin::<P, _>(|p, _| p.close());
+    STATE.with(|s| s.borrow_mut().take());
+    Ok(result?)
+}
+
+fn selected<P: Source>(plugin: &P, options: &wit::TableOptions) -> Result<Vec<Table>> {
+    crate::select_tables(
+        &plugin.tables(),
+        &options.tables,
+        &options.skip_tables,
+        options.skip_dependent_tables,
+    )
+}
+
+pub fn tables<P: Source>(options: wit::TableOptions) -> Result<Vec<Vec<u8>>, wit::Error> {
+    Ok(with_plugin::<P, _>(|p, _| {
+        selected(p, &options)?
+            .iter()
+            .map(|t| ipc::encode_schema(&t.schema()))
+            .collect()
+    })?)
+}
+
+/// Sends a source's messages to the host's `sink.emit`, encoding Arrow at the boundary.
+struct HostSink;
+
+impl crate::sync::Sink for HostSink {
+    fn emit(&mut self, message: Message) -> Result<()> {
+        let message = match message {
+            Message::MigrateTable(table) => {
+                wit::SyncMessage::MigrateTable(ipc::encode_schema(&table.schema())?)
+            }
+            Message::Insert(batch) => wit::SyncMessage::Insert(ipc::encode_batch(&batch)?),
+        };
+        crate::bindings::quarry::plugin::sink::emit(&message).map_err(Error::from)
+    }
+}
+
+pub fn sync<P: Source>(options: wit::SyncOptions) -> Result<(), wit::Error> {
+    Ok(with_plugin::<P, _>(|p, _| {
+        let tables = selected(p, &options.tables)?;
+        let mut sink = HostSink;
+        let mut out = SyncContext::new(&mut sink, options.deterministic_cq_id);
+        for table in &tables {
+            out.migrate(table)?;
+        }
+        p.sync(&tables, &mut out)
+    })?)
+}
+
+pub fn not_a_source<P: Plugin, T>() -> Result<T, wit::Error> {
+    Err(Error::not_supported(format!("{} is not a source plugin", P::info().name)).into())
+}
+
+pub fn not_a_destination<P: Plugin, T>() -> Result<T, wit::Error> {
+    Err(Error::not_supported(format!("{} is not a destination plugin", P::info().name)).into())
+}
+
+pub fn migrate_table<P: Destination>(schema: Vec<u8>, force: bool) -> Result<(), wit::Error> {
+    let table = Table::from_schema(ipc::decode_schema(schema)?.as_ref())?;
+    Ok(with_plugin::<P, _>(|p, tables| {
+        p.migrate_table(&table, force)?;
+        tables.insert(table.name.clone(), table);
+        Ok(())
+    })?)
+}
+
+pub fn insert<P: Destination>(batch: Vec<u8>) -> Result<(), wit::Error> {
+    let batch = ipc::decode_batch(batch)?;
+    let name = batch
+        .schema_ref()
+        .metadata()
+        .get(crate::metadata::TABLE_NAME)
+        .cloned()
+        .unwrap_or_default();
+    Ok(with_plugin::<P, _>(|p, tables| {
+        let table = tables.get(&name).ok_or_else(|| {
+            Error::internal(format!(
+                "insert into table `{name}`, which was never migrated"
+            ))
+        })?;
+        p.insert(table, batch)
+    })?)
+}
+
+pub fn delete_stale<P: Destination>(
+    table: String,
+    source: String,
+    sync_time: i64,
+) -> Result<(), wit::Error> {
+    Ok(with_plugin::<P, _>(|p, _| {
+        p.delete_stale(&table, &source, sync_time)
+    })?)
+}
+
+pub fn delete_record<P: Destination>(request: wit::DeleteRequest) -> Result<(), wit::Error> {
+    if request.where_clause.len() > 1
+        || request
+            .where_clause
+            .iter()
+            .any(|g| g.grouping != wit::PredicateGrouping::And)
+    {
+        return Err(
+            Error::not_supported("delete-record with OR groups is not supported yet").into(),
+        );
+    }
+    let mut matches = Vec::new();
+    for group in request.where_clause {
+        for predicate in group.predicates {
+            matches.push((predicate.column, ipc::decode_batch(predicate.value)?));
+        }
+    }
+    Ok(with_plugin::<P, _>(|p, _| {
+        p.delete_record(&request.table_name, &matches)
+    })?)
+}
+
+pub fn flush<P: Destination>() -> Result<(), wit::Error> {
+    Ok(with_plugin::<P, _>(|p, _| p.flush())?)
+}
+
+pub fn read<P: Destination>(schema: Vec<u8>) -> Result<Vec<Vec<u8>>, wit::Error> {
+    let table = Table::from_schema(ipc::decode_schema(schema)?.as_ref())?;
+    Ok(with_plugin::<P, _>(|p, _| {
+        p.read(&table)?.iter().map(ipc::encode_batch).collect()
+    })?)
+}
+
+/// Exports a type that implements [`Plugin`](crate::Plugin) and [`Source`](crate::Source) as the
+/// component's plugin.
+#[macro_export]
+macro_rules! export_source {
+    ($plugin:ty) => {
+        $crate::__export_plugin!($plugin, source, no_destination);
+    };
+}
+
+/// Exports a type that implements [`Plugin`](crate::Plugin) and
+/// [`Destination`](crate::Destination) as the component's plugin.
+#[macro_export]
+macro_rules! export_destination {
+    ($plugin:ty) => {
+        $crate::__export_plugin!($plugin, no_source, destination);
+    };
+}
+
+/// Exports a type that implements [`Plugin`](crate::Plugin), [`Source`](crate::Source) and
+/// [`Destination`](crate::Destination) as the component's plugin.
+#[macro_export]
+macro_rules! export_source_and_destination {
+    ($plugin:ty) => {
+        $crate::__export_plugin!($plugin, source, destination);
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __export_plugin {
+    ($plugin:ty, $source:ident, $destination:ident) => {
+        #[doc(hidden)]
+        pub struct __QuarryPlugin;
+
+        const _: () = {
+            use $crate::__private as glue;
+            use $crate::bindings::exports::quarry::plugin::{destination, plugin, source};
+            use $crate::bindings::quarry::plugin::types as wit;
+
+            impl plugin::Guest for __QuarryPlugin {
+                fn info() -> wit::PluginInfo {
+                    glue::info::<$plugin>(glue::Kinds {
+                        source: $crate::__export_plugin!(@is $source),
+                        destination: $crate::__export_plugin!(@is $destination),
+                    })
+                }
+                fn spec_schema() -> String {
+                    glue::spec_schema::<$plugin>()
+                }
+                fn init(spec: String) -> Result<(), wit::Error> {
+                    glue::init::<$plugin>(spec)
+                }
+                fn test_connection() -> Result<(), wit::Error> {
+                    glue::test_connection::<$plugin>()
+                }
+                fn close() -> Result<(), wit::Error> {
+                    glue::close::<$plugin>()
+                }
+            }
+
+            $crate::__export_plugin!(@$source $plugin);
+            $crate::__export_plugin!(@$destination $plugin);
+        };
+
+        // Only a component carries the export names (`quarry:plugin/...#insert`); native linkers
+        // reject them, and native builds are for unit tests.
+        #[cfg(target_arch = "wasm32")]
+        $crate::bindings::__export_world!(__QuarryPlugin with_types_in $crate::bindings);
+    };
+    (@is source) => { true };
+    (@is no_source) => { false };
+    (@is destination) => { true };
+    (@is no_destination) => { false };
+    (@source $plugin:ty) => {
+        impl source::Guest for __QuarryPlugin {
+            fn tables(options: wit::TableOptions) -> Result<Vec<Vec<u8>>, wit::Error> {
+                glue::tables::<$plugin>(options)
+            }
+            fn sync(options: wit::SyncOptions) -> Result<(), wit::Error> {
+                glue::sync::<$plugin>(options)
+            }
+        }
+    };
+    (@no_source $plugin:ty) => {
+        impl source::Guest for __QuarryPlugin {
+            fn tables(_: wit::TableOptions) -> Result<Vec<Vec<u8>>, wit::Error> {
+                glue::not_a_source::<$plugin, _>()
+            }
+            fn sync(_: wit::SyncOptions) -> Result<(), wit::Error> {
+                glue::not_a_source::<$plugin, _>()
+            }
+        }
+    };
+    (@destination $plugin:ty) => {
+        impl destination::Guest for __QuarryPlugin {
+            fn migrate_table(table: Vec<u8>, force: bool) -> Result<(), wit::Error> {
+                glue::migrate_table::<$plugin>(table, force)
+            }
+            fn insert(batch: Vec<u8>) -> Result<(), wit::Error> {
+                glue::insert::<$plugin>(batch)
+            }
+            fn delete_stale(table: String, source: String, sync_time: i64) -> Result<(), wit::Error> {
+                glue::delete_stale::<$plugin>(table, source, sync_time)
+            }
+            fn delete_record(request: wit::DeleteRequest) -> Result<(), wit::Error> {
+                glue::delete_record::<$plugin>(request)
+            }
+            fn flush() -> Result<(), wit::Error> {
+                glue::flush::<$plugin>()
+            }
+            fn read(table: Vec<u8>) -> Result<Vec<Vec<u8>>, wit::Error> {
+                glue::read::<$plugin>(table)
+            }
+        }
+    };
+    (@no_destination $plugin:ty) => {
+        impl destination::Guest for __QuarryPlugin {
+            fn migrate_table(_: Vec<u8>, _: bool) -> Result<(), wit::Error> {
+                glue::not_a_destination::<$plugin, _>()
+            }
+            fn insert(_: Vec<u8>) -> Result<(), wit::Error> {
+                glue::not_a_destination::<$plugin, _>()
+            }
+            fn delete_stale(_: String, _: String, _: i64) -> Result<(), wit::Error> {
+                glue::not_a_destination::<$plugin, _>()
+            }
+            fn delete_record(_: wit::DeleteRequest) -> Result<(), wit::Error> {
+                glue::not_a_destination::<$plugin, _>()
+            }
+            fn flush() -> Result<(), wit::Error> {
+                glue::not_a_destination::<$plugin, _>()
+            }
+            fn read(_: Vec<u8>) -> Result<Vec<Vec<u8>>, wit::Error> {
+                glue::not_a_destination::<$plugin, _>()
+            }
+        }
+    };
+}

@@ -1,0 +1,63 @@
+//! Write Quarry plugins: sources and destinations that run as sandboxed WebAssembly components.
+//!
+//! A plugin is a type that implements [`Plugin`] and [`Source`] or [`Destination`] (or both),
+//! exported with one macro: [`export_source!`], [`export_destination!`] or
+//! [`export_source_and_destination!`]. Rows travel as Arrow [`RecordBatch`]es; tables are
+//! described with [`Table`] and [`Column`]. The WebAssembly bindings stay inside this crate, and
+//! the same plugin code compiles natively so that its unit tests run with plain `cargo test`
+//! (see [`SyncContext::collecting`]).
+//!
+//! ```ignore
+//! use quarry_sdk::{Column, Plugin, Source, SyncContext, Table, Info, Result};
+//!
+//! #[derive(serde::Deserialize, schemars::JsonSchema)]
+//! #[serde(deny_unknown_fields)]
+//! struct Spec { greeting: String }
+//!
+//! struct Hello { spec: Spec }
+//!
+//! impl Plugin for Hello {
+//!     type Spec = Spec;
+//!     fn info() -> Info { Info::new("hello", env!("CARGO_PKG_VERSION"), "Says hello") }
+//!     fn new(spec: Spec) -> Result<Self> { Ok(Hello { spec }) }
+//! }
+//!
+//! impl Source for Hello {
+//!     fn tables(&self) -> Vec<Table> {
+//!         vec![Table::new("greetings").column(Column::new("text", DataType::Utf8))]
+//!     }
+//!     fn sync(&mut self, tables: &[Table], out: &mut SyncContext<'_>) -> Result<()> {
+//!         for table in tables {
+//!             let text = StringArray::from(vec![self.spec.greeting.as_str()]);
+//!             out.insert(table, vec![Arc::new(text)])?;
+//!         }
+//!         Ok(())
+//!     }
+//! }
+//!
+//! quarry_sdk::export_source!(Hello);
+//! ```
+#![warn(missing_docs)]
+
+mod error;
+mod export;
+pub mod ipc;
+pub mod log;
+mod plugin;
+mod sync;
+mod table;
+
+#[doc(hidden)]
+pub mod bindings;
+
+pub use arrow_array::RecordBatch;
+pub use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
+pub use error::{Error, ErrorKind, Result};
+pub use plugin::{Destination, Info, Plugin, Source};
+pub use sync::{Message, SyncContext, matches_glob, select_tables};
+pub use table::{Column, Extension, Table, metadata};
+
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::export::*;
+}

@@ -1,0 +1,126 @@
+//! The traits a plugin implements.
+
+use arrow_array::RecordBatch;
+use schemars::JsonSchema;
+use serde::de::DeserializeOwned;
+
+use crate::{Error, Result, SyncContext, Table};
+
+/// What a plugin is and what it needs from the sandbox.
+#[derive(Debug, Clone, Default)]
+pub struct Info {
+    /// Short name, as in `quarry/<name>`.
+    pub name: String,
+    /// The plugin's version (semver).
+    pub version: String,
+    /// One line on what the plugin does.
+    pub description: String,
+    /// Hosts the plugin connects to (`host`, `host:port`, `*.domain`).
+    pub network: Vec<String>,
+    /// Spec fields that hold paths the plugin reads or writes.
+    pub files: Vec<String>,
+    /// Environment variables the plugin reads.
+    pub env: Vec<String>,
+}
+
+impl Info {
+    /// A plugin that needs nothing from the sandbox.
+    pub fn new(name: &str, version: &str, description: &str) -> Self {
+        Info {
+            name: name.into(),
+            version: version.into(),
+            description: description.into(),
+            ..Info::default()
+        }
+    }
+
+    /// Declares that spec field `field` holds a path the plugin reads or writes.
+    pub fn needs_files(mut self, field: &str) -> Self {
+        self.files.push(field.into());
+        self
+    }
+
+    /// Declares an outbound host the plugin connects to.
+    pub fn needs_network(mut self, host: &str) -> Self {
+        self.network.push(host.into());
+        self
+    }
+
+    /// Declares an environment variable the plugin reads.
+    pub fn needs_env(mut self, var: &str) -> Self {
+        self.env.push(var.into());
+        self
+    }
+}
+
+/// Every plugin: its identity, its spec and its lifecycle.
+pub trait Plugin: Sized + 'static {
+    /// The plugin's `spec:`. Its JSON Schema (from `schemars`) is what the host validates the
+    /// user's spec against, so the two cannot drift; use `#[serde(deny_unknown_fields)]`.
+    type Spec: DeserializeOwned + JsonSchema;
+
+    /// Name, version, description and the permissions the plugin needs.
+    fn info() -> Info;
+
+    /// Creates the plugin from the user's validated spec.
+    fn new(spec: Self::Spec) -> Result<Self>;
+
+    /// Checks that the configured service can be reached with the given credentials.
+    fn test_connection(&mut self) -> Result<()> {
+        Ok(())
+    }
+
+    /// Releases what the plugin holds. Called once, last.
+    fn close(&mut self) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// A plugin that produces tables.
+pub trait Source: Plugin {
+    /// Every table this source can produce. The SDK applies the user's table selection.
+    fn tables(&self) -> Vec<Table>;
+
+    /// Sends the rows of `tables` (already selected and migrated) through `out`.
+    fn sync(&mut self, tables: &[Table], out: &mut SyncContext<'_>) -> Result<()>;
+}
+
+/// A plugin that stores tables.
+pub trait Destination: Plugin {
+    /// Creates `table`, or brings an existing table to its schema. With `force`, changes that
+    /// lose data may drop and recreate the table.
+    fn migrate_table(&mut self, table: &Table, force: bool) -> Result<()>;
+
+    /// Writes rows of a migrated table. `batch` carries `table`'s schema.
+    fn insert(&mut self, table: &Table, batch: RecordBatch) -> Result<()>;
+
+    /// Makes every earlier write durable.
+    fn flush(&mut self) -> Result<()>;
+
+    /// Deletes the rows of `table` written by `source_name` before `sync_time_us`.
+    fn delete_stale(&mut self, table: &str, source_name: &str, sync_time_us: i64) -> Result<()> {
+        let _ = (source_name, sync_time_us);
+        Err(Error::not_supported(format!(
+            "{} cannot delete stale rows (table {table}); use write_mode: append",
+            Self::info().name
+        )))
+    }
+
+    /// Deletes the rows of `table` where every `(column, value)` pair matches.
+    fn delete_record(&mut self, table: &str, matches: &[(String, RecordBatch)]) -> Result<()> {
+        let _ = matches;
+        Err(Error::not_supported(format!(
+            "{} cannot delete records (table {table})",
+            Self::info().name
+        )))
+    }
+
+    /// Every row of `table`.
+    fn read(&mut self, table: &Table) -> Result<Vec<RecordBatch>> {
+        Err(Error::not_supported(format!(
+            "{} cannot read tables back (table {})",
+            Self::info().name,
+            table.name
+        )))
+    }
+}

@@ -1,0 +1,186 @@
+//! `quarry bench`: syncs N rows of the `test` source's `test_rows` into the `file` destination
+//! (Parquet) and into the `test` destination (which decodes and discards), each as a child
+//! `quarry sync` process, and reports the median rows/s, MB/s of Arrow IPC out of the source, and
+//! the peak RSS of the whole process. Each scenario runs once to warm the compile cache first.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use super::Exit;
+use crate::telemetry::LogLevel;
+
+#[derive(Debug, clap::Args)]
+pub struct BenchArgs {
+    /// Rows of `test_rows` per run.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub rows: u64,
+    /// Measured runs per scenario (the median is reported).
+    #[arg(long, default_value_t = 3)]
+    pub runs: usize,
+    /// Rows per batch the source emits.
+    #[arg(long, default_value_t = 10_000)]
+    pub batch_size: u64,
+    /// Only the scenarios whose name contains this.
+    #[arg(long)]
+    pub only: Option<String>,
+}
+
+struct Scenario {
+    name: &'static str,
+    destination: &'static str,
+}
+
+const SCENARIOS: &[Scenario] = &[
+    Scenario {
+        name: "test -> file (parquet)",
+        destination: "  path: quarry/file\n  write_mode: append\n  spec:\n    path: out/{{TABLE}}/{{UUID}}.{{FORMAT}}\n    format: parquet\n  permissions:\n    files: { ./out: write }\n",
+    },
+    Scenario {
+        name: "test -> test (discard)",
+        destination: "  path: quarry/test\n  write_mode: append\n",
+    },
+];
+
+struct Sample {
+    seconds: f64,
+    ipc_bytes: u64,
+    rows: u64,
+    peak_rss_kib: u64,
+}
+
+pub async fn run(args: BenchArgs, _level: LogLevel) -> Exit {
+    let Some(exe) = super::current_exe() else {
+        eprintln!("error: cannot find the quarry executable to run");
+        return Exit::Failure;
+    };
+    let work = match tempfile_dir() {
+        Ok(dir) => dir,
+        Err(e) => {
+            eprintln!("error: cannot create a working directory: {e}");
+            return Exit::Failure;
+        }
+    };
+    println!(
+        "quarry bench: {} rows of test_rows, batch_size {}, median of {} runs",
+        args.rows, args.batch_size, args.runs
+    );
+    println!(
+        "{:<26} {:>12} {:>10} {:>12} {:>10}",
+        "scenario", "rows/s", "IPC MB/s", "peak RSS MB", "seconds"
+    );
+    let mut exit = Exit::Ok;
+    for scenario in SCENARIOS.iter().filter(|s| {
+        args.only
+            .as_ref()
+            .is_none_or(|o| s.name.contains(o.as_str()))
+    }) {
+        let spec = format!(
+            "kind: source\nspec:\n  name: test\n  path: quarry/test\n  tables: [test_rows]\n  destinations: [bench]\n  spec:\n    num_rows: {}\n    batch_size: {}\n---\nkind: destination\nspec:\n  name: bench\n{}",
+            args.rows, args.batch_size, scenario.destination
+        );
+        let spec_path = work.join("bench.yml");
+        if let Err(e) = std::fs::write(&spec_path, spec) {
+            eprintln!("error: cannot write {}: {e}", spec_path.display());
+            return Exit::Failure;
+        }
+        let mut samples = Vec::new();
+        for i in 0..=args.runs {
+            let _ = std::fs::remove_dir_all(work.join("out"));
+            match run_once(&exe, &work, &spec_path) {
+                Ok(sample) if i > 0 => samples.push(sample),
+                Ok(_) => {}
+                Err(e) => {
+                    eprintln!("error: {}: {e}", scenario.name);
+                    exit = Exit::Failure;
+                    break;
+                }
+            }
+        }
+        if samples.is_empty() {
+            continue;
+        }
+        let median = |f: &dyn Fn(&Sample) -> f64| {
+            let mut v: Vec<f64> = samples.iter().map(f).collect();
+            v.sort_by(|a, b| a.total_cmp(b));
+            v[v.len() / 2]
+        };
+        let rows_per_s = median(&|s| s.rows as f64 / s.seconds);
+        let mb_per_s = median(&|s| s.ipc_bytes as f64 / 1e6 / s.seconds);
+        let rss = median(&|s| s.peak_rss_kib as f64 / 1024.0);
+        let seconds = median(&|s| s.seconds);
+        println!(
+            "{:<26} {:>12.0} {:>10.1} {:>12.1} {:>10.2}",
+            scenario.name, rows_per_s, mb_per_s, rss, seconds
+        );
+    }
+    let _ = std::fs::remove_dir_all(&work);
+    exit
+}
+
+fn tempfile_dir() -> std::io::Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("quarry-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+/// One `quarry sync` child: its sync duration and IPC bytes from its JSON summary, its peak RSS
+/// from the kernel's accounting of that child alone.
+fn run_once(exe: &Path, work: &Path, spec: &Path) -> Result<Sample, String> {
+    let summary_path = work.join("summary.json");
+    let started = Instant::now();
+    let child = Command::new(exe)
+        .current_dir(work)
+        .args(["--log-level", "warn", "sync"])
+        .arg(spec)
+        .arg("--summary-location")
+        .arg(&summary_path)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e}", exe.display()))?;
+    let (status, peak_rss_kib) = wait_with_rusage(child.id())?;
+    if status != 0 {
+        return Err(format!(
+            "quarry sync exited with {status} after {:.1}s",
+            started.elapsed().as_secs_f64()
+        ));
+    }
+    let text = std::fs::read_to_string(&summary_path).map_err(|e| format!("no summary: {e}"))?;
+    let summaries: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| format!("bad summary: {e}"))?;
+    let first = &summaries[0];
+    let tables = first["tables"]
+        .as_object()
+        .ok_or("summary without tables")?;
+    let rows = tables.values().filter_map(|t| t["rows"].as_u64()).sum();
+    let ipc_bytes = tables
+        .values()
+        .filter_map(|t| t["ipc_bytes"].as_u64())
+        .sum();
+    let ms = first["duration_ms"]
+        .as_u64()
+        .ok_or("summary without duration")?;
+    Ok(Sample {
+        seconds: (ms as f64 / 1000.0).max(1e-3),
+        ipc_bytes,
+        rows,
+        peak_rss_kib,
+    })
+}
+
+/// Waits for a child and returns its exit status and peak resident set size (KiB).
+fn wait_with_rusage(pid: u32) -> Result<(i32, u64), String> {
+    let mut status = 0;
+    // SAFETY: `rusage` is plain data that the kernel fills; `wait4` reaps exactly our child.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let reaped = unsafe { libc::wait4(pid as libc::pid_t, &mut status, 0, &mut usage) };
+    if reaped < 0 {
+        return Err(format!("wait4 failed: {}", std::io::Error::last_os_error()));
+    }
+    let code = if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else {
+        128 + libc::WTERMSIG(status)
+    };
+    Ok((code, usage.ru_maxrss as u64))
+}

@@ -1,0 +1,223 @@
+//! From a loaded spec to a finished sync: resolve every plugin, start it in its sandbox with its
+//! grants, validate its `spec:` against the schema it declares, initialise it, then run each
+//! source into its destinations and close everything. Configuration mistakes surface here,
+//! before any row moves, with the file, line and column they came from.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use quarry_registry::{RegistryKind, Resolver};
+
+use crate::runtime::wasm::{WasmPlugin, WasmRuntime};
+use crate::runtime::{ErrorKind, PluginError, TableSelection};
+use crate::sandbox::Grants;
+use crate::spec::{
+    DestinationSpec, Location, Permissions, PluginSpec, Registry, SourceSpec, SpecError, SyncSpec,
+};
+use crate::sync::{self, DestinationSlot, SourceRun, SourceSummary};
+
+/// Why a sync could not run (as opposed to a sync that ran and recorded errors).
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The configuration is wrong: exit code 2.
+    #[error("{0}")]
+    Config(#[from] SpecError),
+    /// A plugin could not be loaded or failed before the sync started: exit code 3.
+    #[error("{0}")]
+    Plugin(#[from] PluginError),
+}
+
+/// What a sync runs with.
+pub struct Environment {
+    pub runtime: WasmRuntime,
+    pub resolver: Resolver,
+    /// Where relative paths in specs start.
+    pub cwd: PathBuf,
+}
+
+/// One plugin reference from a spec document.
+struct PluginRef<'a> {
+    name: &'a str,
+    registry: Registry,
+    path: &'a str,
+    version: Option<&'a str>,
+    permissions: &'a Permissions,
+    spec: &'a PluginSpec,
+    at: &'a Location,
+}
+
+impl<'a> From<&'a SourceSpec> for PluginRef<'a> {
+    fn from(s: &'a SourceSpec) -> Self {
+        PluginRef {
+            name: &s.name,
+            registry: s.registry,
+            path: &s.path,
+            version: s.version.as_deref(),
+            permissions: &s.permissions,
+            spec: &s.spec,
+            at: &s.at,
+        }
+    }
+}
+
+impl<'a> From<&'a DestinationSpec> for PluginRef<'a> {
+    fn from(s: &'a DestinationSpec) -> Self {
+        PluginRef {
+            name: &s.name,
+            registry: s.registry,
+            path: &s.path,
+            version: s.version.as_deref(),
+            permissions: &s.permissions,
+            spec: &s.spec,
+            at: &s.at,
+        }
+    }
+}
+
+fn registry_kind(registry: Registry) -> RegistryKind {
+    match registry {
+        Registry::Quarry => RegistryKind::Quarry,
+        Registry::Local => RegistryKind::Local,
+        Registry::Grpc => RegistryKind::Grpc,
+        Registry::Oci => RegistryKind::Oci,
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Source,
+    Destination,
+}
+
+impl Environment {
+    /// Resolves, starts, validates and initialises one plugin.
+    async fn start(&self, plugin: PluginRef<'_>, role: Role) -> Result<WasmPlugin, RunError> {
+        let at = |message: String| SpecError::at(plugin.at.clone(), message);
+        let artifact = self
+            .resolver
+            .resolve(registry_kind(plugin.registry), plugin.path, &self.cwd)
+            .map_err(|e| at(format!("plugin `{}`: {e}", plugin.name)))?;
+        let loaded = self.runtime.load(plugin.name, &artifact.bytes)?;
+        let grants = Grants::resolve(plugin.permissions, &self.cwd)
+            .map_err(|e| at(format!("plugin `{}`: {e}", plugin.name)))?;
+        let mut instance = self.runtime.start(&loaded, plugin.name, &grants).await?;
+        let info = instance.info().clone();
+        let (wanted, has) = match role {
+            Role::Source => ("source", info.source),
+            Role::Destination => ("destination", info.destination),
+        };
+        if !has {
+            let is = if info.source { "source" } else { "destination" };
+            return Err(at(format!(
+                "`{}` is a {is} plugin, not a {wanted} plugin",
+                plugin.path
+            ))
+            .with_help(format!("declare it as `kind: {is}`"))
+            .into());
+        }
+        if let Some(version) = plugin.version
+            && version.trim_start_matches('v') != info.version
+        {
+            return Err(at(format!(
+                "plugin `{}` is version {}, but the spec asks for {version}",
+                plugin.path, info.version
+            ))
+            .with_help("change `version:` or remove it to use the plugin that is installed")
+            .into());
+        }
+        let schema = instance.spec_schema().await?;
+        plugin.spec.validate(plugin.name, &schema)?;
+        instance
+            .init(plugin.spec.value.to_string())
+            .await
+            .map_err(|e| match e.kind {
+                ErrorKind::InvalidSpec => {
+                    RunError::Config(at(format!("plugin `{}` spec: {}", plugin.name, e.message)))
+                }
+                _ => RunError::Plugin(e),
+            })?;
+        tracing::debug!(plugin = plugin.name, version = %info.version, digest = %loaded.digest, "plugin ready");
+        Ok(instance)
+    }
+}
+
+/// Runs every source of `spec` into its destinations. Returns one summary per source; errors
+/// that happened while rows moved are in the summaries, not in the `Err`.
+pub async fn execute(spec: &SyncSpec, env: &Environment) -> Result<Vec<SourceSummary>, RunError> {
+    let mut slots: HashMap<String, DestinationSlot> = HashMap::new();
+    for d in &spec.destinations {
+        let plugin = env.start(d.into(), Role::Destination).await?;
+        slots.insert(
+            d.name.clone(),
+            DestinationSlot {
+                name: d.name.clone(),
+                plugin: Box::new(plugin),
+                write_mode: d.write_mode,
+                migrate_mode: d.migrate_mode,
+            },
+        );
+    }
+    let mut sources = Vec::new();
+    for s in &spec.sources {
+        sources.push((s, env.start(s.into(), Role::Source).await?));
+    }
+
+    let sync_time_us = sync::now_us();
+    let mut summaries = Vec::new();
+    for (spec, mut plugin) in sources {
+        let run = SourceRun {
+            name: &spec.name,
+            plugin: &mut plugin,
+            selection: TableSelection {
+                tables: spec.tables.clone(),
+                skip_tables: spec.skip_tables.clone(),
+                skip_dependent_tables: spec.skip_dependent_tables,
+            },
+            deterministic_cq_id: spec.deterministic_cq_id,
+        };
+        let destinations = spec
+            .destinations
+            .iter()
+            .filter_map(|name| slots.remove(name))
+            .collect();
+        let (returned, mut summary) = sync::run(run, destinations, sync_time_us).await;
+        for slot in returned {
+            slots.insert(slot.name.clone(), slot);
+        }
+        if let Err(e) = crate::runtime::Source::close(&mut plugin).await {
+            summary.plugin_errors.push(e);
+        }
+        tracing::info!(
+            source = %spec.name,
+            rows = summary.rows(),
+            errors = summary.error_count(),
+            elapsed_ms = summary.duration.as_millis() as u64,
+            "source finished"
+        );
+        summaries.push(summary);
+    }
+    for (name, mut slot) in slots {
+        if let Err(e) = slot.plugin.close().await {
+            match summaries
+                .iter_mut()
+                .find(|s| s.destinations.iter().any(|d| d.name == name))
+            {
+                Some(summary) => summary.plugin_errors.push(e),
+                None => tracing::warn!(destination = %name, "closing failed: {e}"),
+            }
+        }
+    }
+    Ok(summaries)
+}
+
+/// The directory compiled components are cached in: `QUARRY_CACHE_DIR`, else the user's cache
+/// directory (`$XDG_CACHE_HOME/quarry` or `~/.cache/quarry`).
+pub fn cache_dir() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os("QUARRY_CACHE_DIR") {
+        return Some(PathBuf::from(dir));
+    }
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache")))?;
+    Some(base.join("quarry").join("components"))
+}

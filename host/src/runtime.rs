@@ -1,0 +1,161 @@
+//! The transport-agnostic face of a plugin. The sync engine sees sources and destinations only
+//! through [`Source`] and [`Destination`]; each transport (wasm components here, gRPC later)
+//! implements them in its own module.
+
+pub mod wasm;
+
+use std::fmt;
+
+use arrow_array::RecordBatch;
+use arrow_schema::SchemaRef;
+use tokio::sync::mpsc;
+
+/// What a plugin says about itself.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PluginInfo {
+    pub name: String,
+    pub version: String,
+    pub description: String,
+    pub source: bool,
+    pub destination: bool,
+    /// Hosts it connects to, spec fields that hold its paths, environment variables it reads.
+    pub needs_network: Vec<String>,
+    pub needs_files: Vec<String>,
+    pub needs_env: Vec<String>,
+}
+
+/// What went wrong, as the host classifies it: the plugin's own error kinds, plus the ways the
+/// sandbox stops a plugin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    InvalidSpec,
+    Unauthorized,
+    Unavailable,
+    NotSupported,
+    Internal,
+    /// The plugin trapped (a panic, an out-of-bounds access, ...). Its store is gone.
+    Trap,
+    /// The plugin ran past `permissions.timeout`.
+    Timeout,
+    /// The plugin asked for more memory than `permissions.memory`.
+    MemoryLimit,
+    /// The plugin could not be loaded or instantiated.
+    Load,
+}
+
+/// The step of a plugin's life an error happened in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    Load,
+    Init,
+    Tables,
+    Sync,
+    Migrate,
+    Write,
+    Flush,
+    Close,
+}
+
+impl fmt::Display for Phase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Phase::Load => "load",
+            Phase::Init => "init",
+            Phase::Tables => "tables",
+            Phase::Sync => "sync",
+            Phase::Migrate => "migrate-table",
+            Phase::Write => "write",
+            Phase::Flush => "flush",
+            Phase::Close => "close",
+        })
+    }
+}
+
+/// A plugin failed: which plugin, in which phase, how, and what to do about it.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("plugin `{plugin}` failed in {phase}: {message}")]
+pub struct PluginError {
+    pub plugin: String,
+    pub phase: Phase,
+    pub kind: ErrorKind,
+    pub message: String,
+    pub help: Option<String>,
+}
+
+impl PluginError {
+    pub fn new(plugin: &str, phase: Phase, kind: ErrorKind, message: impl Into<String>) -> Self {
+        PluginError {
+            plugin: plugin.into(),
+            phase,
+            kind,
+            message: message.into(),
+            help: None,
+        }
+    }
+
+    pub fn with_help(mut self, help: impl Into<String>) -> Self {
+        self.help = Some(help.into());
+        self
+    }
+}
+
+/// Which tables a source should produce (globs over table names).
+#[derive(Debug, Clone, Default)]
+pub struct TableSelection {
+    pub tables: Vec<String>,
+    pub skip_tables: Vec<String>,
+    pub skip_dependent_tables: bool,
+}
+
+/// A message from a running source.
+#[derive(Debug)]
+pub enum SourceMessage {
+    MigrateTable(SchemaRef),
+    /// Rows, and how many bytes of Arrow IPC carried them across the plugin boundary.
+    Insert {
+        batch: RecordBatch,
+        ipc_bytes: usize,
+    },
+}
+
+/// A plugin that produces tables.
+#[async_trait::async_trait]
+pub trait Source: Send {
+    fn info(&self) -> &PluginInfo;
+
+    /// The schemas of the selected tables.
+    async fn tables(&mut self, selection: &TableSelection) -> Result<Vec<SchemaRef>, PluginError>;
+
+    /// Runs the sync, sending every message to `out` (a bounded channel: a full channel holds
+    /// the source back). Returns when the source has sent everything.
+    async fn sync(
+        &mut self,
+        selection: &TableSelection,
+        deterministic_cq_id: bool,
+        out: mpsc::Sender<SourceMessage>,
+    ) -> Result<(), PluginError>;
+
+    async fn close(&mut self) -> Result<(), PluginError>;
+}
+
+/// A plugin that stores tables.
+#[async_trait::async_trait]
+pub trait Destination: Send {
+    fn info(&self) -> &PluginInfo;
+
+    async fn migrate_table(&mut self, schema: &SchemaRef, force: bool) -> Result<(), PluginError>;
+
+    async fn insert(&mut self, batch: &RecordBatch) -> Result<(), PluginError>;
+
+    async fn delete_stale(
+        &mut self,
+        table: &str,
+        source_name: &str,
+        sync_time_us: i64,
+    ) -> Result<(), PluginError>;
+
+    /// After this returns ok, every earlier write is durable.
+    async fn flush(&mut self) -> Result<(), PluginError>;
+
+    async fn close(&mut self) -> Result<(), PluginError>;
+}

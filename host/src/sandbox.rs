@@ -1,0 +1,230 @@
+//! What a plugin may touch, and how the host holds it to that. Deny by default: a plugin gets no
+//! directory, no environment variable, no socket and no more memory or time than the user granted
+//! in its spec's `permissions:`, and its standard output and error go to the host log, capped.
+
+mod output;
+
+use std::path::{Component, Path, PathBuf};
+use std::time::Duration;
+
+use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder};
+
+pub use output::PluginOutput;
+
+use crate::spec::{Access, Permissions};
+
+/// The memory a plugin gets when its spec grants none: enough for large batches, far from the
+/// 4 GiB a 32-bit guest could otherwise take.
+pub const DEFAULT_MEMORY: u64 = 1 << 30;
+
+/// How much of a plugin's standard output and error is logged before the rest is dropped.
+pub const OUTPUT_CAP: usize = 1 << 20;
+
+/// One directory a plugin may use, under the name the plugin sees it by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirGrant {
+    /// The path as the user wrote it, normalised: what the plugin opens paths under.
+    pub guest: String,
+    pub host: PathBuf,
+    pub access: Access,
+}
+
+/// Everything a plugin instance was granted, resolved against the host.
+#[derive(Debug, Clone)]
+pub struct Grants {
+    pub dirs: Vec<DirGrant>,
+    /// Granted variables that are set on the host, with their values.
+    pub env: Vec<(String, String)>,
+    pub network: Vec<String>,
+    pub memory: u64,
+    pub timeout: Option<Duration>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum GrantError {
+    #[error("cannot grant directory `{path}`: {reason}")]
+    Directory { path: String, reason: String },
+}
+
+impl Grants {
+    /// Nothing at all: no files, no env, no network, the default memory, no timeout.
+    pub fn none() -> Self {
+        Grants {
+            dirs: Vec::new(),
+            env: Vec::new(),
+            network: Vec::new(),
+            memory: DEFAULT_MEMORY,
+            timeout: None,
+        }
+    }
+
+    /// Resolves a spec's permissions against the working directory `cwd`. Directories granted
+    /// for writing are created if missing; directories granted for reading must exist.
+    pub fn resolve(permissions: &Permissions, cwd: &Path) -> Result<Self, GrantError> {
+        let mut dirs = Vec::new();
+        for (path, access) in &permissions.files {
+            let guest = normalise(path);
+            let host = cwd.join(&guest);
+            let fail = |reason: String| GrantError::Directory {
+                path: path.clone(),
+                reason,
+            };
+            if *access == Access::Write {
+                std::fs::create_dir_all(&host).map_err(|e| fail(e.to_string()))?;
+            }
+            let host = host.canonicalize().map_err(|e| fail(e.to_string()))?;
+            if !host.is_dir() {
+                return Err(fail("it is not a directory".into()));
+            }
+            dirs.push(DirGrant {
+                guest,
+                host,
+                access: *access,
+            });
+        }
+        let env = permissions
+            .env
+            .iter()
+            .filter_map(|name| std::env::var(name).ok().map(|value| (name.clone(), value)))
+            .collect();
+        Ok(Grants {
+            dirs,
+            env,
+            network: permissions.network.clone(),
+            memory: permissions.memory.unwrap_or(DEFAULT_MEMORY),
+            timeout: permissions.timeout,
+        })
+    }
+
+    /// The WASI context that gives a plugin exactly these grants.
+    pub fn wasi(&self, stdout: PluginOutput, stderr: PluginOutput) -> wasmtime::Result<WasiCtx> {
+        let mut wasi = WasiCtxBuilder::new();
+        wasi.stdout(stdout).stderr(stderr);
+        for (name, value) in &self.env {
+            wasi.env(name, value);
+        }
+        for dir in &self.dirs {
+            let perms = match dir.access {
+                Access::Read => FsPerms::ReadOnly,
+                Access::Write => FsPerms::ReadWrite,
+            };
+            wasi.preopened_dir(&dir.host, &dir.guest, perms)?;
+        }
+        // Sockets arrive with outbound HTTP grants; until then none at all.
+        wasi.allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false);
+        wasi.socket_addr_check(|_, _| Box::pin(async { false }));
+        Ok(wasi.build())
+    }
+}
+
+/// `./out/` and `out` name the same directory; the plugin resolves paths by prefix, so grants use
+/// the shortest spelling (`.` for the working directory itself).
+fn normalise(path: &str) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let absolute = path.starts_with('/');
+    for part in Path::new(path).components() {
+        match part {
+            Component::CurDir | Component::RootDir | Component::Prefix(_) => {}
+            Component::ParentDir => parts.push("..".into()),
+            Component::Normal(p) => parts.push(p.to_string_lossy().into_owned()),
+        }
+    }
+    let joined = parts.join("/");
+    match (absolute, joined.is_empty()) {
+        (true, _) => format!("/{joined}"),
+        (false, true) => ".".into(),
+        (false, false) => joined,
+    }
+}
+
+/// Caps a store's linear memory and remembers a refused request, so that the failure the plugin
+/// reports (usually a trap from its allocator) can be explained as the limit it was.
+#[derive(Debug)]
+pub struct MemoryCap {
+    pub limit: u64,
+    pub refused: Option<u64>,
+}
+
+impl wasmtime::ResourceLimiter for MemoryCap {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired as u64 > self.limit {
+            self.refused = Some(desired as u64);
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= 10_000_000)
+    }
+}
+
+/// `512MiB` style, for messages.
+pub fn human_bytes(bytes: u64) -> String {
+    const UNITS: [(&str, u64); 3] = [("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)];
+    for (unit, size) in UNITS {
+        if bytes >= size && bytes % size == 0 {
+            return format!("{}{unit}", bytes / size);
+        }
+    }
+    match bytes {
+        b if b >= 1 << 20 => format!("{:.1}MiB", b as f64 / (1u64 << 20) as f64),
+        b => format!("{b}B"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grant_paths_are_normalised() {
+        assert_eq!(normalise("./out"), "out");
+        assert_eq!(normalise("out/"), "out");
+        assert_eq!(normalise("./a/./b"), "a/b");
+        assert_eq!(normalise("."), ".");
+        assert_eq!(normalise("./"), ".");
+        assert_eq!(normalise("/tmp/x"), "/tmp/x");
+        assert_eq!(normalise("../up"), "../up");
+    }
+
+    #[test]
+    fn byte_sizes_read_as_written() {
+        assert_eq!(human_bytes(512 << 20), "512MiB");
+        assert_eq!(human_bytes(1 << 30), "1GiB");
+        assert_eq!(human_bytes(1_500_000), "1.4MiB");
+    }
+
+    #[test]
+    fn write_grants_create_their_directory_and_read_grants_must_exist() {
+        let tmp = tempfile::tempdir().unwrap();
+        let permissions = Permissions {
+            files: vec![("./out/nested".into(), Access::Write)],
+            ..Permissions::default()
+        };
+        let grants = Grants::resolve(&permissions, tmp.path()).unwrap();
+        assert!(tmp.path().join("out/nested").is_dir());
+        assert_eq!(grants.dirs[0].guest, "out/nested");
+        let missing = Permissions {
+            files: vec![("in".into(), Access::Read)],
+            ..Permissions::default()
+        };
+        let err = Grants::resolve(&missing, tmp.path()).unwrap_err();
+        assert!(
+            err.to_string().starts_with("cannot grant directory `in`:"),
+            "{err}"
+        );
+    }
+}

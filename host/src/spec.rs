@@ -1,0 +1,217 @@
+//! The spec loader: reads the user's CloudQuery-compatible YAML files (DESIGN §7) into a checked
+//! [`SyncSpec`], or into one [`SpecError`] that names the file, line and column at fault.
+//!
+//! Pipeline: YAML text → node tree with positions (`yaml`) → `${...}` expansion on parsed values
+//! (`expand`) → serde over the tree into the structs below (`de`, which attaches positions to serde
+//! errors) → checks across documents (`loader`). A plugin's own `spec:` stays JSON and is checked
+//! later against the plugin's schema with [`PluginSpec::validate`].
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+mod de;
+mod error;
+mod expand;
+mod loader;
+mod permissions;
+mod plugin_spec;
+mod units;
+mod yaml;
+
+#[cfg(test)]
+mod ui_tests;
+
+pub use error::{Location, SpecError};
+pub use permissions::{Access, Permissions};
+pub use plugin_spec::PluginSpec;
+
+/// Everything one `quarry sync` run was asked to do.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SyncSpec {
+    pub sources: Vec<SourceSpec>,
+    pub destinations: Vec<DestinationSpec>,
+}
+
+/// Loads every spec document in `paths` (files, or directories whose `*.yml`/`*.yaml` files are
+/// read in name order) and checks them together. File names in errors are shown as given here.
+pub fn load(paths: &[PathBuf]) -> Result<SyncSpec, SpecError> {
+    loader::load(paths, &|name| std::env::var(name))
+}
+
+/// Declares an enum spelled in YAML as fixed words: serde names, `Display` and `ALL` come from one
+/// list, so a test can check every spelling round-trips.
+macro_rules! yaml_words {
+    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident => $text:literal,)+ }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Deserialize)]
+        pub enum $name {
+            $($(#[$vmeta])* #[serde(rename = $text)] $variant,)+
+        }
+
+        impl $name {
+            pub const ALL: &[Self] = &[$(Self::$variant),+];
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(match self { $(Self::$variant => $text,)+ })
+            }
+        }
+    };
+}
+
+yaml_words! {
+    /// Where a plugin comes from; decides how `path` is read.
+    Registry {
+        /// Quarry's plugin registry; `path` is `OWNER/NAME`, e.g. `quarry/test`.
+        #[default]
+        Quarry => "quarry",
+        /// A component file on disk; `path` is a file path, kept as written.
+        Local => "local",
+        /// A native plugin already serving gRPC; `path` is its address.
+        Grpc => "grpc",
+        /// An OCI image reference.
+        Oci => "oci",
+    }
+}
+
+yaml_words! {
+    WriteMode {
+        Append => "append",
+        /// Upsert on the primary key.
+        Overwrite => "overwrite",
+        /// Upsert, then delete rows of this source that the sync did not see.
+        #[default]
+        OverwriteDeleteStale => "overwrite-delete-stale",
+    }
+}
+
+yaml_words! {
+    MigrateMode {
+        /// Only migrations that cannot lose data.
+        #[default]
+        Safe => "safe",
+        /// Drop and recreate tables when needed.
+        Forced => "forced",
+    }
+}
+
+yaml_words! {
+    PkMode {
+        #[default]
+        Default => "default",
+        /// `_cq_id` is the only primary key.
+        CqIdOnly => "cq-id-only",
+    }
+}
+
+/// A `kind: source` document's `spec:`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a mapping of source settings")]
+pub struct SourceSpec {
+    pub name: String,
+    pub path: String,
+    #[serde(default)]
+    pub registry: Registry,
+    pub version: Option<String>,
+    /// Table name patterns to sync; required, as in CloudQuery (`["*"]` for all).
+    #[serde(deserialize_with = "units::string_list")]
+    pub tables: Vec<String>,
+    #[serde(default, deserialize_with = "units::string_list")]
+    pub skip_tables: Vec<String>,
+    #[serde(default)]
+    pub skip_dependent_tables: bool,
+    /// Names of `kind: destination` documents; at least one, each defined.
+    #[serde(deserialize_with = "units::string_list")]
+    pub destinations: Vec<String>,
+    #[serde(default)]
+    pub deterministic_cq_id: bool,
+    pub concurrency: Option<u64>,
+    pub backend_options: Option<BackendOptions>,
+    #[serde(default)]
+    pub spec: PluginSpec,
+    #[serde(default)]
+    pub permissions: Permissions,
+    /// Where this document's `spec:` mapping starts; set by [`load`].
+    #[serde(skip, default = "Location::unset")]
+    pub at: Location,
+}
+
+/// Where a source keeps incremental-sync state.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a mapping with `table_name` and `connection`"
+)]
+pub struct BackendOptions {
+    pub table_name: String,
+    /// Usually `@@plugins.NAME.connection`, resolved by the sync planner.
+    pub connection: String,
+}
+
+/// A `kind: destination` document's `spec:`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a mapping of destination settings")]
+pub struct DestinationSpec {
+    pub name: String,
+    pub path: String,
+    #[serde(default)]
+    pub registry: Registry,
+    pub version: Option<String>,
+    #[serde(default)]
+    pub write_mode: WriteMode,
+    #[serde(default)]
+    pub migrate_mode: MigrateMode,
+    #[serde(default)]
+    pub pk_mode: PkMode,
+    /// Rows per batch.
+    pub batch_size: Option<u64>,
+    pub batch_size_bytes: Option<u64>,
+    #[serde(default, deserialize_with = "units::duration")]
+    pub batch_timeout: Option<Duration>,
+    #[serde(default)]
+    pub spec: PluginSpec,
+    #[serde(default)]
+    pub permissions: Permissions,
+    /// Where this document's `spec:` mapping starts; set by [`load`].
+    #[serde(skip, default = "Location::unset")]
+    pub at: Location,
+}
+
+#[cfg(test)]
+#[expect(
+    clippy::unwrap_used,
+    reason = "a test fails loudly on an unexpected error"
+)]
+mod tests {
+    use super::*;
+    use crate::spec::de::from_node;
+    use crate::spec::yaml::parse_documents;
+
+    /// Every spelling in `ALL` reads back as the variant that displays it.
+    fn round_trips<T>(all: &[T])
+    where
+        T: fmt::Display + PartialEq + fmt::Debug + for<'de> Deserialize<'de>,
+    {
+        for variant in all {
+            let node = parse_documents(&format!("\"{variant}\"\n"))
+                .unwrap()
+                .remove(0);
+            assert_eq!(&from_node::<T>(&node).unwrap(), variant);
+        }
+    }
+
+    #[test]
+    fn yaml_words_round_trip() {
+        round_trips(Registry::ALL);
+        round_trips(WriteMode::ALL);
+        round_trips(MigrateMode::ALL);
+        round_trips(PkMode::ALL);
+        assert_eq!(WriteMode::default().to_string(), "overwrite-delete-stale");
+        assert_eq!(PkMode::CqIdOnly.to_string(), "cq-id-only");
+        assert_eq!(Registry::default(), Registry::Quarry);
+    }
+}

@@ -1,0 +1,302 @@
+//! Finding spec files, reading each document, and the checks that need every document at once
+//! (unique names, destinations that exist, at least one source).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use serde::de::IgnoredAny;
+
+use super::de::from_node;
+use super::error::{Location, SpecError};
+use super::expand::{Env, expand};
+use super::yaml::{Node, NodeKind, Pos, parse_documents};
+use super::{DestinationSpec, Registry, SourceSpec, SyncSpec};
+
+/// CloudQuery fields that existing specs use but Quarry does not implement yet. They are removed
+/// (with a warning) before the strict read, so specs load unchanged and a typo is still an error.
+const IGNORED_SOURCE_FIELDS: &[&str] = &[
+    "otel_endpoint",
+    "otel_endpoint_insecure",
+    "docker_registry_auth_token",
+];
+const IGNORED_DESTINATION_FIELDS: &[&str] = &[
+    "sync_group_id",
+    "send_sync_summary",
+    "docker_registry_auth_token",
+];
+
+/// Where to point when a file has no better position (e.g. a syntax error at the very start).
+const FILE_START: Pos = Pos { line: 1, column: 1 };
+
+#[derive(Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum Kind {
+    Source,
+    Destination,
+}
+
+/// `{kind, spec}`; `spec` is read on its own once `kind` says which struct it is.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a mapping with `kind` and `spec`")]
+struct Document {
+    kind: Kind,
+    #[serde(rename = "spec")]
+    _spec: IgnoredAny,
+}
+
+/// A loaded document plus the positions that the cross-document checks point at.
+struct Entry<T> {
+    spec: T,
+    name_at: Location,
+    destinations_at: Vec<Location>,
+}
+
+pub(crate) fn load(paths: &[PathBuf], env: Env<'_>) -> Result<SyncSpec, SpecError> {
+    let mut sources = Vec::new();
+    let mut destinations = Vec::new();
+    for file in spec_files(paths)? {
+        let text = std::fs::read_to_string(&file).map_err(|e| cannot_read(&file, &e))?;
+        let documents = parse_documents(&text).map_err(|e| e.into_spec(&file, FILE_START))?;
+        for mut document in documents {
+            let at = document.at;
+            expand(&mut document, env).map_err(|e| e.into_spec(&file, at))?;
+            let Document { kind, .. } = from_node(&document).map_err(|e| e.into_spec(&file, at))?;
+            match kind {
+                Kind::Source => sources.push(read_source(&file, &mut document)?),
+                Kind::Destination => destinations.push(read_destination(&file, &mut document)?),
+            }
+        }
+    }
+    check_unique(
+        "source",
+        sources.iter().map(|e| (e.spec.name.as_str(), &e.name_at)),
+    )?;
+    check_unique(
+        "destination",
+        destinations
+            .iter()
+            .map(|e| (e.spec.name.as_str(), &e.name_at)),
+    )?;
+    check_references(&sources, &destinations)?;
+    if sources.is_empty() {
+        let given: Vec<String> = paths.iter().map(|p| format!("`{}`", p.display())).collect();
+        return Err(
+            SpecError::new(format!("no sources defined in {}", given.join(", ")))
+                .with_help("add a document with `kind: source`"),
+        );
+    }
+    Ok(SyncSpec {
+        sources: sources.into_iter().map(|e| e.spec).collect(),
+        destinations: destinations.into_iter().map(|e| e.spec).collect(),
+    })
+}
+
+fn read_source(file: &Path, document: &mut Node) -> Result<Entry<SourceSpec>, SpecError> {
+    let node = spec_node(file, document, IGNORED_SOURCE_FIELDS);
+    let mut source: SourceSpec = from_node(node).map_err(|e| e.into_spec(file, node.at))?;
+    source.at = Location::from_pos(file, node.at);
+    source.spec.locate(file, node.get("spec"), node.at);
+    check_path(file, node, &source.path, source.registry)?;
+    if source.destinations.is_empty() {
+        return Err(SpecError::at(
+            value_at(file, node, "destinations"),
+            format!("source `{}` has no destinations", source.name),
+        )
+        .with_help("name the destinations to write to, e.g. `destinations: [postgresql]`"));
+    }
+    let destinations_at = match node.get("destinations").map(|n| &n.kind) {
+        Some(NodeKind::Seq(items)) => items
+            .iter()
+            .map(|item| Location::from_pos(file, item.at))
+            .collect(),
+        _ => Vec::new(),
+    };
+    Ok(Entry {
+        name_at: value_at(file, node, "name"),
+        destinations_at,
+        spec: source,
+    })
+}
+
+fn read_destination(file: &Path, document: &mut Node) -> Result<Entry<DestinationSpec>, SpecError> {
+    let node = spec_node(file, document, IGNORED_DESTINATION_FIELDS);
+    let mut destination: DestinationSpec =
+        from_node(node).map_err(|e| e.into_spec(file, node.at))?;
+    destination.at = Location::from_pos(file, node.at);
+    destination.spec.locate(file, node.get("spec"), node.at);
+    check_path(file, node, &destination.path, destination.registry)?;
+    let name_at = value_at(file, node, "name");
+    Ok(Entry {
+        spec: destination,
+        name_at,
+        destinations_at: Vec::new(),
+    })
+}
+
+/// The document's `spec:` mapping, minus the accepted-but-ignored fields.
+fn spec_node<'a>(file: &Path, document: &'a mut Node, ignored: &[&str]) -> &'a Node {
+    if let NodeKind::Map(entries) = &mut document.kind
+        && let Some((_, spec)) = entries
+            .iter_mut()
+            .find(|(key, _)| key.key_text() == Some("spec"))
+        && let NodeKind::Map(fields) = &mut spec.kind
+    {
+        fields.retain(|(key, _)| {
+            let field = key.key_text().unwrap_or_default();
+            let keep = !ignored.contains(&field);
+            if !keep {
+                tracing::warn!(
+                    file = %file.display(), line = key.at.line, field,
+                    "spec field accepted for CloudQuery compatibility but not supported; ignored"
+                );
+            }
+            keep
+        });
+    }
+    let document: &'a Node = document;
+    // `Document` already required `spec`; falling back keeps this total.
+    document.get("spec").unwrap_or(document)
+}
+
+fn value_at(file: &Path, node: &Node, key: &str) -> Location {
+    Location::from_pos(file, node.get(key).map_or(node.at, |value| value.at))
+}
+
+/// `path` is kept as written, but it must be usable by its registry.
+fn check_path(file: &Path, node: &Node, path: &str, registry: Registry) -> Result<(), SpecError> {
+    let at = || value_at(file, node, "path");
+    if path.trim().is_empty() {
+        return Err(SpecError::at(at(), "`path` must not be empty"));
+    }
+    match registry {
+        Registry::Quarry => {
+            let valid_part = |part: &str| {
+                !part.is_empty()
+                    && part
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+            };
+            let owner_name = path.split_once('/').is_some_and(|(owner, name)| {
+                valid_part(owner) && valid_part(name) && owner != "." && owner != ".."
+            });
+            if !owner_name {
+                return Err(SpecError::at(
+                    at(),
+                    format!("`path`: `{path}` is not a registry plugin name"),
+                )
+                .with_help(
+                    "write `OWNER/NAME` (e.g. `quarry/test`), or set `registry: local` to load a \
+                     component file",
+                ));
+            }
+        }
+        Registry::Local if path.ends_with(['/', '\\']) => {
+            return Err(SpecError::at(
+                at(),
+                format!("`path`: `{path}` is a directory; `registry: local` needs a file"),
+            ));
+        }
+        Registry::Local | Registry::Grpc | Registry::Oci => {}
+    }
+    Ok(())
+}
+
+fn check_unique<'a>(
+    kind: &str,
+    names: impl Iterator<Item = (&'a str, &'a Location)>,
+) -> Result<(), SpecError> {
+    let mut seen: HashMap<&str, &Location> = HashMap::new();
+    for (name, at) in names {
+        if let Some(first) = seen.insert(name, at) {
+            return Err(
+                SpecError::at(at.clone(), format!("duplicate {kind} name `{name}`"))
+                    .with_help(format!("the first {kind} named `{name}` is at {first}")),
+            );
+        }
+    }
+    Ok(())
+}
+
+fn check_references(
+    sources: &[Entry<SourceSpec>],
+    destinations: &[Entry<DestinationSpec>],
+) -> Result<(), SpecError> {
+    let defined: Vec<&str> = destinations.iter().map(|d| d.spec.name.as_str()).collect();
+    for source in sources {
+        for (i, name) in source.spec.destinations.iter().enumerate() {
+            if defined.contains(&name.as_str()) {
+                continue;
+            }
+            let at = source
+                .destinations_at
+                .get(i)
+                .unwrap_or(&source.name_at)
+                .clone();
+            let help = if defined.is_empty() {
+                "no destinations are defined; add a document with `kind: destination`".to_owned()
+            } else {
+                let quoted: Vec<String> = defined.iter().map(|d| format!("`{d}`")).collect();
+                format!("defined destinations: {}", quoted.join(", "))
+            };
+            return Err(SpecError::at(
+                at,
+                format!(
+                    "source `{}` writes to undefined destination `{name}`",
+                    source.spec.name
+                ),
+            )
+            .with_help(help));
+        }
+    }
+    Ok(())
+}
+
+/// The files named by `paths`: files as given, directories expanded to their `*.yml`/`*.yaml`
+/// files in name order (not recursive, so that a `fixtures/` folder beside the specs is not read).
+fn spec_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, SpecError> {
+    if paths.is_empty() {
+        return Err(SpecError::new("no spec files given")
+            .with_help("pass spec files or directories, e.g. `quarry sync spec.yml`"));
+    }
+    let mut files = Vec::new();
+    for path in paths {
+        let metadata = std::fs::metadata(path).map_err(|e| cannot_read(path, &e))?;
+        if !metadata.is_dir() {
+            files.push(path.clone());
+            continue;
+        }
+        let entries = std::fs::read_dir(path).map_err(|e| cannot_read(path, &e))?;
+        let mut found = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| cannot_read(path, &e))?;
+            let file = entry.path();
+            let is_yaml = file
+                .extension()
+                .is_some_and(|ext| ext == "yml" || ext == "yaml");
+            if is_yaml && file.is_file() {
+                found.push(file);
+            }
+        }
+        if found.is_empty() {
+            return Err(SpecError::new(format!(
+                "no `*.yml` or `*.yaml` files in `{}`",
+                path.display()
+            )));
+        }
+        found.sort();
+        files.extend(found);
+    }
+    Ok(files)
+}
+
+fn cannot_read(path: &Path, error: &std::io::Error) -> SpecError {
+    SpecError::new(format!("cannot read `{}`: {error}", path.display()))
+}
+
+#[cfg(test)]
+#[expect(
+    clippy::unwrap_used,
+    reason = "a test fails loudly on an unexpected error"
+)]
+mod tests;

@@ -1,0 +1,224 @@
+//! The sync engine: runs one source and streams its messages to each of its destinations.
+//!
+//! The source runs on this task; each destination runs on a task of its own behind a bounded
+//! queue, so a slow destination holds the source back (the source's `emit` waits) instead of
+//! buffering without bound, and source and destinations use different cores. The engine adds
+//! the internal columns and counts; it does no per-row work. Every failure is recorded in the
+//! summary; a failing destination stops only itself.
+
+mod columns;
+pub mod summary;
+
+use std::collections::BTreeMap;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use arrow_array::RecordBatch;
+use arrow_schema::SchemaRef;
+use tokio::sync::mpsc;
+
+pub use columns::{SOURCE_NAME, SYNC_TIME};
+pub use summary::{DestinationSummary, SourceSummary, TableSummary};
+
+use crate::runtime::{Destination, PluginError, Source, SourceMessage, TableSelection};
+use crate::spec::{MigrateMode, WriteMode};
+
+/// Messages in flight per queue. Each holds one batch, so this bounds memory to a few batches
+/// per destination.
+const QUEUE: usize = 4;
+
+/// A destination as the engine drives it.
+pub struct DestinationSlot {
+    pub name: String,
+    pub plugin: Box<dyn Destination>,
+    pub write_mode: WriteMode,
+    pub migrate_mode: MigrateMode,
+}
+
+/// A source run: which source, which tables, which destinations (indices into the slots).
+pub struct SourceRun<'a> {
+    pub name: &'a str,
+    pub plugin: &'a mut dyn Source,
+    pub selection: TableSelection,
+    pub deterministic_cq_id: bool,
+}
+
+#[derive(Clone)]
+enum WriteMessage {
+    Migrate(SchemaRef),
+    Insert(RecordBatch),
+}
+
+/// The sync time of a run starting now, in microseconds since the Unix epoch.
+pub fn now_us() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
+}
+
+/// Runs `source` into `destinations` and returns them with the run's summary.
+pub async fn run(
+    source: SourceRun<'_>,
+    destinations: Vec<DestinationSlot>,
+    sync_time_us: i64,
+) -> (Vec<DestinationSlot>, SourceSummary) {
+    let started = Instant::now();
+    let mut summary = SourceSummary::new(source.name);
+    let mut columns = columns::InternalColumns::new(source.name, sync_time_us);
+
+    let mut queues = Vec::new();
+    let mut writers = Vec::new();
+    for slot in destinations {
+        let (tx, rx) = mpsc::channel::<WriteMessage>(QUEUE);
+        queues.push(Some(tx));
+        writers.push(tokio::spawn(write(slot, rx)));
+    }
+
+    let (tx, mut rx) = mpsc::channel::<SourceMessage>(QUEUE);
+    let sync = source
+        .plugin
+        .sync(&source.selection, source.deterministic_cq_id, tx);
+    let forward = async {
+        let mut tables: BTreeMap<String, TableSummary> = BTreeMap::new();
+        let mut engine_error = None;
+        while let Some(message) = rx.recv().await {
+            let outgoing = match message {
+                SourceMessage::MigrateTable(schema) => {
+                    let table = table_name(&schema);
+                    tables.entry(table.clone()).or_default();
+                    WriteMessage::Migrate(columns.migrate(&table, &schema))
+                }
+                SourceMessage::Insert { batch, ipc_bytes } => {
+                    let table = table_name(batch.schema_ref());
+                    let stats = tables.entry(table.clone()).or_default();
+                    stats.rows += batch.num_rows() as u64;
+                    stats.ipc_bytes += ipc_bytes as u64;
+                    stats.batches += 1;
+                    match columns.extend(&table, &batch) {
+                        Ok(batch) => WriteMessage::Insert(batch),
+                        Err(e) => {
+                            engine_error = Some(format!("source `{}`: {e}", source.name));
+                            break;
+                        }
+                    }
+                }
+            };
+            let mut open = 0;
+            for queue in queues.iter_mut() {
+                if let Some(tx) = queue {
+                    if tx.send(outgoing.clone()).await.is_err() {
+                        // The destination stopped; its task reports why.
+                        *queue = None;
+                    } else {
+                        open += 1;
+                    }
+                }
+            }
+            if open == 0 {
+                break;
+            }
+        }
+        // Dropping the receiver cancels the source if it is still sending.
+        drop(rx);
+        queues.clear();
+        (tables, engine_error)
+    };
+    let (sync_result, (tables, engine_error)) = tokio::join!(sync, forward);
+    summary.tables = tables;
+
+    let mut slots = Vec::new();
+    for writer in writers {
+        match writer.await {
+            Ok((slot, result)) => {
+                let mut report = DestinationSummary::new(&slot.name);
+                if let Err(e) = result {
+                    report.error = Some(e.to_string());
+                    summary.plugin_errors.push(e);
+                }
+                summary.destinations.push(report);
+                slots.push(slot);
+            }
+            Err(e) => summary
+                .errors
+                .push(format!("a destination task failed: {e}")),
+        }
+    }
+    if let Some(e) = engine_error {
+        summary.errors.push(e);
+    }
+    match sync_result {
+        // A source cancelled because every destination failed reports the destinations' errors.
+        Err(e)
+            if summary.plugin_errors.is_empty()
+                || e.kind != crate::runtime::ErrorKind::Unavailable =>
+        {
+            summary.plugin_errors.insert(0, e)
+        }
+        _ => {}
+    }
+
+    if summary.ok() {
+        delete_stale(&mut slots, &mut summary, source.name, sync_time_us).await;
+    }
+    summary.duration = started.elapsed();
+    (slots, summary)
+}
+
+/// Drives one destination from its queue, then flushes it. On the first failure it stops taking
+/// messages (the engine sees the queue close) but still flushes, so what was written before
+/// the failure is kept.
+async fn write(
+    mut slot: DestinationSlot,
+    mut rx: mpsc::Receiver<WriteMessage>,
+) -> (DestinationSlot, Result<(), PluginError>) {
+    let force = slot.migrate_mode == MigrateMode::Forced;
+    let mut result = Ok(());
+    while let Some(message) = rx.recv().await {
+        let step = match message {
+            WriteMessage::Migrate(schema) => slot.plugin.migrate_table(&schema, force).await,
+            WriteMessage::Insert(batch) => slot.plugin.insert(&batch).await,
+        };
+        if let Err(e) = step {
+            result = Err(e);
+            break;
+        }
+    }
+    drop(rx);
+    let flushed = slot.plugin.flush().await;
+    (slot, result.and(flushed))
+}
+
+async fn delete_stale(
+    slots: &mut [DestinationSlot],
+    summary: &mut SourceSummary,
+    source: &str,
+    sync_time_us: i64,
+) {
+    let tables: Vec<String> = summary.tables.keys().cloned().collect();
+    for slot in slots
+        .iter_mut()
+        .filter(|s| s.write_mode == WriteMode::OverwriteDeleteStale)
+    {
+        for table in &tables {
+            if let Err(e) = slot.plugin.delete_stale(table, source, sync_time_us).await {
+                if let Some(report) = summary
+                    .destinations
+                    .iter_mut()
+                    .find(|d| d.name == slot.name)
+                {
+                    report.error.get_or_insert_with(|| e.to_string());
+                }
+                summary.plugin_errors.push(e);
+                break;
+            }
+        }
+    }
+}
+
+fn table_name(schema: &SchemaRef) -> String {
+    schema
+        .metadata()
+        .get("cq:table_name")
+        .cloned()
+        .unwrap_or_default()
+}

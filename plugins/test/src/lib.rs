@@ -1,0 +1,159 @@
+//! Quarry's `test` plugin. As a source it produces synthetic, deterministic rows (the value of
+//! every cell is a function of its row number, so a test can check any row it reads back); as a
+//! destination it decodes what it is sent and discards it, to measure the rest of the pipeline.
+
+mod rows;
+mod types;
+
+use quarry_sdk::{Destination, Info, Plugin, RecordBatch, Result, Source, SyncContext, Table};
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+/// The `test` plugin's `spec:`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Spec {
+    /// Rows per table.
+    #[serde(default = "default_num_rows")]
+    #[schemars(range(min = 0))]
+    pub num_rows: u64,
+    /// How many `test_rows` tables: `test_rows`, then `test_rows_2`, `test_rows_3`, ...
+    #[serde(default = "default_num_tables")]
+    #[schemars(range(min = 1, max = 10000))]
+    pub num_tables: u32,
+    /// Rows per emitted batch.
+    #[serde(default = "default_batch_size")]
+    #[schemars(range(min = 1, max = 1000000))]
+    pub batch_size: u64,
+}
+
+fn default_num_rows() -> u64 {
+    1000
+}
+
+fn default_num_tables() -> u32 {
+    1
+}
+
+fn default_batch_size() -> u64 {
+    10_000
+}
+
+/// The plugin instance: its spec, and what a destination has discarded.
+pub struct TestPlugin {
+    spec: Spec,
+    discarded_rows: u64,
+}
+
+impl Plugin for TestPlugin {
+    type Spec = Spec;
+
+    fn info() -> Info {
+        Info::new(
+            "test",
+            env!("CARGO_PKG_VERSION"),
+            "Synthetic deterministic rows as a source; discards rows as a destination",
+        )
+    }
+
+    fn new(spec: Spec) -> Result<Self> {
+        Ok(TestPlugin {
+            spec,
+            discarded_rows: 0,
+        })
+    }
+}
+
+impl Source for TestPlugin {
+    fn tables(&self) -> Vec<Table> {
+        let mut tables: Vec<Table> = (1..=self.spec.num_tables)
+            .map(|n| {
+                if n == 1 {
+                    rows::table("test_rows")
+                } else {
+                    rows::table(&format!("test_rows_{n}"))
+                }
+            })
+            .collect();
+        tables.push(types::table());
+        tables
+    }
+
+    fn sync(&mut self, tables: &[Table], out: &mut SyncContext<'_>) -> Result<()> {
+        let (rows, batch) = (self.spec.num_rows, self.spec.batch_size.max(1));
+        for table in tables {
+            let mut start = 0;
+            while start < rows {
+                let end = (start + batch).min(rows);
+                let columns = if table.name == types::NAME {
+                    types::columns(start, end)?
+                } else {
+                    rows::columns(start, end)?
+                };
+                out.insert(table, columns)?;
+                start = end;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Destination for TestPlugin {
+    fn migrate_table(&mut self, _table: &Table, _force: bool) -> Result<()> {
+        Ok(())
+    }
+
+    fn insert(&mut self, _table: &Table, batch: RecordBatch) -> Result<()> {
+        self.discarded_rows += batch.num_rows() as u64;
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        quarry_sdk::log::debug("discarded", &[("rows", &self.discarded_rows.to_string())]);
+        Ok(())
+    }
+}
+
+quarry_sdk::export_source_and_destination!(TestPlugin);
+
+#[cfg(test)]
+mod tests {
+    use quarry_sdk::{Message, SyncContext};
+
+    use super::*;
+
+    fn sync(spec: Spec) -> Vec<RecordBatch> {
+        let mut plugin = TestPlugin::new(spec).unwrap();
+        let tables = plugin.tables();
+        let mut messages = Vec::new();
+        plugin
+            .sync(&tables, &mut SyncContext::collecting(&mut messages))
+            .unwrap();
+        messages
+            .into_iter()
+            .filter_map(|m| match m {
+                Message::Insert(b) => Some(b),
+                Message::MigrateTable(_) => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn batches_cover_every_row_of_every_table_once() {
+        let batches = sync(Spec {
+            num_rows: 25,
+            num_tables: 2,
+            batch_size: 10,
+        });
+        let per_table = |name: &str| -> Vec<usize> {
+            batches
+                .iter()
+                .filter(|b| b.schema().metadata()["cq:table_name"] == name)
+                .map(|b| b.num_rows())
+                .collect()
+        };
+        assert_eq!(per_table("test_rows"), [10, 10, 5]);
+        assert_eq!(per_table("test_rows_2"), [10, 10, 5]);
+        assert_eq!(per_table("test_all_types"), [10, 10, 5]);
+    }
+}

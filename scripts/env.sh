@@ -1,0 +1,11 @@
+# Shared by scripts/*: the toolchain pieces and where builds go. Source it, don't run it.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# Builds are cached outside the clone so repeat runs (and fresh clones) reuse them.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/quarry/target}"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "error: cargo not found; install Rust with rustup (https://rustup.rs) first" >&2
+  exit 1
+fi
+rustup target add wasm32-wasip2 >/dev/null

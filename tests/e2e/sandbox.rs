@@ -1,0 +1,165 @@
+//! The sandbox holds plugins to their grants: files, environment, memory, time.
+
+use crate::support::{Workdir, files, hostile_plugin};
+
+/// A spec whose source is the hostile fixture doing `action`, into JSON files under ./out.
+fn hostile(work: &Workdir, action: &str, permissions: &str) -> String {
+    let spec = format!(
+        "kind: source\nspec:\n  name: hostile\n  registry: local\n  path: {}\n  tables: ['*']\n  destinations: [out]\n  spec: {{ {action} }}\n  permissions: {{ {permissions} }}\n---\nkind: destination\nspec:\n  name: out\n  path: quarry/file\n  write_mode: append\n  spec: {{ path: 'out/{{{{TABLE}}}}.{{{{FORMAT}}}}', format: json, no_rotate: true }}\n  permissions: {{ files: {{ ./out: write }} }}\n",
+        hostile_plugin().display()
+    );
+    work.write("spec.yml", &spec).display().to_string()
+}
+
+/// The `result` the hostile source reported.
+fn finding(work: &Workdir) -> String {
+    let text = std::fs::read_to_string(work.path().join("out/hostile_findings.json"))
+        .expect("findings written");
+    let row: serde_json::Value = serde_json::from_str(text.trim()).expect("one JSON row");
+    row["result"].as_str().expect("result").to_string()
+}
+
+#[test]
+fn the_file_plugin_cannot_write_outside_its_granted_directory() {
+    let work = Workdir::new();
+    let outside = tempfile::tempdir().unwrap();
+    for path in [
+        "../escaped/{{TABLE}}.csv".to_string(),
+        format!("{}/{{{{TABLE}}}}.csv", outside.path().display()),
+    ] {
+        let spec = work.write(
+            "spec.yml",
+            &format!(
+                "kind: source\nspec:\n  name: test\n  path: quarry/test\n  tables: [test_rows]\n  destinations: [out]\n  spec: {{ num_rows: 10 }}\n---\nkind: destination\nspec:\n  name: out\n  path: quarry/file\n  write_mode: append\n  spec: {{ path: '{path}', format: csv, no_rotate: true }}\n  permissions: {{ files: {{ ./out: write }} }}\n"
+            ),
+        );
+        let run = work.quarry(&["sync", spec.to_str().unwrap()]);
+        // A missing grant is a configuration error: exit code 2.
+        assert_eq!(run.code, 2, "{run:?}");
+        assert!(
+            run.stderr.contains("plugin `out` failed in write"),
+            "{run:?}"
+        );
+        assert!(run.stderr.contains("not permitted"), "{run:?}");
+        assert!(
+            run.stderr.contains("permissions: { files: {"),
+            "the error says how to grant it: {run:?}"
+        );
+    }
+    assert!(!work.path().parent().unwrap().join("escaped").exists());
+    assert!(files(outside.path(), ".csv").is_empty());
+}
+
+#[test]
+fn a_plugin_reads_only_the_environment_variables_it_was_granted() {
+    let work = Workdir::new();
+    let secret = [("QUARRY_TEST_SECRET", "hunter2")];
+    let spec = hostile(&work, "action: env, name: QUARRY_TEST_SECRET", "");
+    let run = work.quarry_with(&["sync", &spec], &secret);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(finding(&work), "<environment variable not found>");
+
+    let spec = hostile(
+        &work,
+        "action: env, name: QUARRY_TEST_SECRET",
+        "env: [QUARRY_TEST_SECRET]",
+    );
+    let run = work.quarry_with(&["sync", &spec], &secret);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(finding(&work), "hunter2");
+}
+
+#[test]
+fn a_plugin_cannot_read_files_it_was_not_granted() {
+    let work = Workdir::new();
+    std::fs::write(work.path().join("secret.txt"), "top secret").unwrap();
+    let spec = hostile(&work, "action: read, path: secret.txt", "");
+    let run = work.quarry(&["sync", &spec]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let result = finding(&work);
+    assert!(
+        result.starts_with('<') && !result.contains("top secret"),
+        "{result}"
+    );
+
+    std::fs::create_dir(work.path().join("in")).unwrap();
+    std::fs::write(work.path().join("in/data.txt"), "granted").unwrap();
+    let spec = hostile(
+        &work,
+        "action: read, path: in/data.txt",
+        "files: { ./in: read }",
+    );
+    let run = work.quarry(&["sync", &spec]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(finding(&work), "granted");
+
+    let spec = hostile(
+        &work,
+        "action: write, path: in/new.txt",
+        "files: { ./in: read }",
+    );
+    let run = work.quarry(&["sync", &spec]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(
+        finding(&work).starts_with('<'),
+        "a read grant does not allow writing"
+    );
+    assert!(!work.path().join("in/new.txt").exists());
+}
+
+#[test]
+fn a_plugin_over_its_memory_cap_fails_the_sync_naming_the_limit() {
+    let work = Workdir::new();
+    let spec = hostile(&work, "action: alloc, mib: 256", "memory: 64MiB");
+    let run = work.quarry(&["sync", &spec]);
+    assert_eq!(run.code, 3, "{run:?}");
+    assert!(
+        run.stderr
+            .contains("plugin `hostile` failed in sync: it exceeded its memory limit of 64MiB"),
+        "{run:?}"
+    );
+    assert!(
+        run.stderr.contains("permissions: { memory: ... }"),
+        "{run:?}"
+    );
+
+    let spec = hostile(&work, "action: alloc, mib: 16", "memory: 64MiB");
+    let run = work.quarry(&["sync", &spec]);
+    assert_eq!(run.code, 0, "within the cap it works: {run:?}");
+    assert_eq!(finding(&work), "held 16 MiB");
+}
+
+#[test]
+fn a_plugin_past_its_timeout_fails_the_sync_naming_the_limit() {
+    let work = Workdir::new();
+    let spec = hostile(&work, "action: spin", "timeout: 2s");
+    let started = std::time::Instant::now();
+    let run = work.quarry(&["sync", &spec]);
+    assert_eq!(run.code, 3, "{run:?}");
+    assert!(
+        run.stderr
+            .contains("plugin `hostile` failed in sync: it ran past its timeout of 2s"),
+        "{run:?}"
+    );
+    assert!(
+        started.elapsed().as_secs() < 60,
+        "the spinning plugin was stopped"
+    );
+}
+
+#[test]
+fn a_crashing_plugin_fails_the_sync_with_its_last_words() {
+    let work = Workdir::new();
+    let spec = hostile(&work, "action: panic", "");
+    let run = work.quarry(&["sync", &spec]);
+    assert_eq!(run.code, 3, "{run:?}");
+    assert!(
+        run.stderr
+            .contains("plugin `hostile` failed in sync: it crashed"),
+        "{run:?}"
+    );
+    assert!(
+        run.stderr.contains("hostile plugin panicked on purpose"),
+        "{run:?}"
+    );
+}

@@ -1,0 +1,140 @@
+//! Running the CLI from tests: a temporary working directory, a shared compile cache warmed once
+//! (so parallel tests do not all compile the same components), and captured output.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Once;
+
+pub const QUARRY: &str = env!("CARGO_BIN_EXE_quarry");
+
+/// Where compiled components are cached for the whole test run.
+pub fn shared_cache() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("e2e-component-cache")
+}
+
+/// The wasm build directory of the plugins that go with this `quarry` binary.
+pub fn wasm_dir() -> PathBuf {
+    let exe = Path::new(QUARRY);
+    let profile = exe
+        .parent()
+        .and_then(Path::file_name)
+        .expect("quarry lives in target/<profile>/");
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("target dir")
+        .join("wasm32-wasip2")
+        .join(profile)
+}
+
+pub fn hostile_plugin() -> PathBuf {
+    wasm_dir().join("quarry_fixture_hostile.wasm")
+}
+
+static WARM: Once = Once::new();
+
+/// Compiles every plugin into the shared cache once, before the first test needs it.
+fn warm() {
+    WARM.call_once(|| {
+        for plugin in ["quarry/test", "quarry/file", &hostile_plugin().display().to_string()] {
+            let out = Command::new(QUARRY)
+                .env("QUARRY_CACHE_DIR", shared_cache())
+                .args(["plugin", "inspect", plugin])
+                .output()
+                .expect("run quarry");
+            assert!(
+                out.status.success(),
+                "`quarry plugin inspect {plugin}` failed (are the plugins built? run `cargo plugins`):\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    });
+}
+
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl std::fmt::Debug for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "exit {}\n--- stdout\n{}\n--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+/// A temporary working directory to run `quarry` in.
+pub struct Workdir {
+    pub dir: tempfile::TempDir,
+}
+
+impl Workdir {
+    pub fn new() -> Self {
+        Workdir {
+            dir: tempfile::tempdir().expect("tempdir"),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.path().join(name);
+        std::fs::write(&path, text).expect("write spec");
+        path
+    }
+
+    /// `quarry <args>` in this directory with the shared cache.
+    pub fn quarry(&self, args: &[&str]) -> Run {
+        self.quarry_with(args, &[])
+    }
+
+    pub fn quarry_with(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+        self.run(self.path(), args, env)
+    }
+
+    /// `quarry <args>` in another directory, with the shared cache.
+    pub fn quarry_in(&self, cwd: &Path, args: &[&str]) -> Run {
+        self.run(cwd, args, &[])
+    }
+
+    fn run(&self, cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
+        warm();
+        let mut command = Command::new(QUARRY);
+        command
+            .current_dir(cwd)
+            .env("QUARRY_CACHE_DIR", shared_cache())
+            .args(args);
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let out = command.output().expect("run quarry");
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+}
+
+/// Every file under `dir` whose name ends with `suffix`, sorted.
+pub fn files(dir: &Path, suffix: &str) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = entry.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.to_string_lossy().ends_with(suffix) {
+                found.push(p);
+            }
+        }
+    }
+    found.sort();
+    found
+}
