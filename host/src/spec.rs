@@ -182,10 +182,6 @@ pub struct DestinationSpec {
 }
 
 #[cfg(test)]
-#[expect(
-    clippy::unwrap_used,
-    reason = "a test fails loudly on an unexpected error"
-)]
 mod tests {
     use super::*;
     use crate::spec::de::from_node;

@@ -243,10 +243,6 @@ impl<'de> de::VariantAccess<'de> for UnitVariant<'de> {
 }
 
 #[cfg(test)]
-#[expect(
-    clippy::unwrap_used,
-    reason = "a test fails loudly on an unexpected error"
-)]
 mod tests {
     use std::collections::BTreeMap;
 

@@ -106,10 +106,6 @@ fn resolve(reference: &str, at: Pos, env: Env<'_>) -> Result<String, NodeError> 
 }
 
 #[cfg(test)]
-#[expect(
-    clippy::unwrap_used,
-    reason = "a test fails loudly on an unexpected error"
-)]
 mod tests {
     use super::*;
     use crate::spec::yaml::parse_documents;

@@ -295,8 +295,4 @@ fn cannot_read(path: &Path, error: &std::io::Error) -> SpecError {
 }
 
 #[cfg(test)]
-#[expect(
-    clippy::unwrap_used,
-    reason = "a test fails loudly on an unexpected error"
-)]
 mod tests;

@@ -65,10 +65,6 @@ fn files<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<(String, Access)>, D::Er
 }
 
 #[cfg(test)]
-#[expect(
-    clippy::unwrap_used,
-    reason = "a test fails loudly on an unexpected error"
-)]
 mod tests {
     use super::*;
     use crate::spec::de::from_node;

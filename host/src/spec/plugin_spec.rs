@@ -154,11 +154,31 @@ fn display_path<'a>(segments: impl Iterator<Item = LocationSegment<'a>>) -> Opti
     (!out.is_empty()).then_some(out)
 }
 
+/// `"xml" is not one of "csv", "json" or "parquet"` for a `oneOf` whose branches are all `const`
+/// (what schemars makes of an enum with documented variants), where the validator would say only
+/// that no branch matched.
+fn choices_error(schema: &Value, error: &jsonschema::ValidationError<'_>) -> Option<String> {
+    if !matches!(
+        error.kind(),
+        jsonschema::error::ValidationErrorKind::OneOfNotValid { .. }
+    ) {
+        return None;
+    }
+    let branches = schema.pointer(error.schema_path().as_str())?.as_array()?;
+    let choices: Vec<String> = branches
+        .iter()
+        .map(|b| b.get("const").map(Value::to_string))
+        .collect::<Option<_>>()?;
+    let (last, rest) = choices.split_last()?;
+    let list = if rest.is_empty() {
+        last.clone()
+    } else {
+        format!("{} or {last}", rest.join(", "))
+    };
+    Some(format!("{} is not one of {list}", error.instance()))
+}
+
 #[cfg(test)]
-#[expect(
-    clippy::unwrap_used,
-    reason = "a test fails loudly on an unexpected error"
-)]
 mod tests {
     use super::*;
     use crate::spec::de::from_node;
@@ -263,28 +283,4 @@ mod tests {
         );
         assert_eq!(err.location, None);
     }
-}
-
-/// `"xml" is not one of "csv", "json" or "parquet"` for a `oneOf` whose branches are all `const`
-/// (what schemars makes of an enum with documented variants), where the validator would say only
-/// that no branch matched.
-fn choices_error(schema: &Value, error: &jsonschema::ValidationError<'_>) -> Option<String> {
-    if !matches!(
-        error.kind(),
-        jsonschema::error::ValidationErrorKind::OneOfNotValid { .. }
-    ) {
-        return None;
-    }
-    let branches = schema.pointer(error.schema_path().as_str())?.as_array()?;
-    let choices: Vec<String> = branches
-        .iter()
-        .map(|b| b.get("const").map(Value::to_string))
-        .collect::<Option<_>>()?;
-    let (last, rest) = choices.split_last()?;
-    let list = if rest.is_empty() {
-        last.clone()
-    } else {
-        format!("{} or {last}", rest.join(", "))
-    };
-    Some(format!("{} is not one of {list}", error.instance()))
 }

@@ -326,8 +326,4 @@ fn is_str_tag(tag: Option<&Tag>) -> bool {
 }
 
 #[cfg(test)]
-#[expect(
-    clippy::unwrap_used,
-    reason = "a test fails loudly on an unexpected error"
-)]
 mod tests;

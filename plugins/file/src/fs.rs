@@ -92,10 +92,6 @@ fn not_permitted(e: &io::Error) -> bool {
 }
 
 #[cfg(test)]
-#[expect(
-    clippy::unwrap_used,
-    reason = "a test fails loudly on an unexpected error"
-)]
 mod tests {
     use super::*;
 

@@ -13,10 +13,6 @@ mod spec;
 mod writer;
 
 #[cfg(test)]
-#[expect(
-    clippy::unwrap_used,
-    reason = "a test fails loudly on an unexpected error"
-)]
 mod tests;
 
 use std::collections::HashMap;

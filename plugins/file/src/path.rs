@@ -115,10 +115,6 @@ pub fn grant_for(path: &Path) -> String {
 }
 
 #[cfg(test)]
-#[expect(
-    clippy::unwrap_used,
-    reason = "a test fails loudly on an unexpected error"
-)]
 mod tests {
     use super::*;
 

@@ -208,10 +208,6 @@ fn csv_delimiter(delimiter: Option<&str>) -> Result<u8> {
 }
 
 #[cfg(test)]
-#[expect(
-    clippy::unwrap_used,
-    reason = "a test fails loudly on an unexpected error"
-)]
 mod tests {
     use super::*;
 

@@ -191,7 +191,8 @@ mod tests {
             50_000.0 / 7.0
         );
         assert!(!cols[3].as_boolean().value(1));
-        assert!(cols[3].as_boolean().value(0)); // 49,999 % 3 == 0
+        assert!(!cols[3].as_boolean().value(0)); // 49,999 % 3 == 1
+        assert!(columns(3, 4).unwrap()[3].as_boolean().value(0));
         assert_eq!(
             cols[4]
                 .as_primitive::<arrow_array::types::TimestampMicrosecondType>()

@@ -88,10 +88,10 @@ impl CompileCache {
             elapsed_ms = started.elapsed().as_millis() as u64,
             "compiled plugin component"
         );
-        if let Some(path) = entry {
-            if let Err(e) = store(&path, &component.serialize()?) {
-                tracing::warn!(plugin, cache = %path.display(), "could not cache the compiled component: {e}");
-            }
+        if let Some(path) = entry
+            && let Err(e) = store(&path, &component.serialize()?)
+        {
+            tracing::warn!(plugin, cache = %path.display(), "could not cache the compiled component: {e}");
         }
         Ok((component, true))
     }

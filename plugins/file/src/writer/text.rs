@@ -279,10 +279,6 @@ fn json_text(field: &FieldRef, array: &dyn Array) -> Result<ArrayRef, ArrowError
 }
 
 #[cfg(test)]
-#[expect(
-    clippy::unwrap_used,
-    reason = "a test fails loudly on an unexpected error"
-)]
 mod tests {
     use arrow_array::BinaryArray;
     use arrow_array::builder::{ListBuilder, StringBuilder};
