@@ -36,10 +36,13 @@ fn the_file_plugin_cannot_write_outside_its_granted_directory() {
         let run = work.quarry(&["sync", spec.to_str().unwrap()]);
         // A missing grant is a configuration error: exit code 2.
         assert_eq!(run.code, 2, "{run:?}");
+        // Refused when the plugin starts, before any row moves.
         assert!(
-            run.stderr.contains("plugin `out` failed in write"),
+            run.stderr
+                .contains("error: plugin `out` spec: cannot create"),
             "{run:?}"
         );
+        assert!(!run.stdout.contains("Synced"), "{run:?}");
         assert!(run.stderr.contains("not permitted"), "{run:?}");
         assert!(
             run.stderr.contains("permissions: { files: {"),

@@ -51,18 +51,27 @@ pub fn sync(file: &File, path: &Path, created: bool) -> Result<()> {
     Ok(())
 }
 
+/// Creates `dir` and its parents.
+pub fn create_dir(dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| refused("directory ", dir, grant_for(&dir.join("_")), &e))
+}
+
 /// The error for a file or directory that could not be created.
 pub fn create_error(path: &Path, e: &io::Error) -> Error {
+    refused("", path, grant_for(path), e)
+}
+
+fn refused(what: &str, path: &Path, grant: String, e: &io::Error) -> Error {
     if not_permitted(e) {
         return Error::invalid_spec(format!(
-            "cannot create {}: not permitted; grant the directory in the destination's permissions, \
-             e.g. permissions: {{ files: {{ \"{}\": write }} }}",
+            "cannot create {what}{}: not permitted; grant the directory in the destination's permissions, \
+             e.g. permissions: {{ files: {{ \"{grant}\": write }} }}",
             path.display(),
-            grant_for(path)
         ));
     }
     Error::internal(format!(
-        "cannot create {}: {e}; check that the directory exists or can be created and is writable",
+        "cannot create {what}{}: {e}; check that the directory exists or can be created and is writable",
         path.display()
     ))
 }

@@ -40,8 +40,14 @@ impl Plugin for FilePlugin {
     }
 
     fn new(spec: Spec) -> Result<Self> {
+        let settings = spec.validate()?;
+        // Create the directory every file goes under now, so that a directory the sandbox does
+        // not grant is a configuration error before the sync starts, not a failure mid-way.
+        if let Some(dir) = settings.template.fixed_dir() {
+            fs::create_dir(&dir)?;
+        }
         Ok(FilePlugin {
-            settings: spec.validate()?,
+            settings,
             tables: HashMap::new(),
         })
     }
@@ -75,6 +81,4 @@ impl Destination for FilePlugin {
     }
 }
 
-// Native builds (unit tests) cannot link the component's exports: their names (`quarry:plugin/
-// destination@0.1.0#insert`) are not valid in a native linker's symbol list.
 quarry_sdk::export_destination!(FilePlugin);

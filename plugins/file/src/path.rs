@@ -70,6 +70,17 @@ impl Template {
         self.parts.contains(&Part::Uuid)
     }
 
+    /// The directory every file goes under: the template's text before its first placeholder, up
+    /// to the last separator (`out/{{TABLE}}/x.csv` → `out`). `None` when files go directly in the
+    /// working directory.
+    pub fn fixed_dir(&self) -> Option<PathBuf> {
+        let Some(Part::Text(text)) = self.parts.first() else {
+            return None;
+        };
+        let dir = normalize(Path::new(&text[..text.rfind('/')?]));
+        (!dir.as_os_str().is_empty()).then_some(dir)
+    }
+
     /// The normalised path of one file.
     pub fn expand(&self, table: &str, uuid: &uuid::Uuid, format: &str) -> PathBuf {
         let mut text = String::new();
@@ -117,6 +128,20 @@ pub fn grant_for(path: &Path) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_fixed_directory_is_the_text_before_the_first_placeholder() {
+        let dir = |t: &str| Template::parse(t).unwrap().fixed_dir();
+        assert_eq!(
+            dir("./out/{{TABLE}}/{{UUID}}.csv"),
+            Some(PathBuf::from("out"))
+        );
+        assert_eq!(dir("out/sub/{{TABLE}}.csv"), Some(PathBuf::from("out/sub")));
+        assert_eq!(dir("/abs/{{TABLE}}.csv"), Some(PathBuf::from("/abs")));
+        assert_eq!(dir("../up/t_{{TABLE}}.csv"), Some(PathBuf::from("../up")));
+        assert_eq!(dir("{{TABLE}}.csv"), None);
+        assert_eq!(dir("./{{TABLE}}.csv"), None);
+    }
 
     fn uuid() -> uuid::Uuid {
         uuid::Uuid::from_u128(0x0123_4567_89ab_cdef_0011_2233_4455_6677)
