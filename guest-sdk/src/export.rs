@@ -97,6 +97,18 @@ pub fn info<P: Plugin>(kinds: Kinds) -> wit::PluginInfo {
             files: info.files,
             env: info.env,
         },
+        write_modes: if kinds.destination {
+            info.write_modes
+                .iter()
+                .map(|m| match m {
+                    crate::WriteMode::Append => wit::WriteMode::Append,
+                    crate::WriteMode::Overwrite => wit::WriteMode::Overwrite,
+                    crate::WriteMode::OverwriteDeleteStale => wit::WriteMode::OverwriteDeleteStale,
+                })
+                .collect()
+        } else {
+            Vec::new()
+        },
     }
 }
 

@@ -53,7 +53,7 @@ pub mod bindings;
 pub use arrow_array::RecordBatch;
 pub use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 pub use error::{Error, ErrorKind, Result};
-pub use plugin::{Destination, Info, Plugin, Source};
+pub use plugin::{Destination, Info, Plugin, Source, WriteMode};
 pub use sync::{Message, SyncContext, matches_glob, select_tables};
 pub use table::{Column, Extension, Table, metadata};
 

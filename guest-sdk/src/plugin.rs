@@ -21,6 +21,28 @@ pub struct Info {
     pub files: Vec<String>,
     /// Environment variables the plugin reads.
     pub env: Vec<String>,
+    /// The write modes a destination implements (all three unless it says otherwise).
+    pub write_modes: Vec<WriteMode>,
+}
+
+/// How a destination applies rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteMode {
+    /// Every row is added; primary keys are not enforced.
+    Append,
+    /// Rows are upserted on the primary key.
+    Overwrite,
+    /// Upserted, then rows of the source older than the sync are deleted.
+    OverwriteDeleteStale,
+}
+
+impl WriteMode {
+    /// Every write mode.
+    pub const ALL: [WriteMode; 3] = [
+        WriteMode::Append,
+        WriteMode::Overwrite,
+        WriteMode::OverwriteDeleteStale,
+    ];
 }
 
 impl Info {
@@ -30,8 +52,15 @@ impl Info {
             name: name.into(),
             version: version.into(),
             description: description.into(),
+            write_modes: WriteMode::ALL.to_vec(),
             ..Info::default()
         }
+    }
+
+    /// Declares the only write modes the destination implements.
+    pub fn write_modes(mut self, modes: &[WriteMode]) -> Self {
+        self.write_modes = modes.to_vec();
+        self
     }
 
     /// Declares that spec field `field` holds a path the plugin reads or writes.

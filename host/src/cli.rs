@@ -103,7 +103,7 @@ pub async fn run(cli: Cli) -> Exit {
     match cli.command {
         Command::Sync(args) => sync::run(args).await,
         Command::Plugin(command) => plugin::run(command).await,
-        Command::Bench(args) => bench::run(args, cli.log_level).await,
+        Command::Bench(args) => bench::run(args).await,
     }
 }
 

@@ -147,6 +147,25 @@ pub async fn execute(spec: &SyncSpec, env: &Environment) -> Result<Vec<SourceSum
     let mut slots: HashMap<String, DestinationSlot> = HashMap::new();
     for d in &spec.destinations {
         let plugin = env.start(d.into(), Role::Destination).await?;
+        let modes = &plugin.info().write_modes;
+        if !modes.contains(&d.write_mode) {
+            let supported: Vec<String> = modes.iter().map(|m| format!("`{m}`")).collect();
+            let first = modes.first().map(|m| m.to_string()).unwrap_or_default();
+            return Err(SpecError::at(
+                d.at.clone(),
+                format!(
+                    "destination `{}` asks for write_mode `{}`, but `{}` supports only {}",
+                    d.name,
+                    d.write_mode,
+                    d.path,
+                    supported.join(", ")
+                ),
+            )
+            .with_help(format!(
+                "set `write_mode: {first}` in this destination's spec"
+            ))
+            .into());
+        }
         slots.insert(
             d.name.clone(),
             DestinationSlot {

@@ -22,6 +22,8 @@ pub struct PluginInfo {
     pub needs_network: Vec<String>,
     pub needs_files: Vec<String>,
     pub needs_env: Vec<String>,
+    /// For a destination: the write modes it implements.
+    pub write_modes: Vec<crate::spec::WriteMode>,
 }
 
 /// What went wrong, as the host classifies it: the plugin's own error kinds, plus the ways the

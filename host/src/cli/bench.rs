@@ -8,7 +8,6 @@ use std::process::Command;
 use std::time::Instant;
 
 use super::Exit;
-use crate::telemetry::LogLevel;
 
 #[derive(Debug, clap::Args)]
 pub struct BenchArgs {
@@ -49,7 +48,7 @@ struct Sample {
     peak_rss_kib: u64,
 }
 
-pub async fn run(args: BenchArgs, _level: LogLevel) -> Exit {
+pub async fn run(args: BenchArgs) -> Exit {
     let Some(exe) = super::current_exe() else {
         eprintln!("error: cannot find the quarry executable to run");
         return Exit::Failure;

@@ -27,6 +27,7 @@ use super::{
     Destination, ErrorKind, Phase, PluginError, PluginInfo, Source, SourceMessage, TableSelection,
 };
 use crate::sandbox::{Grants, MemoryCap, PluginOutput, human_bytes};
+use crate::spec::WriteMode;
 
 mod bindings {
     wasmtime::component::bindgen!({
@@ -319,6 +320,15 @@ impl WasmRuntime {
             needs_network: info.needs.network,
             needs_files: info.needs.files,
             needs_env: info.needs.env,
+            write_modes: info
+                .write_modes
+                .iter()
+                .map(|m| match m {
+                    wit::WriteMode::Append => WriteMode::Append,
+                    wit::WriteMode::Overwrite => WriteMode::Overwrite,
+                    wit::WriteMode::OverwriteDeleteStale => WriteMode::OverwriteDeleteStale,
+                })
+                .collect(),
         };
         Ok(plugin)
     }

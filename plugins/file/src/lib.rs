@@ -17,7 +17,7 @@ mod tests;
 
 use std::collections::HashMap;
 
-use quarry_sdk::{Destination, Info, Plugin, RecordBatch, Result, Table};
+use quarry_sdk::{Destination, Info, Plugin, RecordBatch, Result, Table, WriteMode};
 
 pub use spec::{Compression, Format, FormatSpec, Spec};
 
@@ -37,6 +37,8 @@ impl Plugin for FilePlugin {
             "Writes tables as CSV, JSON lines or Parquet files",
         )
         .needs_files("path")
+        // Files can only grow: no upsert, no deleting stale rows.
+        .write_modes(&[WriteMode::Append])
     }
 
     fn new(spec: Spec) -> Result<Self> {
