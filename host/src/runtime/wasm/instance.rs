@@ -1,0 +1,376 @@
+//! One running plugin instance: every call into it goes through [`WasmPlugin::run`], which
+//! applies the deadline and turns traps, timeouts and memory refusals into errors that name the
+//! plugin and the limit. After a trap or a timeout the store is never entered again.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arrow_array::RecordBatch;
+use arrow_schema::SchemaRef;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use wasmtime::Store;
+
+use super::bindings::exports::quarry::plugin::{destination, plugin, source};
+use super::bindings::quarry::plugin::types as wit;
+use super::{PluginState, imports};
+use crate::runtime::{
+    Destination, ErrorKind, Phase, PluginError, PluginInfo, Source, SourceMessage, TableSelection,
+};
+use crate::sandbox::{PluginOutput, human_bytes};
+
+pub(super) struct Guests {
+    pub(super) plugin: plugin::Guest,
+    pub(super) source: Option<source::Guest>,
+    pub(super) destination: Option<destination::Guest>,
+}
+
+type CallFuture<'a, R> =
+    Pin<Box<dyn Future<Output = wasmtime::Result<Result<R, wit::Error>>> + Send + 'a>>;
+
+/// One running instance of a plugin.
+pub struct WasmPlugin {
+    pub(super) name: String,
+    pub(super) store: Store<PluginState>,
+    pub(super) guests: Option<Arc<Guests>>,
+    pub(super) info: PluginInfo,
+    pub(super) deadline: Option<Instant>,
+    pub(super) timeout: Option<Duration>,
+    /// Set once the store is unusable (a trap, a timeout): every later call fails with it.
+    pub(super) failed: Option<PluginError>,
+    pub(super) stdout: PluginOutput,
+    pub(super) stderr: PluginOutput,
+}
+
+impl WasmPlugin {
+    pub fn info(&self) -> &PluginInfo {
+        &self.info
+    }
+
+    pub(super) fn has_source(&self) -> bool {
+        self.guests.as_ref().is_some_and(|g| g.source.is_some())
+    }
+
+    pub(super) fn has_destination(&self) -> bool {
+        self.guests
+            .as_ref()
+            .is_some_and(|g| g.destination.is_some())
+    }
+
+    /// Runs one call into the guest under the plugin's deadline, and turns every way it can fail
+    /// into a [`PluginError`] that names the plugin, the phase and the limit involved.
+    pub(super) async fn run<R>(
+        &mut self,
+        phase: Phase,
+        call: impl for<'a> FnOnce(&'a mut Store<PluginState>) -> CallFuture<'a, R>,
+    ) -> Result<R, PluginError> {
+        if let Some(failed) = &self.failed {
+            return Err(failed.clone());
+        }
+        let future = call(&mut self.store);
+        let outcome = match self.deadline {
+            Some(deadline) => tokio::time::timeout_at(deadline, future).await.ok(),
+            None => Some(future.await),
+        };
+        let error = match outcome {
+            Some(Ok(Ok(value))) => return Ok(value),
+            Some(Ok(Err(e))) => return Err(self.plugin_error(phase, e)),
+            Some(Err(trap)) => self.trap_error(phase, trap),
+            None => {
+                let limit = self.timeout.map(humantime).unwrap_or_default();
+                PluginError::new(
+                    &self.name,
+                    phase,
+                    ErrorKind::Timeout,
+                    format!("it ran past its timeout of {limit}"),
+                )
+                .with_help(format!(
+                    "raise it in the plugin's spec: `permissions: {{ timeout: ... }}` (now {limit})"
+                ))
+            }
+        };
+        // A trap or an abandoned call leaves the store in an unknown state: never enter it again.
+        self.failed = Some(error.clone());
+        self.finish_output();
+        Err(error)
+    }
+
+    /// [`Self::run`] for a call into one of the instance's exports.
+    pub(super) async fn guard<R>(
+        &mut self,
+        phase: Phase,
+        call: impl for<'a> FnOnce(&'a mut Store<PluginState>, Arc<Guests>) -> CallFuture<'a, R>,
+    ) -> Result<R, PluginError> {
+        let guests = self.guests.clone().ok_or_else(|| {
+            PluginError::new(
+                &self.name,
+                phase,
+                ErrorKind::Internal,
+                "the plugin is not instantiated",
+            )
+        })?;
+        self.run(phase, move |store| call(store, guests)).await
+    }
+
+    fn plugin_error(&mut self, phase: Phase, e: wit::Error) -> PluginError {
+        let kind = match e.kind {
+            wit::ErrorKind::InvalidSpec => ErrorKind::InvalidSpec,
+            wit::ErrorKind::Unauthorized => ErrorKind::Unauthorized,
+            wit::ErrorKind::Unavailable => ErrorKind::Unavailable,
+            wit::ErrorKind::NotSupported => ErrorKind::NotSupported,
+            wit::ErrorKind::Internal => ErrorKind::Internal,
+        };
+        let mut message = e.message;
+        if let Some(refused) = self.store.data_mut().refused.take() {
+            message = format!("{refused} (the plugin then said: {message})");
+        }
+        PluginError::new(&self.name, phase, kind, message)
+    }
+
+    fn trap_error(&mut self, phase: Phase, trap: wasmtime::Error) -> PluginError {
+        let memory = &self.store.data().memory;
+        if let Some(refused) = memory.refused {
+            let limit = human_bytes(memory.limit);
+            return PluginError::new(
+                &self.name,
+                phase,
+                ErrorKind::MemoryLimit,
+                format!(
+                    "it exceeded its memory limit of {limit} (it asked for {})",
+                    human_bytes(refused)
+                ),
+            )
+            .with_help(format!(
+                "raise it in the plugin's spec: `permissions: {{ memory: ... }}` (now {limit})"
+            ));
+        }
+        let mut message = format!("it crashed: {}", trap_summary(&trap));
+        let last = self.stderr.last_lines();
+        if !last.is_empty() {
+            message.push_str(&format!("; its last output: {}", last.join(" | ")));
+        }
+        PluginError::new(&self.name, phase, ErrorKind::Trap, message)
+    }
+
+    fn finish_output(&self) {
+        self.stdout.finish();
+        self.stderr.finish();
+    }
+
+    /// The JSON Schema of the plugin's `spec:`.
+    pub async fn spec_schema(&mut self) -> Result<String, PluginError> {
+        self.guard(Phase::Init, |store, g| {
+            Box::pin(async move { g.plugin.call_spec_schema(store).await.map(Ok) })
+        })
+        .await
+    }
+
+    /// Initialises the plugin with its `spec:` as JSON text.
+    pub async fn init(&mut self, spec_json: String) -> Result<(), PluginError> {
+        self.guard(Phase::Init, move |store, g| {
+            Box::pin(async move { g.plugin.call_init(store, &spec_json).await })
+        })
+        .await
+    }
+
+    async fn close_plugin(&mut self) -> Result<(), PluginError> {
+        let result = self
+            .guard(Phase::Close, |store, g| {
+                Box::pin(async move { g.plugin.call_close(store).await })
+            })
+            .await;
+        self.finish_output();
+        result
+    }
+}
+
+fn trap_summary(trap: &wasmtime::Error) -> String {
+    if let Some(code) = trap.downcast_ref::<wasmtime::Trap>() {
+        return format!("wasm trap: {code}");
+    }
+    format!("{trap:#}")
+}
+
+fn humantime(d: Duration) -> String {
+    let secs = d.as_secs();
+    match secs {
+        0 => format!("{}ms", d.as_millis()),
+        s if s % 3600 == 0 => format!("{}h", s / 3600),
+        s if s % 60 == 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
+}
+
+fn selection(s: &TableSelection) -> wit::TableOptions {
+    wit::TableOptions {
+        tables: s.tables.clone(),
+        skip_tables: s.skip_tables.clone(),
+        skip_dependent_tables: s.skip_dependent_tables,
+    }
+}
+
+fn not_a(plugin: &str, phase: Phase, what: &str) -> PluginError {
+    PluginError::new(
+        plugin,
+        phase,
+        ErrorKind::NotSupported,
+        format!("it is not a {what} plugin"),
+    )
+}
+
+#[async_trait::async_trait]
+impl Source for WasmPlugin {
+    fn info(&self) -> &PluginInfo {
+        &self.info
+    }
+
+    async fn tables(&mut self, s: &TableSelection) -> Result<Vec<SchemaRef>, PluginError> {
+        if !self.has_source() {
+            return Err(not_a(&self.name, Phase::Tables, "source"));
+        }
+        let options = selection(s);
+        let schemas = self
+            .guard(Phase::Tables, move |store, g| {
+                Box::pin(async move {
+                    match &g.source {
+                        Some(source) => source.call_tables(store, &options).await,
+                        None => Ok(Ok(Vec::new())),
+                    }
+                })
+            })
+            .await?;
+        schemas
+            .into_iter()
+            .map(|bytes| {
+                imports::decode_schema(bytes).map_err(|e| {
+                    PluginError::new(&self.name, Phase::Tables, ErrorKind::Internal, e)
+                })
+            })
+            .collect()
+    }
+
+    async fn sync(
+        &mut self,
+        s: &TableSelection,
+        deterministic_cq_id: bool,
+        out: mpsc::Sender<SourceMessage>,
+    ) -> Result<(), PluginError> {
+        if !self.has_source() {
+            return Err(not_a(&self.name, Phase::Sync, "source"));
+        }
+        let state = self.store.data_mut();
+        state.sink = Some(out);
+        state.migrated.clear();
+        state.refused = None;
+        let options = wit::SyncOptions {
+            tables: selection(s),
+            deterministic_cq_id,
+        };
+        let result = self
+            .guard(Phase::Sync, move |store, g| {
+                Box::pin(async move {
+                    match &g.source {
+                        Some(source) => source.call_sync(store, &options).await,
+                        None => Ok(Ok(())),
+                    }
+                })
+            })
+            .await;
+        // Dropping the sender tells the engine the source is done.
+        self.store.data_mut().sink = None;
+        result?;
+        match self.store.data_mut().refused.take() {
+            Some(refused) => Err(PluginError::new(
+                &self.name,
+                Phase::Sync,
+                ErrorKind::Internal,
+                refused,
+            )),
+            None => Ok(()),
+        }
+    }
+
+    async fn close(&mut self) -> Result<(), PluginError> {
+        self.close_plugin().await
+    }
+}
+
+#[async_trait::async_trait]
+impl Destination for WasmPlugin {
+    fn info(&self) -> &PluginInfo {
+        &self.info
+    }
+
+    async fn migrate_table(&mut self, schema: &SchemaRef, force: bool) -> Result<(), PluginError> {
+        let bytes = imports::encode_schema(schema)
+            .map_err(|e| PluginError::new(&self.name, Phase::Migrate, ErrorKind::Internal, e))?;
+        self.guard(Phase::Migrate, move |store, g| {
+            Box::pin(async move {
+                match &g.destination {
+                    Some(d) => d.call_migrate_table(store, &bytes, force).await,
+                    None => Ok(Err(no_destination())),
+                }
+            })
+        })
+        .await
+    }
+
+    async fn insert(&mut self, batch: &RecordBatch) -> Result<(), PluginError> {
+        let bytes = imports::encode_batch(batch)
+            .map_err(|e| PluginError::new(&self.name, Phase::Write, ErrorKind::Internal, e))?;
+        self.guard(Phase::Write, move |store, g| {
+            Box::pin(async move {
+                match &g.destination {
+                    Some(d) => d.call_insert(store, &bytes).await,
+                    None => Ok(Err(no_destination())),
+                }
+            })
+        })
+        .await
+    }
+
+    async fn delete_stale(
+        &mut self,
+        table: &str,
+        source_name: &str,
+        sync_time_us: i64,
+    ) -> Result<(), PluginError> {
+        let (table, source_name) = (table.to_string(), source_name.to_string());
+        self.guard(Phase::Write, move |store, g| {
+            Box::pin(async move {
+                match &g.destination {
+                    Some(d) => {
+                        d.call_delete_stale(store, &table, &source_name, sync_time_us)
+                            .await
+                    }
+                    None => Ok(Err(no_destination())),
+                }
+            })
+        })
+        .await
+    }
+
+    async fn flush(&mut self) -> Result<(), PluginError> {
+        self.guard(Phase::Flush, |store, g| {
+            Box::pin(async move {
+                match &g.destination {
+                    Some(d) => d.call_flush(store).await,
+                    None => Ok(Err(no_destination())),
+                }
+            })
+        })
+        .await
+    }
+
+    async fn close(&mut self) -> Result<(), PluginError> {
+        self.close_plugin().await
+    }
+}
+
+fn no_destination() -> wit::Error {
+    wit::Error {
+        kind: wit::ErrorKind::NotSupported,
+        message: "it is not a destination plugin".into(),
+    }
+}
