@@ -97,7 +97,16 @@ impl Environment {
             .resolver
             .resolve(registry_kind(plugin.registry), plugin.path, &self.cwd)
             .map_err(|e| at(format!("plugin `{}`: {e}", plugin.name)))?;
-        let loaded = self.runtime.load(plugin.name, &artifact.bytes)?;
+        // A file that is not a component for this contract is the spec's mistake: say where.
+        let loaded = self
+            .runtime
+            .load(plugin.name, &artifact.bytes)
+            .map_err(|e| {
+                at(format!(
+                    "plugin `{}` ({}): {}",
+                    plugin.name, plugin.path, e.message
+                ))
+            })?;
         let grants = Grants::resolve(plugin.permissions, &self.cwd)
             .map_err(|e| at(format!("plugin `{}`: {e}", plugin.name)))?;
         let mut instance = self.runtime.start(&loaded, plugin.name, &grants).await?;
