@@ -14,6 +14,7 @@ use crate::sandbox::Grants;
 use crate::spec::{
     DestinationSpec, Location, Permissions, PluginSpec, Registry, SourceSpec, SpecError, SyncSpec,
 };
+use crate::sync::batcher::Limits;
 use crate::sync::{self, DestinationSlot, SourceRun, SourceSummary};
 
 /// Why a sync could not run (as opposed to a sync that ran and recorded errors).
@@ -182,6 +183,13 @@ pub async fn execute(spec: &SyncSpec, env: &Environment) -> Result<Vec<SourceSum
                 plugin: Box::new(plugin),
                 write_mode: d.write_mode,
                 migrate_mode: d.migrate_mode,
+                batching: sync::batcher::Limits {
+                    rows: d.batch_size.map_or(Limits::DEFAULT.rows, |n| n as usize),
+                    bytes: d
+                        .batch_size_bytes
+                        .map_or(Limits::DEFAULT.bytes, |n| n as usize),
+                    timeout: d.batch_timeout.unwrap_or(Limits::DEFAULT.timeout),
+                },
             },
         );
     }

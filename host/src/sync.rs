@@ -6,6 +6,7 @@
 //! the internal columns and counts; it does no per-row work. Every failure is recorded in the
 //! summary; a failing destination stops only itself.
 
+pub mod batcher;
 mod columns;
 pub mod summary;
 
@@ -19,7 +20,7 @@ use tokio::sync::mpsc;
 pub use columns::{SOURCE_NAME, SYNC_TIME};
 pub use summary::{DestinationSummary, SourceSummary, TableSummary};
 
-use crate::runtime::{Destination, PluginError, Source, SourceMessage, TableSelection};
+use crate::runtime::{Destination, Phase, PluginError, Source, SourceMessage, TableSelection};
 use crate::spec::{MigrateMode, WriteMode};
 
 /// Messages in flight per queue. Each holds one batch, so this bounds memory to a few batches
@@ -32,6 +33,7 @@ pub struct DestinationSlot {
     pub plugin: Box<dyn Destination>,
     pub write_mode: WriteMode,
     pub migrate_mode: MigrateMode,
+    pub batching: batcher::Limits,
 }
 
 /// A source run: which source, which tables, which destinations (indices into the slots).
@@ -164,28 +166,69 @@ pub async fn run(
     (slots, summary)
 }
 
-/// Drives one destination from its queue, then flushes it. On the first failure it stops taking
-/// messages (the engine sees the queue close) but still flushes, so what was written before
-/// the failure is kept.
+/// Drives one destination from its queue, batching its rows, then writes what is pending and
+/// flushes. On the first failure it stops taking messages (the engine sees the queue close) but
+/// still flushes, so what was written before the failure is kept.
 async fn write(
     mut slot: DestinationSlot,
     mut rx: mpsc::Receiver<WriteMessage>,
 ) -> (DestinationSlot, Result<(), PluginError>) {
-    let force = slot.migrate_mode == MigrateMode::Forced;
-    let mut result = Ok(());
-    while let Some(message) = rx.recv().await {
-        let step = match message {
-            WriteMessage::Migrate(schema) => slot.plugin.migrate_table(&schema, force).await,
-            WriteMessage::Insert(batch) => slot.plugin.insert(&batch).await,
-        };
-        if let Err(e) = step {
-            result = Err(e);
-            break;
-        }
-    }
+    let result = drive(&mut slot, &mut rx).await;
     drop(rx);
     let flushed = slot.plugin.flush().await;
     (slot, result.and(flushed))
+}
+
+async fn drive(
+    slot: &mut DestinationSlot,
+    rx: &mut mpsc::Receiver<WriteMessage>,
+) -> Result<(), PluginError> {
+    let force = slot.migrate_mode == MigrateMode::Forced;
+    let mut batcher = batcher::Batcher::new(slot.batching);
+    let batching_error = |name: &str, e: String| {
+        PluginError::new(name, Phase::Write, crate::runtime::ErrorKind::Internal, e)
+    };
+    loop {
+        let deadline = batcher.deadline();
+        let message = tokio::select! {
+            message = rx.recv() => message,
+            _ = tokio::time::sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)), if deadline.is_some() => {
+                let expired = batcher.take_expired(tokio::time::Instant::now()).map_err(|e| batching_error(&slot.name, e))?;
+                for batch in expired {
+                    slot.plugin.insert(&batch).await?;
+                }
+                continue;
+            }
+        };
+        match message {
+            Some(WriteMessage::Migrate(schema)) => {
+                // Rows batched under an earlier schema of the table go first.
+                if let Some(batch) = batcher
+                    .take(&table_name(&schema))
+                    .map_err(|e| batching_error(&slot.name, e))?
+                {
+                    slot.plugin.insert(&batch).await?;
+                }
+                slot.plugin.migrate_table(&schema, force).await?;
+            }
+            Some(WriteMessage::Insert(batch)) => {
+                let ready = batcher
+                    .push(&table_name(batch.schema_ref()), batch)
+                    .map_err(|e| batching_error(&slot.name, e))?;
+                for batch in ready {
+                    slot.plugin.insert(&batch).await?;
+                }
+            }
+            None => break,
+        }
+    }
+    for batch in batcher
+        .take_all()
+        .map_err(|e| batching_error(&slot.name, e))?
+    {
+        slot.plugin.insert(&batch).await?;
+    }
+    Ok(())
 }
 
 async fn delete_stale(
