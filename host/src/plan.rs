@@ -195,7 +195,19 @@ pub async fn execute(spec: &SyncSpec, env: &Environment) -> Result<Vec<SourceSum
     }
     let mut sources = Vec::new();
     for s in &spec.sources {
-        sources.push((s, env.start(s.into(), Role::Source).await?));
+        let mut plugin = env.start(s.into(), Role::Source).await?;
+        // The table selection is checked before any source runs: a pattern that matches nothing
+        // is a mistake in this spec, not a failure halfway through a sync.
+        crate::runtime::Source::tables(&mut plugin, &selection(s))
+            .await
+            .map_err(|e| match e.kind {
+                ErrorKind::InvalidSpec => RunError::Config(
+                    SpecError::at(s.at.clone(), format!("source `{}`: {}", s.name, e.message))
+                        .with_help("fix `tables` or `skip_tables` in this source's spec"),
+                ),
+                _ => RunError::Plugin(e),
+            })?;
+        sources.push((s, plugin));
     }
 
     let sync_time_us = sync::now_us();
@@ -204,11 +216,7 @@ pub async fn execute(spec: &SyncSpec, env: &Environment) -> Result<Vec<SourceSum
         let run = SourceRun {
             name: &spec.name,
             plugin: &mut plugin,
-            selection: TableSelection {
-                tables: spec.tables.clone(),
-                skip_tables: spec.skip_tables.clone(),
-                skip_dependent_tables: spec.skip_dependent_tables,
-            },
+            selection: selection(spec),
             deterministic_cq_id: spec.deterministic_cq_id,
         };
         let destinations = spec
@@ -244,6 +252,14 @@ pub async fn execute(spec: &SyncSpec, env: &Environment) -> Result<Vec<SourceSum
         }
     }
     Ok(summaries)
+}
+
+fn selection(spec: &SourceSpec) -> TableSelection {
+    TableSelection {
+        tables: spec.tables.clone(),
+        skip_tables: spec.skip_tables.clone(),
+        skip_dependent_tables: spec.skip_dependent_tables,
+    }
 }
 
 /// The directory compiled components are cached in: `QUARRY_CACHE_DIR`, else the user's cache
