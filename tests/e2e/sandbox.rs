@@ -166,3 +166,63 @@ fn a_crashing_plugin_fails_the_sync_with_its_last_words() {
         "{run:?}"
     );
 }
+
+/// One source into a good destination and a failing one.
+fn fan_out(work: &Workdir, action: &str) -> String {
+    let spec = format!(
+        "kind: source\nspec:\n  name: test\n  path: quarry/test\n  tables: [test_rows]\n  destinations: [good, bad]\n  spec: {{ num_rows: 50000, batch_size: 5000 }}\n---\nkind: destination\nspec:\n  name: good\n  path: quarry/file\n  write_mode: append\n  spec: {{ path: 'out/{{{{TABLE}}}}.{{{{FORMAT}}}}', format: json, no_rotate: true }}\n  permissions: {{ files: {{ ./out: write }} }}\n---\nkind: destination\nspec:\n  name: bad\n  registry: local\n  path: {}\n  write_mode: append\n  batch_size: 5000\n  spec: {{ action: {action}, rows: 10000 }}\n",
+        hostile_plugin().display()
+    );
+    work.write("spec.yml", &spec).display().to_string()
+}
+
+fn good_rows(work: &Workdir) -> Vec<i64> {
+    let text = std::fs::read_to_string(work.path().join("out/test_rows.json"))
+        .expect("good destination's file");
+    text.lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["id"]
+                .as_i64()
+                .unwrap()
+        })
+        .collect()
+}
+
+#[test]
+fn a_failing_destination_does_not_cost_the_other_its_rows() {
+    let work = Workdir::new();
+    let spec = fan_out(&work, "fail_writes");
+    let run = work.quarry(&["sync", &spec]);
+    assert_eq!(
+        run.code, 1,
+        "an error the plugin returned: the sync finished with errors: {run:?}"
+    );
+    assert!(
+        run.stderr
+            .contains("plugin `bad` failed in write: refusing rows of test_rows after 10000 rows"),
+        "{run:?}"
+    );
+    assert!(
+        run.stdout
+            .contains("Sync finished with errors: test → good, bad: 50000 rows"),
+        "{run:?}"
+    );
+    let ids = good_rows(&work);
+    assert_eq!(ids.len(), 50_000);
+    assert_eq!(ids.iter().sum::<i64>(), 49_999 * 50_000 / 2);
+
+    let spec = fan_out(&work, "crash_writes");
+    let run = work.quarry(&["sync", &spec]);
+    assert_eq!(run.code, 3, "a crash: {run:?}");
+    assert!(
+        run.stderr
+            .contains("plugin `bad` failed in write: it crashed"),
+        "{run:?}"
+    );
+    assert!(
+        run.stderr
+            .contains("hostile destination crashed on purpose"),
+        "{run:?}"
+    );
+    assert_eq!(good_rows(&work).len(), 50_000);
+}
