@@ -179,12 +179,11 @@ fn fan_out(work: &Workdir, action: &str) -> String {
 fn good_rows(work: &Workdir) -> Vec<i64> {
     let text = std::fs::read_to_string(work.path().join("out/test_rows.json"))
         .expect("good destination's file");
+    let row = |line: &str| {
+        serde_json::from_str::<serde_json::Value>(line).expect("a JSON row")["id"].as_i64()
+    };
     text.lines()
-        .map(|l| {
-            serde_json::from_str::<serde_json::Value>(l).unwrap()["id"]
-                .as_i64()
-                .unwrap()
-        })
+        .map(|line| row(line).expect("an integer id"))
         .collect()
 }
 
