@@ -261,7 +261,7 @@ async fn delete_stale(
 fn table_name(schema: &SchemaRef) -> String {
     schema
         .metadata()
-        .get("cq:table_name")
+        .get(quarry_sdk::metadata::TABLE_NAME)
         .cloned()
         .unwrap_or_default()
 }

@@ -2,46 +2,16 @@
 //! every byte from a plugin passes: plugin output is untrusted input.
 
 use arrow_array::RecordBatch;
-use arrow_buffer::Buffer;
-use arrow_ipc::reader::StreamDecoder;
-use arrow_ipc::writer::StreamWriter;
 use arrow_schema::{Schema, SchemaRef};
+use quarry_sdk::ipc;
+use quarry_sdk::metadata::TABLE_NAME;
 
 use super::PluginState;
 use super::bindings::quarry::plugin::{host, sink, state, types};
 use crate::runtime::SourceMessage;
 
-/// The schema metadata key that names a table.
-pub const TABLE_NAME: &str = "cq:table_name";
-
-/// Decodes an IPC stream of one schema and at most one batch, without copying the batch.
-fn decode(bytes: Vec<u8>) -> Result<(SchemaRef, Option<RecordBatch>), String> {
-    let mut buffer = Buffer::from_vec(bytes);
-    let mut decoder = StreamDecoder::new().with_require_alignment(false);
-    let mut batch = None;
-    while !buffer.is_empty() {
-        match decoder
-            .decode(&mut buffer)
-            .map_err(|e| format!("invalid Arrow IPC: {e}"))?
-        {
-            Some(_) if batch.is_some() => {
-                return Err("an Arrow IPC stream held more than one batch".into());
-            }
-            Some(b) => batch = Some(b),
-            None => {}
-        }
-    }
-    decoder
-        .finish()
-        .map_err(|e| format!("invalid Arrow IPC: {e}"))?;
-    let schema = match (&batch, decoder.schema()) {
-        (Some(b), _) => b.schema(),
-        (None, Some(s)) => s,
-        (None, None) => return Err("an empty Arrow IPC stream".into()),
-    };
-    Ok((schema, batch))
-}
-
+/// The Arrow IPC codec is the SDK's, so both sides of the boundary check bytes the same way; the
+/// host adds that every schema names its table.
 fn table_name(schema: &Schema) -> Result<String, String> {
     match schema.metadata().get(TABLE_NAME) {
         Some(name) if !name.is_empty() => Ok(name.clone()),
@@ -52,35 +22,21 @@ fn table_name(schema: &Schema) -> Result<String, String> {
 }
 
 pub fn decode_schema(bytes: Vec<u8>) -> Result<SchemaRef, String> {
-    match decode(bytes)? {
-        (schema, None) => table_name(&schema).map(|_| schema),
-        (_, Some(_)) => Err("expected an Arrow schema, got a record batch".into()),
-    }
+    let schema = ipc::decode_schema(bytes).map_err(|e| e.message)?;
+    table_name(&schema).map(|_| schema)
 }
 
 pub fn decode_batch(bytes: Vec<u8>) -> Result<RecordBatch, String> {
-    match decode(bytes)? {
-        (_, Some(batch)) => table_name(batch.schema_ref()).map(|_| batch),
-        (_, None) => Err("expected an Arrow record batch, got a schema alone".into()),
-    }
+    let batch = ipc::decode_batch(bytes).map_err(|e| e.message)?;
+    table_name(batch.schema_ref()).map(|_| batch)
 }
 
 pub fn encode_schema(schema: &Schema) -> Result<Vec<u8>, String> {
-    let mut out = Vec::with_capacity(1024);
-    let mut writer = StreamWriter::try_new(&mut out, schema).map_err(|e| e.to_string())?;
-    writer.finish().map_err(|e| e.to_string())?;
-    drop(writer);
-    Ok(out)
+    ipc::encode_schema(schema).map_err(|e| e.message)
 }
 
 pub fn encode_batch(batch: &RecordBatch) -> Result<Vec<u8>, String> {
-    let mut out = Vec::with_capacity(batch.get_array_memory_size() + 4096);
-    let mut writer =
-        StreamWriter::try_new(&mut out, batch.schema_ref()).map_err(|e| e.to_string())?;
-    writer.write(batch).map_err(|e| e.to_string())?;
-    writer.finish().map_err(|e| e.to_string())?;
-    drop(writer);
-    Ok(out)
+    ipc::encode_batch(batch).map_err(|e| e.message)
 }
 
 fn error(kind: types::ErrorKind, message: impl Into<String>) -> types::Error {
