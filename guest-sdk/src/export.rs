@@ -9,7 +9,8 @@ use std::collections::HashMap;
 
 use crate::bindings::quarry::plugin::types as wit;
 use crate::{
-    Destination, Error, ErrorKind, Message, Plugin, Result, Source, SyncContext, Table, ipc,
+    DeleteRequest, Destination, Error, ErrorKind, Grouping, Message, Plugin, Predicate,
+    PredicateGroup, Result, Source, SyncOptions, Table, ipc,
 };
 
 thread_local! {
@@ -139,21 +140,17 @@ pub fn close<P: Plugin>() -> Result<(), wit::Error> {
     Ok(result?)
 }
 
-fn selected<P: Source>(plugin: &P, options: &wit::TableOptions) -> Result<Vec<Table>> {
-    crate::select_tables(
-        &plugin.tables(),
-        &options.tables,
-        &options.skip_tables,
-        options.skip_dependent_tables,
-    )
-}
-
 pub fn tables<P: Source>(options: wit::TableOptions) -> Result<Vec<Vec<u8>>, wit::Error> {
     Ok(with_plugin::<P, _>(|p, _| {
-        selected(p, &options)?
-            .iter()
-            .map(|t| ipc::encode_schema(&t.schema()))
-            .collect()
+        crate::select_tables(
+            &p.tables(),
+            &options.tables,
+            &options.skip_tables,
+            options.skip_dependent_tables,
+        )?
+        .iter()
+        .map(|t| ipc::encode_schema(&crate::cq_id::with_id_columns(t).schema()))
+        .collect()
     })?)
 }
 
@@ -167,20 +164,79 @@ impl crate::sync::Sink for HostSink {
                 wit::SyncMessage::MigrateTable(ipc::encode_schema(&table.schema())?)
             }
             Message::Insert(batch) => wit::SyncMessage::Insert(ipc::encode_batch(&batch)?),
+            Message::DeleteRecord(request) => {
+                wit::SyncMessage::DeleteRecord(delete_request_to_wit(&request)?)
+            }
         };
         crate::bindings::quarry::plugin::sink::emit(&message).map_err(Error::from)
     }
 }
 
-pub fn sync<P: Source>(options: wit::SyncOptions) -> Result<(), wit::Error> {
-    Ok(with_plugin::<P, _>(|p, _| {
-        let tables = selected(p, &options.tables)?;
-        let mut sink = HostSink;
-        let mut out = SyncContext::new(&mut sink, options.deterministic_cq_id);
-        for table in &tables {
-            out.migrate(table)?;
+fn delete_request_to_wit(request: &DeleteRequest) -> Result<wit::DeleteRequest> {
+    let mut groups = Vec::new();
+    for group in &request.where_clause {
+        let mut predicates = Vec::new();
+        for p in &group.predicates {
+            predicates.push(wit::Predicate {
+                operator: wit::PredicateOperator::Eq,
+                column: p.column.clone(),
+                value: ipc::encode_batch(&p.value)?,
+            });
         }
-        p.sync(&tables, &mut out)
+        groups.push(wit::PredicateGroup {
+            grouping: match group.grouping {
+                Grouping::And => wit::PredicateGrouping::And,
+                Grouping::Or => wit::PredicateGrouping::Or,
+            },
+            predicates,
+        });
+    }
+    Ok(wit::DeleteRequest {
+        table_name: request.table.clone(),
+        where_clause: groups,
+    })
+}
+
+fn delete_request_from_wit(request: wit::DeleteRequest) -> Result<DeleteRequest> {
+    let mut where_clause = Vec::new();
+    for group in request.where_clause {
+        let mut predicates = Vec::new();
+        for p in group.predicates {
+            let value = ipc::decode_batch(p.value)?;
+            if value.num_rows() != 1 || value.num_columns() != 1 {
+                return Err(Error::internal(format!(
+                    "delete-record on `{}`: the value for `{}` must be one row of one column",
+                    request.table_name, p.column
+                )));
+            }
+            predicates.push(Predicate {
+                column: p.column,
+                value,
+            });
+        }
+        where_clause.push(PredicateGroup {
+            grouping: match group.grouping {
+                wit::PredicateGrouping::And => Grouping::And,
+                wit::PredicateGrouping::Or => Grouping::Or,
+            },
+            predicates,
+        });
+    }
+    Ok(DeleteRequest {
+        table: request.table_name,
+        where_clause,
+    })
+}
+
+pub fn sync<P: Source>(options: wit::SyncOptions) -> Result<(), wit::Error> {
+    let options = SyncOptions {
+        tables: options.tables.tables,
+        skip_tables: options.tables.skip_tables,
+        skip_dependent_tables: options.tables.skip_dependent_tables,
+        deterministic_cq_id: options.deterministic_cq_id,
+    };
+    Ok(with_plugin::<P, _>(|p, _| {
+        crate::sync::sync_into(p, &options, &mut HostSink)
     })?)
 }
 
@@ -230,24 +286,16 @@ pub fn delete_stale<P: Destination>(
 }
 
 pub fn delete_record<P: Destination>(request: wit::DeleteRequest) -> Result<(), wit::Error> {
-    if request.where_clause.len() > 1
-        || request
-            .where_clause
-            .iter()
-            .any(|g| g.grouping != wit::PredicateGrouping::And)
-    {
-        return Err(
-            Error::not_supported("delete-record with OR groups is not supported yet").into(),
-        );
-    }
-    let mut matches = Vec::new();
-    for group in request.where_clause {
-        for predicate in group.predicates {
-            matches.push((predicate.column, ipc::decode_batch(predicate.value)?));
-        }
-    }
+    let request = delete_request_from_wit(request)?;
+    Ok(with_plugin::<P, _>(|p, _| p.delete_record(&request))?)
+}
+
+pub fn existing_table<P: Destination>(wanted: Vec<u8>) -> Result<Option<Vec<u8>>, wit::Error> {
+    let wanted = Table::from_schema(ipc::decode_schema(wanted)?.as_ref())?;
     Ok(with_plugin::<P, _>(|p, _| {
-        p.delete_record(&request.table_name, &matches)
+        p.existing_table(&wanted)?
+            .map(|t| ipc::encode_schema(&t.schema()))
+            .transpose()
     })?)
 }
 
@@ -357,6 +405,9 @@ macro_rules! __export_plugin {
     };
     (@destination $plugin:ty) => {
         impl destination::Guest for __QuarryPlugin {
+            fn existing_table(wanted: Vec<u8>) -> Result<Option<Vec<u8>>, wit::Error> {
+                glue::existing_table::<$plugin>(wanted)
+            }
             fn migrate_table(table: Vec<u8>, force: bool) -> Result<(), wit::Error> {
                 glue::migrate_table::<$plugin>(table, force)
             }
@@ -379,6 +430,9 @@ macro_rules! __export_plugin {
     };
     (@no_destination $plugin:ty) => {
         impl destination::Guest for __QuarryPlugin {
+            fn existing_table(_: Vec<u8>) -> Result<Option<Vec<u8>>, wit::Error> {
+                glue::not_a_destination::<$plugin, _>()
+            }
             fn migrate_table(_: Vec<u8>, _: bool) -> Result<(), wit::Error> {
                 glue::not_a_destination::<$plugin, _>()
             }

@@ -5,7 +5,7 @@
 //! [`export_source_and_destination!`]. Rows travel as Arrow [`RecordBatch`]es; tables are
 //! described with [`Table`] and [`Column`]. The WebAssembly bindings stay inside this crate, and
 //! the same plugin code compiles natively so that its unit tests run with plain `cargo test`
-//! (see [`SyncContext::collecting`]).
+//! (see [`run_sync`]).
 //!
 //! ```ignore
 //! use quarry_sdk::{Column, Plugin, Source, SyncContext, Table, Info, Result};
@@ -39,10 +39,12 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod cq_id;
 mod error;
 mod export;
 pub mod ipc;
 pub mod log;
+pub mod migrate;
 mod plugin;
 mod sync;
 mod table;
@@ -54,7 +56,10 @@ pub use arrow_array::RecordBatch;
 pub use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 pub use error::{Error, ErrorKind, Result};
 pub use plugin::{Destination, Info, Plugin, Source, WriteMode};
-pub use sync::{Message, SyncContext, matches_glob, select_tables};
+pub use sync::{
+    ChildRows, DeleteRequest, Grouping, Message, Predicate, PredicateGroup, Relation, SyncContext,
+    SyncOptions, matches_glob, run_sync, select_tables,
+};
 pub use table::{Column, Extension, Table, metadata};
 
 #[doc(hidden)]

@@ -4,7 +4,7 @@ use arrow_array::RecordBatch;
 use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
 
-use crate::{Error, Result, SyncContext, Table};
+use crate::{DeleteRequest, Error, Relation, Result, SyncContext, Table};
 
 /// What a plugin is and what it needs from the sandbox.
 #[derive(Debug, Clone, Default)]
@@ -110,14 +110,34 @@ pub trait Source: Plugin {
     /// Every table this source can produce. The SDK applies the user's table selection.
     fn tables(&self) -> Vec<Table>;
 
-    /// Sends the rows of `tables` (already selected and migrated) through `out`.
+    /// Sends the rows of `tables` through `out`: the selected top-level tables (already
+    /// migrated). Child tables are not in the list: their rows come from [`Source::relation`],
+    /// resolved for each batch of their parent.
     fn sync(&mut self, tables: &[Table], out: &mut SyncContext<'_>) -> Result<()>;
+
+    /// The resolver of child table `table` (one whose `parent` is set), called once per sync for
+    /// each selected child table. A source with child tables must return one for each.
+    fn relation(&mut self, table: &Table) -> Option<Box<dyn Relation>> {
+        let _ = table;
+        None
+    }
 }
 
 /// A plugin that stores tables.
 pub trait Destination: Plugin {
-    /// Creates `table`, or brings an existing table to its schema. With `force`, changes that
-    /// lose data may drop and recreate the table.
+    /// The table as the destination holds it, or `None` if it does not exist. The host compares
+    /// it with `wanted` (see [`crate::migrate::changes`]) to decide whether the migration is safe.
+    /// Report a column whose stored type is what `wanted`'s column would be stored as with
+    /// `wanted`'s type, so that only real differences show. A destination that keeps no tables
+    /// (files written anew each sync) keeps the default.
+    fn existing_table(&mut self, wanted: &Table) -> Result<Option<Table>> {
+        let _ = wanted;
+        Ok(None)
+    }
+
+    /// Creates `table`, or brings an existing table to its schema. Without `force` the host asks
+    /// only for safe changes (new nullable columns, dropped columns kept, not-null relaxed); with
+    /// `force`, changes that lose data drop and recreate the table.
     fn migrate_table(&mut self, table: &Table, force: bool) -> Result<()>;
 
     /// Writes rows of a migrated table. `batch` carries `table`'s schema.
@@ -135,12 +155,12 @@ pub trait Destination: Plugin {
         )))
     }
 
-    /// Deletes the rows of `table` where every `(column, value)` pair matches.
-    fn delete_record(&mut self, table: &str, matches: &[(String, RecordBatch)]) -> Result<()> {
-        let _ = matches;
+    /// Deletes the rows the request matches.
+    fn delete_record(&mut self, request: &DeleteRequest) -> Result<()> {
         Err(Error::not_supported(format!(
-            "{} cannot delete records (table {table})",
-            Self::info().name
+            "{} cannot delete records (table {})",
+            Self::info().name,
+            request.table
         )))
     }
 

@@ -1,8 +1,15 @@
-//! What a source writes to during a sync, and how the user's table selection is applied.
+//! What a source writes to during a sync: its rows, with `_cq_id` and `_cq_parent_id` filled
+//! in, its child tables resolved per parent batch, and its delete requests; and how the user's
+//! table selection is applied.
 
-use arrow_array::{ArrayRef, RecordBatch};
+use std::collections::HashMap;
 
-use crate::{Error, Result, Table};
+use arrow_array::{Array, ArrayRef, FixedSizeBinaryArray, RecordBatch, new_null_array};
+use arrow_buffer::{Buffer, NullBuffer};
+use arrow_schema::SchemaRef;
+
+use crate::cq_id::{self, RandomIds};
+use crate::{Error, Result, Source, Table};
 
 /// A message from a source to the host.
 #[derive(Debug, Clone)]
@@ -11,6 +18,73 @@ pub enum Message {
     MigrateTable(Table),
     /// Rows of a table; the batch carries the table's schema.
     Insert(RecordBatch),
+    /// Rows to delete from a table.
+    DeleteRecord(DeleteRequest),
+}
+
+/// Delete the rows of `table` that match every group of `where_clause` (CloudQuery's
+/// `DeleteRecord`): a row is deleted when, for each group, its predicates joined by the group's
+/// operator hold.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeleteRequest {
+    /// The table to delete from.
+    pub table: String,
+    /// The groups, all of which must match.
+    pub where_clause: Vec<PredicateGroup>,
+}
+
+/// Predicates joined by one operator.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PredicateGroup {
+    /// How the predicates combine.
+    pub grouping: Grouping,
+    /// `column = value` tests.
+    pub predicates: Vec<Predicate>,
+}
+
+/// How a group's predicates combine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Grouping {
+    /// Every predicate holds.
+    And,
+    /// At least one predicate holds.
+    Or,
+}
+
+/// `column = value`, where `value` is the one row of a one-column batch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Predicate {
+    /// The column compared.
+    pub column: String,
+    /// A batch of one row and one column holding the value.
+    pub value: RecordBatch,
+}
+
+impl DeleteRequest {
+    /// Delete the rows of `table` whose `column` equals the single value in `value`.
+    pub fn equal(table: &str, column: &str, value: ArrayRef) -> Result<Self> {
+        if value.len() != 1 {
+            return Err(Error::internal(format!(
+                "a delete-record value for `{table}.{column}` must hold one value, not {}",
+                value.len()
+            )));
+        }
+        let field = arrow_schema::Field::new(column, value.data_type().clone(), true);
+        let batch = RecordBatch::try_new(
+            std::sync::Arc::new(arrow_schema::Schema::new(vec![field])),
+            vec![value],
+        )?;
+        Ok(DeleteRequest {
+            table: table.into(),
+            where_clause: vec![PredicateGroup {
+                grouping: Grouping::And,
+                predicates: vec![Predicate {
+                    column: column.into(),
+                    value: batch,
+                }],
+            }],
+        })
+    }
 }
 
 /// Where a source's messages go: the host's pipeline in a component, a vector in unit tests.
@@ -25,53 +99,261 @@ impl Sink for Vec<Message> {
     }
 }
 
+/// Resolves a child table's rows from its parent's rows, as CloudQuery's table resolvers do.
+/// A source returns one from [`Source::relation`] for each child table.
+pub trait Relation {
+    /// The child rows of `parents`, a batch of the parent table as it was sent (with its
+    /// `_cq_id`). Push each group of child rows with the parent row each belongs to.
+    fn resolve(&mut self, parents: &RecordBatch, out: &mut ChildRows) -> Result<()>;
+}
+
+/// The child rows a [`Relation`] found for one parent batch.
+#[derive(Default)]
+pub struct ChildRows {
+    groups: Vec<(Vec<u32>, Vec<ArrayRef>)>,
+}
+
+impl ChildRows {
+    /// Adds rows of the child table (its own columns, in order) and, for each row, the index of
+    /// its parent row in the parent batch.
+    pub fn push(&mut self, parent_rows: Vec<u32>, columns: Vec<ArrayRef>) {
+        self.groups.push((parent_rows, columns));
+    }
+}
+
+/// What to sync, as the user's spec says it.
+#[derive(Debug, Clone)]
+pub struct SyncOptions {
+    /// Table name patterns to sync.
+    pub tables: Vec<String>,
+    /// Table name patterns to leave out.
+    pub skip_tables: Vec<String>,
+    /// Leave out child tables unless they are selected themselves.
+    pub skip_dependent_tables: bool,
+    /// Derive `_cq_id` from the primary key instead of drawing it at random.
+    pub deterministic_cq_id: bool,
+}
+
+impl Default for SyncOptions {
+    fn default() -> Self {
+        SyncOptions {
+            tables: vec!["*".into()],
+            skip_tables: Vec::new(),
+            skip_dependent_tables: false,
+            deterministic_cq_id: false,
+        }
+    }
+}
+
+struct Prepared {
+    /// The schema sent to the host: `_cq_id`, `_cq_parent_id`, then the source's columns.
+    schema: SchemaRef,
+    /// The source's primary-key columns: (name, index among the source's own columns).
+    keys: Vec<(String, usize)>,
+    own_columns: usize,
+}
+
 /// The sync in progress, as a source sees it: where its rows go.
 pub struct SyncContext<'a> {
     sink: &'a mut dyn Sink,
     deterministic_cq_id: bool,
+    ids: RandomIds,
+    tables: HashMap<String, Prepared>,
+    /// Per parent table: its selected child tables and their resolvers.
+    relations: HashMap<String, Vec<Child>>,
 }
 
-impl<'a> SyncContext<'a> {
-    pub(crate) fn new(sink: &'a mut dyn Sink, deterministic_cq_id: bool) -> Self {
-        SyncContext {
-            sink,
-            deterministic_cq_id,
+/// A selected child table and its resolver.
+type Child = (String, Box<dyn Relation>);
+
+/// Runs a sync of `source` as the host would, sending every message to `out`: the selected
+/// tables' migrate messages, then the rows of the top-level tables from [`Source::sync`], each
+/// batch followed by its child tables' rows. For a plugin's native unit tests.
+pub fn run_sync<S: Source>(
+    source: &mut S,
+    options: &SyncOptions,
+    out: &mut Vec<Message>,
+) -> Result<()> {
+    sync_into(source, options, out)
+}
+
+pub(crate) fn sync_into<S: Source>(
+    source: &mut S,
+    options: &SyncOptions,
+    sink: &mut dyn Sink,
+) -> Result<()> {
+    let tables = select_tables(
+        &source.tables(),
+        &options.tables,
+        &options.skip_tables,
+        options.skip_dependent_tables,
+    )?;
+    let mut out = SyncContext {
+        sink,
+        deterministic_cq_id: options.deterministic_cq_id,
+        ids: RandomIds::default(),
+        tables: HashMap::new(),
+        relations: HashMap::new(),
+    };
+    for table in &tables {
+        let full = cq_id::with_id_columns(table);
+        out.sink.emit(Message::MigrateTable(full.clone()))?;
+        out.tables.insert(
+            table.name.clone(),
+            Prepared {
+                schema: full.schema(),
+                keys: table
+                    .columns
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, c)| c.primary_key)
+                    .map(|(i, c)| (c.name.clone(), i))
+                    .collect(),
+                own_columns: table.columns.len(),
+            },
+        );
+        if let Some(parent) = &table.parent {
+            let relation = source.relation(table).ok_or_else(|| {
+                Error::internal(format!(
+                    "table `{}` is a child of `{parent}`, but the plugin has no relation that \
+                     resolves it",
+                    table.name
+                ))
+            })?;
+            out.relations
+                .entry(parent.clone())
+                .or_default()
+                .push((table.name.clone(), relation));
         }
     }
+    let top_level: Vec<Table> = tables.into_iter().filter(|t| t.parent.is_none()).collect();
+    source.sync(&top_level, &mut out)
+}
 
-    /// A context that collects messages into `out`, for a plugin's native unit tests.
-    pub fn collecting(out: &'a mut Vec<Message>) -> Self {
-        SyncContext {
-            sink: out,
-            deterministic_cq_id: false,
-        }
-    }
-
-    /// Whether `_cq_id` values should be derived from the primary key (the user's
+impl SyncContext<'_> {
+    /// Whether `_cq_id` values are derived from the primary key (the user's
     /// `deterministic_cq_id`).
     pub fn deterministic_cq_id(&self) -> bool {
         self.deterministic_cq_id
     }
 
-    /// Sends rows of `table`, one array per column in the table's order. Blocks while the host's
-    /// pipeline is full. An error means the sync was cancelled: return it.
+    /// Sends rows of `table`, one array per column in the table's order (without `_cq_id` and
+    /// `_cq_parent_id`: they are filled in here), then resolves its child tables for them.
+    /// Blocks while the host's pipeline is full. An error means the sync was cancelled: return it.
     pub fn insert(&mut self, table: &Table, columns: Vec<ArrayRef>) -> Result<()> {
-        let batch = RecordBatch::try_new(table.schema(), columns)
-            .map_err(|e| Error::internal(format!("table {}: {e}", table.name)))?;
-        self.insert_batch(batch)
+        self.insert_rows(&table.name, None, columns)
     }
 
-    /// Sends a batch whose schema is a table's schema (with its `cq:table_name` metadata).
+    /// Sends a batch of a table's rows; the batch's schema must carry the table's name
+    /// (`cq:table_name`) and its columns, as [`Table::schema`] makes it.
     pub fn insert_batch(&mut self, batch: RecordBatch) -> Result<()> {
-        if batch.num_rows() == 0 {
+        let name = batch
+            .schema_ref()
+            .metadata()
+            .get(crate::metadata::TABLE_NAME)
+            .cloned()
+            .unwrap_or_default();
+        self.insert_rows(&name, None, batch.columns().to_vec())
+    }
+
+    /// Asks the destinations to delete rows.
+    pub fn delete_record(&mut self, request: DeleteRequest) -> Result<()> {
+        if !self.tables.contains_key(&request.table) {
+            return Err(Error::internal(format!(
+                "delete-record for table `{}`, which is not being synced",
+                request.table
+            )));
+        }
+        self.sink.emit(Message::DeleteRecord(request))
+    }
+
+    fn insert_rows(
+        &mut self,
+        name: &str,
+        parent_ids: Option<ArrayRef>,
+        columns: Vec<ArrayRef>,
+    ) -> Result<()> {
+        let prepared = self.tables.get(name).ok_or_else(|| {
+            Error::internal(format!(
+                "rows for table `{name}`, which is not one of the tables being synced"
+            ))
+        })?;
+        if columns.len() != prepared.own_columns {
+            return Err(Error::internal(format!(
+                "table `{name}` has {} columns, but {} arrays were sent",
+                prepared.own_columns,
+                columns.len()
+            )));
+        }
+        let rows = columns.first().map_or(0, |c| c.len());
+        if rows == 0 {
             return Ok(());
         }
-        self.sink.emit(Message::Insert(batch))
+        let ids = if self.deterministic_cq_id && !prepared.keys.is_empty() {
+            let keys: Vec<(&str, &ArrayRef)> = prepared
+                .keys
+                .iter()
+                .map(|(n, i)| (n.as_str(), &columns[*i]))
+                .collect();
+            cq_id::deterministic_ids(&keys, rows)?
+        } else {
+            self.ids.ids(rows)
+        };
+        let parent = parent_ids
+            .unwrap_or_else(|| new_null_array(&arrow_schema::DataType::FixedSizeBinary(16), rows));
+        let mut all = vec![ids, parent];
+        all.extend(columns);
+        let batch = RecordBatch::try_new(prepared.schema.clone(), all)
+            .map_err(|e| Error::internal(format!("table {name}: {e}")))?;
+        self.sink.emit(Message::Insert(batch.clone()))?;
+
+        let Some(mut children) = self.relations.remove(name) else {
+            return Ok(());
+        };
+        let result = self.resolve_children(&batch, &mut children);
+        self.relations.insert(name.to_string(), children);
+        result
     }
 
-    pub(crate) fn migrate(&mut self, table: &Table) -> Result<()> {
-        self.sink.emit(Message::MigrateTable(table.clone()))
+    fn resolve_children(&mut self, parents: &RecordBatch, children: &mut [Child]) -> Result<()> {
+        let parent_ids = parents.column(0);
+        for (child, relation) in children.iter_mut() {
+            let mut rows = ChildRows::default();
+            relation
+                .resolve(parents, &mut rows)
+                .map_err(|e| e.context(format!("resolving table `{child}`")))?;
+            for (parent_rows, columns) in rows.groups {
+                let ids = take_ids(parent_ids, &parent_rows)
+                    .map_err(|e| e.context(format!("table `{child}`")))?;
+                self.insert_rows(child, Some(ids), columns)?;
+            }
+        }
+        Ok(())
     }
+}
+
+/// The ids at `rows` of a uuid column.
+fn take_ids(ids: &ArrayRef, rows: &[u32]) -> Result<ArrayRef> {
+    let ids = ids
+        .as_any()
+        .downcast_ref::<FixedSizeBinaryArray>()
+        .ok_or_else(|| Error::internal("`_cq_id` is not a uuid column"))?;
+    let mut bytes = Vec::with_capacity(rows.len() * 16);
+    for &row in rows {
+        let row = row as usize;
+        if row >= ids.len() {
+            return Err(Error::internal(format!(
+                "a child row names parent row {row}, but the parent batch has {} rows",
+                ids.len()
+            )));
+        }
+        bytes.extend_from_slice(ids.value(row));
+    }
+    Ok(std::sync::Arc::new(FixedSizeBinaryArray::new(
+        16,
+        Buffer::from_vec(bytes),
+        None::<NullBuffer>,
+    )))
 }
 
 /// Whether `name` matches the glob `pattern` (`*` any run of characters, `?` one character).
@@ -147,8 +429,8 @@ pub fn select_tables(
             && !selected.iter().any(|s| &s.name == parent)
         {
             return Err(Error::invalid_spec(format!(
-                "table `{}` is a child of `{parent}`, which is not selected; add `{parent}` to `tables`",
-                t.name
+                "table `{}` is a child of `{parent}`, which is not selected; select `{parent}` too, or add `{}` to `skip_tables`",
+                t.name, t.name
             )));
         }
     }
@@ -161,7 +443,214 @@ pub fn select_tables(
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
+    use arrow_array::{Int64Array, StringArray};
+    use arrow_schema::DataType;
+
     use super::*;
+    use crate::{Column, Info, Plugin};
+
+    /// Parents `0..n` with two children each, the child's `n` being 0 and 1.
+    struct Family {
+        parents: i64,
+    }
+
+    impl Plugin for Family {
+        type Spec = serde_json::Value;
+        fn info() -> Info {
+            Info::new("family", "0.0.0", "parents and children")
+        }
+        fn new(_: serde_json::Value) -> Result<Self> {
+            Ok(Family { parents: 3 })
+        }
+    }
+
+    struct Children;
+
+    impl Relation for Children {
+        fn resolve(&mut self, parents: &RecordBatch, out: &mut ChildRows) -> Result<()> {
+            let ids = parents
+                .column_by_name("id")
+                .and_then(|c| c.as_any().downcast_ref::<Int64Array>())
+                .ok_or_else(|| Error::internal("no id"))?;
+            let rows: Vec<u32> = (0..ids.len() as u32).flat_map(|r| [r, r]).collect();
+            let parent: Int64Array = rows.iter().map(|&r| ids.value(r as usize)).collect();
+            let n: Int64Array = rows.iter().enumerate().map(|(i, _)| i as i64 % 2).collect();
+            out.push(rows, vec![Arc::new(parent), Arc::new(n)]);
+            Ok(())
+        }
+    }
+
+    impl Source for Family {
+        fn tables(&self) -> Vec<Table> {
+            vec![
+                Table::new("parents")
+                    .column(Column::new("id", DataType::Int64).primary_key())
+                    .column(Column::new("name", DataType::Utf8)),
+                Table::new("children")
+                    .child_of("parents")
+                    .column(Column::new("parent", DataType::Int64).primary_key())
+                    .column(Column::new("n", DataType::Int64).primary_key()),
+                Table::new("loose").column(Column::new("x", DataType::Int64)),
+            ]
+        }
+        fn sync(&mut self, tables: &[Table], out: &mut SyncContext<'_>) -> Result<()> {
+            for table in tables {
+                let ids = Int64Array::from_iter_values(0..self.parents);
+                if table.name == "parents" {
+                    let names =
+                        StringArray::from_iter_values(ids.iter().map(|i| format!("p{i:?}")));
+                    out.insert(table, vec![Arc::new(ids), Arc::new(names)])?;
+                } else {
+                    out.insert(table, vec![Arc::new(ids)])?;
+                }
+            }
+            Ok(())
+        }
+        fn relation(&mut self, table: &Table) -> Option<Box<dyn Relation>> {
+            (table.name == "children").then(|| Box::new(Children) as Box<dyn Relation>)
+        }
+    }
+
+    fn batches(deterministic: bool) -> HashMap<String, RecordBatch> {
+        let mut messages = Vec::new();
+        let options = SyncOptions {
+            deterministic_cq_id: deterministic,
+            ..SyncOptions::default()
+        };
+        run_sync(&mut Family { parents: 3 }, &options, &mut messages).unwrap();
+        let mut out = HashMap::new();
+        for m in messages {
+            if let Message::Insert(b) = m {
+                let name = b.schema().metadata()[crate::metadata::TABLE_NAME].clone();
+                assert!(out.insert(name, b).is_none());
+            }
+        }
+        out
+    }
+
+    fn uuids(batch: &RecordBatch, column: &str) -> Vec<Option<Vec<u8>>> {
+        let a = batch
+            .column_by_name(column)
+            .unwrap()
+            .as_any()
+            .downcast_ref::<FixedSizeBinaryArray>()
+            .unwrap();
+        (0..a.len())
+            .map(|i| a.is_valid(i).then(|| a.value(i).to_vec()))
+            .collect()
+    }
+
+    #[test]
+    fn child_rows_point_at_their_parents_ids() {
+        let b = batches(false);
+        let parents = uuids(&b["parents"], "_cq_id");
+        assert!(
+            uuids(&b["parents"], "_cq_parent_id")
+                .iter()
+                .all(Option::is_none)
+        );
+        let children = &b["children"];
+        assert_eq!(children.num_rows(), 6);
+        let parent_of = uuids(children, "_cq_parent_id");
+        let parent_col = children
+            .column_by_name("parent")
+            .unwrap()
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .unwrap();
+        for (row, id) in parent_of.iter().enumerate() {
+            assert_eq!(
+                id,
+                &parents[parent_col.value(row) as usize],
+                "child row {row}"
+            );
+        }
+        // Random ids are v4 and distinct.
+        let mut all: Vec<_> = parents
+            .iter()
+            .chain(&uuids(children, "_cq_id"))
+            .cloned()
+            .collect();
+        assert!(all.iter().all(|id| id.as_ref().unwrap()[6] >> 4 == 4));
+        all.sort();
+        all.dedup();
+        assert_eq!(all.len(), 9);
+    }
+
+    #[test]
+    fn deterministic_ids_repeat_and_random_ids_do_not() {
+        let (a, b) = (batches(true), batches(true));
+        for table in ["parents", "children"] {
+            assert_eq!(
+                uuids(&a[table], "_cq_id"),
+                uuids(&b[table], "_cq_id"),
+                "{table}"
+            );
+            assert_eq!(uuids(&a[table], "_cq_id")[0].as_ref().unwrap()[6] >> 4, 8);
+        }
+        // A table without a primary key gets random ids even when deterministic ids are asked for.
+        assert_ne!(uuids(&a["loose"], "_cq_id"), uuids(&b["loose"], "_cq_id"));
+        let (c, d) = (batches(false), batches(false));
+        assert_ne!(
+            uuids(&c["parents"], "_cq_id"),
+            uuids(&d["parents"], "_cq_id")
+        );
+    }
+
+    #[test]
+    fn id_columns_lead_and_cq_id_is_the_key_of_a_table_without_one() {
+        let b = batches(false);
+        let fields = |t: &str| {
+            let s = b[t].schema();
+            s.fields()
+                .iter()
+                .map(|f| (f.name().clone(), Column::from_field(f).primary_key))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            fields("loose"),
+            [
+                ("_cq_id".to_string(), true),
+                ("_cq_parent_id".to_string(), false),
+                ("x".to_string(), false)
+            ]
+        );
+        assert_eq!(fields("parents")[0], ("_cq_id".to_string(), false));
+    }
+
+    #[test]
+    fn a_child_table_without_a_relation_is_an_error() {
+        struct NoRelation(Family);
+        impl Plugin for NoRelation {
+            type Spec = serde_json::Value;
+            fn info() -> Info {
+                Family::info()
+            }
+            fn new(_: serde_json::Value) -> Result<Self> {
+                Ok(NoRelation(Family { parents: 1 }))
+            }
+        }
+        impl Source for NoRelation {
+            fn tables(&self) -> Vec<Table> {
+                self.0.tables()
+            }
+            fn sync(&mut self, tables: &[Table], out: &mut SyncContext<'_>) -> Result<()> {
+                self.0.sync(tables, out)
+            }
+        }
+        let err = run_sync(
+            &mut NoRelation(Family { parents: 1 }),
+            &SyncOptions::default(),
+            &mut Vec::new(),
+        )
+        .unwrap_err();
+        assert!(
+            err.message.contains("no relation that resolves it"),
+            "{err}"
+        );
+    }
 
     #[test]
     fn globs() {
@@ -201,6 +690,9 @@ mod tests {
             "table pattern `c*` matches no table; the tables are: a, a_child, b"
         );
         let err = select_tables(&all, &s(&["a_child"]), &[], false).unwrap_err();
-        assert!(err.message.contains("add `a` to `tables`"), "{err}");
+        assert_eq!(
+            err.message,
+            "table `a_child` is a child of `a`, which is not selected; select `a` too, or add `a_child` to `skip_tables`"
+        );
     }
 }

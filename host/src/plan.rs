@@ -183,6 +183,7 @@ pub async fn execute(spec: &SyncSpec, env: &Environment) -> Result<Vec<SourceSum
                 plugin: Box::new(plugin),
                 write_mode: d.write_mode,
                 migrate_mode: d.migrate_mode,
+                pk_mode: d.pk_mode,
                 batching: sync::batcher::Limits {
                     rows: d.batch_size.map_or(Limits::DEFAULT.rows, |n| n as usize),
                     bytes: d
@@ -202,8 +203,11 @@ pub async fn execute(spec: &SyncSpec, env: &Environment) -> Result<Vec<SourceSum
             .await
             .map_err(|e| match e.kind {
                 ErrorKind::InvalidSpec => RunError::Config(
-                    SpecError::at(s.at.clone(), format!("source `{}`: {}", s.name, e.message))
-                        .with_help("fix `tables` or `skip_tables` in this source's spec"),
+                    SpecError::at(
+                        selection_error_at(s, &e.message),
+                        format!("source `{}`: {}", s.name, e.message),
+                    )
+                    .with_help("fix `tables` or `skip_tables` in this source's spec"),
                 ),
                 _ => RunError::Plugin(e),
             })?;
@@ -272,4 +276,13 @@ pub fn cache_dir() -> Option<PathBuf> {
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache")))?;
     Some(base.join("quarry").join("components"))
+}
+
+/// Where a table-selection error points: the pattern it quotes, or else `tables`.
+fn selection_error_at(source: &SourceSpec, message: &str) -> Location {
+    source
+        .patterns_at
+        .iter()
+        .find(|(pattern, _)| message.contains(&format!("`{pattern}`")))
+        .map_or_else(|| source.tables_at.clone(), |(_, at)| at.clone())
 }

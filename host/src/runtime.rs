@@ -8,6 +8,7 @@ use std::fmt;
 
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
+pub use quarry_sdk::DeleteRequest;
 use tokio::sync::mpsc;
 
 /// What a plugin says about itself.
@@ -43,6 +44,8 @@ pub enum ErrorKind {
     MemoryLimit,
     /// The plugin could not be loaded or instantiated.
     Load,
+    /// A migration would lose data and `migrate_mode` is `safe`; the engine refused it.
+    BreakingMigration,
 }
 
 /// The step of a plugin's life an error happened in.
@@ -75,13 +78,24 @@ impl fmt::Display for Phase {
 
 /// A plugin failed: which plugin, in which phase, how, and what to do about it.
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("plugin `{plugin}` failed in {phase}: {message}")]
 pub struct PluginError {
     pub plugin: String,
     pub phase: Phase,
     pub kind: ErrorKind,
     pub message: String,
     pub help: Option<String>,
+    /// The table being written, when the failure concerns one.
+    pub table: Option<String>,
+}
+
+impl fmt::Display for PluginError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "plugin `{}` failed in {}", self.plugin, self.phase)?;
+        if let Some(table) = &self.table {
+            write!(f, " of table `{table}`")?;
+        }
+        write!(f, ": {}", self.message)
+    }
 }
 
 impl PluginError {
@@ -92,7 +106,14 @@ impl PluginError {
             kind,
             message: message.into(),
             help: None,
+            table: None,
         }
+    }
+
+    /// The same error, about `table` (unless it already names one).
+    pub fn for_table(mut self, table: &str) -> Self {
+        self.table.get_or_insert_with(|| table.to_string());
+        self
     }
 
     pub fn with_help(mut self, help: impl Into<String>) -> Self {
@@ -118,6 +139,7 @@ pub enum SourceMessage {
         batch: RecordBatch,
         ipc_bytes: usize,
     },
+    DeleteRecord(DeleteRequest),
 }
 
 /// A plugin that produces tables.
@@ -145,6 +167,13 @@ pub trait Source: Send {
 pub trait Destination: Send {
     fn info(&self) -> &PluginInfo;
 
+    /// The table as the destination holds it, or `None` if it does not exist (or the destination
+    /// cannot say). `wanted` is the schema about to be migrated to.
+    async fn existing_table(
+        &mut self,
+        wanted: &SchemaRef,
+    ) -> Result<Option<SchemaRef>, PluginError>;
+
     async fn migrate_table(&mut self, schema: &SchemaRef, force: bool) -> Result<(), PluginError>;
 
     async fn insert(&mut self, batch: &RecordBatch) -> Result<(), PluginError>;
@@ -155,6 +184,8 @@ pub trait Destination: Send {
         source_name: &str,
         sync_time_us: i64,
     ) -> Result<(), PluginError>;
+
+    async fn delete_record(&mut self, request: &DeleteRequest) -> Result<(), PluginError>;
 
     /// After this returns ok, every earlier write is durable.
     async fn flush(&mut self) -> Result<(), PluginError>;

@@ -138,6 +138,12 @@ pub struct SourceSpec {
     /// Where this document's `spec:` mapping starts; set by [`load`].
     #[serde(skip, default = "Location::unset")]
     pub at: Location,
+    /// Where `tables` is, and each pattern of `tables` and `skip_tables`; set by [`load`], for
+    /// diagnostics about the table selection.
+    #[serde(skip, default = "Location::unset")]
+    pub tables_at: Location,
+    #[serde(skip)]
+    pub patterns_at: Vec<(String, Location)>,
 }
 
 /// Where a source keeps incremental-sync state.

@@ -8,10 +8,13 @@
 
 pub mod batcher;
 mod columns;
+pub mod migrate;
 pub mod summary;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use std::sync::Arc;
 
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
@@ -20,8 +23,11 @@ use tokio::sync::mpsc;
 pub use columns::{SOURCE_NAME, SYNC_TIME};
 pub use summary::{DestinationSummary, SourceSummary, TableSummary};
 
-use crate::runtime::{Destination, Phase, PluginError, Source, SourceMessage, TableSelection};
-use crate::spec::{MigrateMode, WriteMode};
+use crate::runtime::{
+    DeleteRequest, Destination, ErrorKind, Phase, PluginError, Source, SourceMessage,
+    TableSelection,
+};
+use crate::spec::{MigrateMode, PkMode, WriteMode};
 
 /// Messages in flight per queue. Each holds one batch, so this bounds memory to a few batches
 /// per destination.
@@ -33,6 +39,7 @@ pub struct DestinationSlot {
     pub plugin: Box<dyn Destination>,
     pub write_mode: WriteMode,
     pub migrate_mode: MigrateMode,
+    pub pk_mode: PkMode,
     pub batching: batcher::Limits,
 }
 
@@ -48,6 +55,7 @@ pub struct SourceRun<'a> {
 enum WriteMessage {
     Migrate(SchemaRef),
     Insert(RecordBatch),
+    Delete(DeleteRequest),
 }
 
 /// The sync time of a run starting now, in microseconds since the Unix epoch.
@@ -87,12 +95,13 @@ pub async fn run(
             let outgoing = match message {
                 SourceMessage::MigrateTable(schema) => {
                     let table = table_name(&schema);
-                    tables.entry(table.clone()).or_default();
+                    tables.entry(table.clone()).or_default().seen();
                     WriteMessage::Migrate(columns.migrate(&table, &schema))
                 }
                 SourceMessage::Insert { batch, ipc_bytes } => {
                     let table = table_name(batch.schema_ref());
                     let stats = tables.entry(table.clone()).or_default();
+                    stats.seen();
                     stats.rows += batch.num_rows() as u64;
                     stats.ipc_bytes += ipc_bytes as u64;
                     stats.batches += 1;
@@ -103,6 +112,12 @@ pub async fn run(
                             break;
                         }
                     }
+                }
+                SourceMessage::DeleteRecord(request) => {
+                    let stats = tables.entry(request.table.clone()).or_default();
+                    stats.seen();
+                    stats.delete_requests += 1;
+                    WriteMessage::Delete(request)
                 }
             };
             let mut open = 0;
@@ -162,6 +177,7 @@ pub async fn run(
     if summary.ok() {
         delete_stale(&mut slots, &mut summary, source.name, sync_time_us).await;
     }
+    summary.count_table_errors();
     summary.duration = started.elapsed();
     (slots, summary)
 }
@@ -183,50 +199,95 @@ async fn drive(
     slot: &mut DestinationSlot,
     rx: &mut mpsc::Receiver<WriteMessage>,
 ) -> Result<(), PluginError> {
-    let force = slot.migrate_mode == MigrateMode::Forced;
     let mut batcher = batcher::Batcher::new(slot.batching);
-    let batching_error = |name: &str, e: String| {
-        PluginError::new(name, Phase::Write, crate::runtime::ErrorKind::Internal, e)
-    };
+    // Per table: the schema this destination stores, when it differs from the source's
+    // (write mode and pk_mode applied); batches are re-labelled with it.
+    let mut schemas: HashMap<String, SchemaRef> = HashMap::new();
+    let engine_error =
+        |name: &str, e: String| PluginError::new(name, Phase::Write, ErrorKind::Internal, e);
     loop {
         let deadline = batcher.deadline();
         let message = tokio::select! {
             message = rx.recv() => message,
             _ = tokio::time::sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)), if deadline.is_some() => {
-                let expired = batcher.take_expired(tokio::time::Instant::now()).map_err(|e| batching_error(&slot.name, e))?;
+                let expired = batcher.take_expired(tokio::time::Instant::now()).map_err(|e| engine_error(&slot.name, e))?;
                 for batch in expired {
-                    slot.plugin.insert(&batch).await?;
+                    write_batch(slot, &batch).await?;
                 }
                 continue;
             }
         };
         match message {
             Some(WriteMessage::Migrate(schema)) => {
+                let table = table_name(&schema);
                 // Rows batched under an earlier schema of the table go first.
-                if let Some(batch) = batcher
-                    .take(&table_name(&schema))
-                    .map_err(|e| batching_error(&slot.name, e))?
-                {
-                    slot.plugin.insert(&batch).await?;
+                flush_table(slot, &mut batcher, &table).await?;
+                let wanted = migrate::destination_schema(&schema, slot.write_mode, slot.pk_mode)
+                    .map_err(|e| {
+                        PluginError::new(&slot.name, Phase::Migrate, ErrorKind::InvalidSpec, e)
+                            .for_table(&table)
+                    })?;
+                migrate::migrate(slot.plugin.as_mut(), &slot.name, slot.migrate_mode, &wanted)
+                    .await
+                    .map_err(|e| e.for_table(&table))?;
+                if Arc::ptr_eq(&wanted, &schema) {
+                    schemas.remove(&table);
+                } else {
+                    schemas.insert(table, wanted);
                 }
-                slot.plugin.migrate_table(&schema, force).await?;
             }
             Some(WriteMessage::Insert(batch)) => {
+                let table = table_name(batch.schema_ref());
+                let batch = match schemas.get(&table) {
+                    Some(schema) => RecordBatch::try_new(schema.clone(), batch.columns().to_vec())
+                        .map_err(|e| engine_error(&slot.name, format!("table `{table}`: {e}")))?,
+                    None => batch,
+                };
                 let ready = batcher
-                    .push(&table_name(batch.schema_ref()), batch)
-                    .map_err(|e| batching_error(&slot.name, e))?;
+                    .push(&table, batch)
+                    .map_err(|e| engine_error(&slot.name, e))?;
                 for batch in ready {
-                    slot.plugin.insert(&batch).await?;
+                    write_batch(slot, &batch).await?;
                 }
+            }
+            Some(WriteMessage::Delete(request)) => {
+                // The table's rows sent before the request must be written before it applies.
+                flush_table(slot, &mut batcher, &request.table).await?;
+                slot.plugin
+                    .delete_record(&request)
+                    .await
+                    .map_err(|e| e.for_table(&request.table))?;
             }
             None => break,
         }
     }
     for batch in batcher
         .take_all()
-        .map_err(|e| batching_error(&slot.name, e))?
+        .map_err(|e| engine_error(&slot.name, e))?
     {
-        slot.plugin.insert(&batch).await?;
+        write_batch(slot, &batch).await?;
+    }
+    Ok(())
+}
+
+async fn write_batch(slot: &mut DestinationSlot, batch: &RecordBatch) -> Result<(), PluginError> {
+    slot.plugin
+        .insert(batch)
+        .await
+        .map_err(|e| e.for_table(&table_name(batch.schema_ref())))
+}
+
+/// Writes the rows of `table` the batcher holds.
+async fn flush_table(
+    slot: &mut DestinationSlot,
+    batcher: &mut batcher::Batcher,
+    table: &str,
+) -> Result<(), PluginError> {
+    let pending = batcher
+        .take(table)
+        .map_err(|e| PluginError::new(&slot.name, Phase::Write, ErrorKind::Internal, e))?;
+    if let Some(batch) = pending {
+        write_batch(slot, &batch).await?;
     }
     Ok(())
 }
@@ -243,7 +304,17 @@ async fn delete_stale(
         .filter(|s| s.write_mode == WriteMode::OverwriteDeleteStale)
     {
         for table in &tables {
-            if let Err(e) = slot.plugin.delete_stale(table, source, sync_time_us).await {
+            let deleted = slot
+                .plugin
+                .delete_stale(table, source, sync_time_us)
+                .await
+                .map_err(|e| e.for_table(table));
+            // The deletes are durable before the run reports success.
+            let deleted = match deleted {
+                Ok(()) if table == tables.last().unwrap_or(table) => slot.plugin.flush().await,
+                other => other,
+            };
+            if let Err(e) = deleted {
                 if let Some(report) = summary
                     .destinations
                     .iter_mut()

@@ -2,6 +2,7 @@
 //! directories. The plugins must be built first (`cargo plugins`; `scripts/test` does it).
 
 mod sandbox;
+mod semantics;
 mod spec_errors;
 mod support;
 mod sync;

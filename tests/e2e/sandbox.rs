@@ -198,7 +198,7 @@ fn a_failing_destination_does_not_cost_the_other_its_rows() {
     );
     assert!(
         run.stderr
-            .contains("plugin `bad` failed in write: refusing rows of test_rows after 10000 rows"),
+            .contains("plugin `bad` failed in write of table `test_rows`: refusing rows of test_rows after 10000 rows"),
         "{run:?}"
     );
     assert!(
@@ -215,7 +215,7 @@ fn a_failing_destination_does_not_cost_the_other_its_rows() {
     assert_eq!(run.code, 3, "a crash: {run:?}");
     assert!(
         run.stderr
-            .contains("plugin `bad` failed in write: it crashed"),
+            .contains("plugin `bad` failed in write of table `test_rows`: it crashed"),
         "{run:?}"
     );
     assert!(

@@ -30,12 +30,17 @@ pub fn hostile_plugin() -> PathBuf {
     wasm_dir().join("quarry_fixture_hostile.wasm")
 }
 
+pub fn store_plugin() -> PathBuf {
+    wasm_dir().join("quarry_fixture_store.wasm")
+}
+
 static WARM: Once = Once::new();
 
 /// Compiles every plugin into the shared cache once, before the first test needs it.
 fn warm() {
     WARM.call_once(|| {
-        for plugin in ["quarry/test", "quarry/file", &hostile_plugin().display().to_string()] {
+        let fixtures = [hostile_plugin(), store_plugin()].map(|p| p.display().to_string());
+        for plugin in ["quarry/test", "quarry/file", &fixtures[0], &fixtures[1]] {
             let out = Command::new(QUARRY)
                 .env("QUARRY_CACHE_DIR", shared_cache())
                 .args(["plugin", "inspect", plugin])

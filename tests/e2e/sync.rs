@@ -83,10 +83,12 @@ fn test_source_to_parquet_csv_and_json() {
         .collect();
     let utc = DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
     assert_eq!(
-        types[..9].iter().map(|t| t.0).collect::<Vec<_>>(),
+        types[..11].iter().map(|t| t.0).collect::<Vec<_>>(),
         [
             "_cq_source_name",
             "_cq_sync_time",
+            "_cq_id",
+            "_cq_parent_id",
             "id",
             "name",
             "value",
@@ -98,38 +100,40 @@ fn test_source_to_parquet_csv_and_json() {
     );
     assert_eq!(types[0].1, &DataType::Utf8);
     assert_eq!(types[1].1, &utc);
-    assert_eq!(types[2].1, &DataType::Int64);
-    assert_eq!(types[5].1, &DataType::Boolean);
-    assert_eq!(types[6].1, &utc);
-    assert!(matches!(types[8].1, DataType::List(f) if f.data_type() == &DataType::Utf8));
+    assert_eq!(types[2].1, &DataType::FixedSizeBinary(16));
+    assert_eq!(types[3].1, &DataType::FixedSizeBinary(16));
+    assert_eq!(types[4].1, &DataType::Int64);
+    assert_eq!(types[7].1, &DataType::Boolean);
+    assert_eq!(types[8].1, &utc);
+    assert!(matches!(types[10].1, DataType::List(f) if f.data_type() == &DataType::Utf8));
     let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
     assert_eq!(rows as u64, ROWS);
     let mut sum = 0i64;
     let mut found = false;
     for batch in &batches {
-        let ids = batch.column(2).as_primitive::<Int64Type>();
+        let ids = batch.column(4).as_primitive::<Int64Type>();
         sum += ids.values().iter().sum::<i64>();
         if let Some(i) = ids.values().iter().position(|&id| id == 50_000) {
             found = true;
             assert_eq!(batch.column(0).as_string::<i32>().value(i), "test");
             assert_eq!(
-                batch.column(3).as_string::<i32>().value(i),
+                batch.column(5).as_string::<i32>().value(i),
                 "name_00000050000"
             );
             assert_eq!(
-                batch.column(4).as_primitive::<Float64Type>().value(i),
+                batch.column(6).as_primitive::<Float64Type>().value(i),
                 50_000.0 / 7.0
             );
-            assert!(!batch.column(5).as_boolean().value(i));
+            assert!(!batch.column(7).as_boolean().value(i));
             assert_eq!(
                 batch
-                    .column(6)
+                    .column(8)
                     .as_primitive::<TimestampMicrosecondType>()
                     .value(i),
                 ROW_50K_CREATED_US
             );
-            assert_eq!(batch.column(7).as_string::<i32>().value(i), ROW_50K_PAYLOAD);
-            let tags = batch.column(8).as_list::<i32>().value(i);
+            assert_eq!(batch.column(9).as_string::<i32>().value(i), ROW_50K_PAYLOAD);
+            let tags = batch.column(10).as_list::<i32>().value(i);
             let tags: Vec<&str> = tags.as_string::<i32>().iter().flatten().collect();
             assert_eq!(tags, ["a0", "b0", "c0"]);
             assert!(batch.column(1).is_valid(i));
@@ -149,6 +153,8 @@ fn test_source_to_parquet_csv_and_json() {
         [
             "_cq_source_name",
             "_cq_sync_time",
+            "_cq_id",
+            "_cq_parent_id",
             "id",
             "name",
             "value",
@@ -163,24 +169,26 @@ fn test_source_to_parquet_csv_and_json() {
     assert_eq!(
         records
             .iter()
-            .map(|r| r[2].parse::<i64>().unwrap())
+            .map(|r| r[4].parse::<i64>().unwrap())
             .sum::<i64>(),
         SUM_IDS
     );
     let row = records
         .iter()
-        .find(|r| r[2] == "50000")
+        .find(|r| r[4] == "50000")
         .expect("row 50,000 in CSV");
-    assert_eq!(row[3], "name_00000050000");
-    assert_eq!(row[4].parse::<f64>().unwrap(), 50_000.0 / 7.0);
-    assert_eq!(row[5], "false");
+    assert_eq!(row[2].len(), 36, "_cq_id as uuid text: {}", row[2]);
+    assert_eq!(row[3], "", "a top-level row has no parent");
+    assert_eq!(row[5], "name_00000050000");
+    assert_eq!(row[6].parse::<f64>().unwrap(), 50_000.0 / 7.0);
+    assert_eq!(row[7], "false");
     assert!(
-        row[6].starts_with("2024-01-01T13:53:20"),
+        row[8].starts_with("2024-01-01T13:53:20"),
         "created_at {}",
-        row[6]
+        row[8]
     );
-    assert_eq!(row[7], ROW_50K_PAYLOAD);
-    assert_eq!(row[8], r#"["a0","b0","c0"]"#);
+    assert_eq!(row[9], ROW_50K_PAYLOAD);
+    assert_eq!(row[10], r#"["a0","b0","c0"]"#);
 
     // JSON lines: one object per row, lists as arrays.
     let json = files(&work.path().join("out/json"), ".json");

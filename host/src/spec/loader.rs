@@ -96,6 +96,19 @@ fn read_source(file: &Path, document: &mut Node) -> Result<Entry<SourceSpec>, Sp
     let node = spec_node(file, document, IGNORED_SOURCE_FIELDS);
     let mut source: SourceSpec = from_node(node).map_err(|e| e.into_spec(file, node.at))?;
     source.at = Location::from_pos(file, node.at);
+    source.tables_at = value_at(file, node, "tables");
+    for field in ["tables", "skip_tables"] {
+        if let Some(NodeKind::Seq(items)) = node.get(field).map(|n| &n.kind) {
+            for (item, pattern) in items.iter().zip(match field {
+                "tables" => &source.tables,
+                _ => &source.skip_tables,
+            }) {
+                source
+                    .patterns_at
+                    .push((pattern.clone(), Location::from_pos(file, item.at)));
+            }
+        }
+    }
     source.spec.locate(file, node.get("spec"), node.at);
     check_path(file, node, &source.path, source.registry)?;
     if source.destinations.is_empty() {

@@ -16,6 +16,23 @@ pub struct TableSummary {
     pub batches: u64,
     /// Bytes of Arrow IPC that carried the rows out of the source.
     pub ipc_bytes: u64,
+    pub delete_requests: u64,
+    /// Errors of any plugin about this table.
+    pub errors: u64,
+    /// From the table's first message to its last, as the engine saw them.
+    #[serde(rename = "duration_ms", serialize_with = "millis")]
+    pub duration: Duration,
+    #[serde(skip)]
+    pub(crate) first_seen: Option<std::time::Instant>,
+}
+
+impl TableSummary {
+    /// Notes that a message of the table arrived now.
+    pub(crate) fn seen(&mut self) {
+        let now = std::time::Instant::now();
+        let first = *self.first_seen.get_or_insert(now);
+        self.duration = now - first;
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -83,6 +100,15 @@ impl SourceSummary {
 
     pub fn error_count(&self) -> usize {
         self.plugin_errors.len() + self.errors.len()
+    }
+
+    /// Counts each plugin error against the table it names.
+    pub fn count_table_errors(&mut self) {
+        for e in &self.plugin_errors {
+            if let Some(table) = e.table.as_ref().and_then(|t| self.tables.get_mut(t)) {
+                table.errors += 1;
+            }
+        }
     }
 }
 

@@ -2,10 +2,13 @@
 //! every cell is a function of its row number, so a test can check any row it reads back); as a
 //! destination it decodes what it is sent and discards it, to measure the rest of the pipeline.
 
+mod family;
 mod rows;
 mod types;
 
-use quarry_sdk::{Destination, Info, Plugin, RecordBatch, Result, Source, SyncContext, Table};
+use quarry_sdk::{
+    Destination, Info, Plugin, RecordBatch, Relation, Result, Source, SyncContext, Table,
+};
 use schemars::JsonSchema;
 use serde::Deserialize;
 
@@ -25,6 +28,14 @@ pub struct Spec {
     #[serde(default = "default_batch_size")]
     #[schemars(range(min = 1, max = 1000000))]
     pub batch_size: u64,
+    /// Rows of `test_children` per row of `test_parents`.
+    #[serde(default = "default_children_per_parent")]
+    #[schemars(range(min = 0, max = 1000))]
+    pub children_per_parent: u32,
+}
+
+fn default_children_per_parent() -> u32 {
+    3
 }
 
 fn default_num_rows() -> u64 {
@@ -76,6 +87,8 @@ impl Source for TestPlugin {
             })
             .collect();
         tables.push(types::table());
+        tables.push(family::parents());
+        tables.push(family::children());
         tables
     }
 
@@ -85,16 +98,24 @@ impl Source for TestPlugin {
             let mut start = 0;
             while start < rows {
                 let end = (start + batch).min(rows);
-                let columns = if table.name == types::NAME {
-                    types::columns(start, end)?
-                } else {
-                    rows::columns(start, end)?
+                let columns = match table.name.as_str() {
+                    types::NAME => types::columns(start, end)?,
+                    family::PARENTS => family::parent_columns(start, end),
+                    _ => rows::columns(start, end)?,
                 };
                 out.insert(table, columns)?;
                 start = end;
             }
         }
         Ok(())
+    }
+
+    fn relation(&mut self, table: &Table) -> Option<Box<dyn Relation>> {
+        (table.name == family::CHILDREN).then(|| {
+            Box::new(family::Children {
+                per_parent: self.spec.children_per_parent,
+            }) as Box<dyn Relation>
+        })
     }
 }
 
@@ -118,22 +139,19 @@ quarry_sdk::export_source_and_destination!(TestPlugin);
 
 #[cfg(test)]
 mod tests {
-    use quarry_sdk::{Message, SyncContext};
+    use quarry_sdk::{Message, SyncOptions, run_sync};
 
     use super::*;
 
     fn sync(spec: Spec) -> Vec<RecordBatch> {
         let mut plugin = TestPlugin::new(spec).unwrap();
-        let tables = plugin.tables();
         let mut messages = Vec::new();
-        plugin
-            .sync(&tables, &mut SyncContext::collecting(&mut messages))
-            .unwrap();
+        run_sync(&mut plugin, &SyncOptions::default(), &mut messages).unwrap();
         messages
             .into_iter()
             .filter_map(|m| match m {
                 Message::Insert(b) => Some(b),
-                Message::MigrateTable(_) => None,
+                _ => None,
             })
             .collect()
     }
@@ -144,6 +162,7 @@ mod tests {
             num_rows: 25,
             num_tables: 2,
             batch_size: 10,
+            children_per_parent: 2,
         });
         let per_table = |name: &str| -> Vec<usize> {
             batches
@@ -155,5 +174,7 @@ mod tests {
         assert_eq!(per_table("test_rows"), [10, 10, 5]);
         assert_eq!(per_table("test_rows_2"), [10, 10, 5]);
         assert_eq!(per_table("test_all_types"), [10, 10, 5]);
+        assert_eq!(per_table("test_parents"), [10, 10, 5]);
+        assert_eq!(per_table("test_children"), [20, 20, 10]);
     }
 }

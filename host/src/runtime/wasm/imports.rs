@@ -8,7 +8,9 @@ use quarry_sdk::metadata::TABLE_NAME;
 
 use super::PluginState;
 use super::bindings::quarry::plugin::{host, sink, state, types};
-use crate::runtime::SourceMessage;
+use quarry_sdk::{Grouping, Predicate, PredicateGroup};
+
+use crate::runtime::{DeleteRequest, SourceMessage};
 
 /// The Arrow IPC codec is the SDK's, so both sides of the boundary check bytes the same way; the
 /// host adds that every schema names its table.
@@ -87,10 +89,16 @@ impl PluginState {
                 }
                 Ok(SourceMessage::Insert { batch, ipc_bytes })
             }
-            types::SyncMessage::DeleteRecord(request) => Err(format!(
-                "delete-record messages (table `{}`) are not carried by this version of quarry yet",
-                request.table_name
-            )),
+            types::SyncMessage::DeleteRecord(request) => {
+                let request = delete_request_from_wit(request)?;
+                if !self.migrated.contains(&request.table) {
+                    return Err(format!(
+                        "a delete-record for table `{}` before its migrate-table message",
+                        request.table
+                    ));
+                }
+                Ok(SourceMessage::DeleteRecord(request))
+            }
         }
     }
 }
@@ -130,4 +138,64 @@ impl state::Host for PluginState {
         self.cursors.insert(key, value);
         Ok(())
     }
+}
+
+/// A delete request as the guest sent it, checked: each value is one row of one column.
+fn delete_request_from_wit(request: types::DeleteRequest) -> Result<DeleteRequest, String> {
+    let mut where_clause = Vec::new();
+    for group in request.where_clause {
+        let mut predicates = Vec::new();
+        for p in group.predicates {
+            let value = ipc::decode_batch(p.value).map_err(|e| e.message)?;
+            if value.num_rows() != 1 || value.num_columns() != 1 {
+                return Err(format!(
+                    "a delete-record on `{}` whose value for `{}` is not one row of one column",
+                    request.table_name, p.column
+                ));
+            }
+            predicates.push(Predicate {
+                column: p.column,
+                value,
+            });
+        }
+        where_clause.push(PredicateGroup {
+            grouping: match group.grouping {
+                types::PredicateGrouping::And => Grouping::And,
+                types::PredicateGrouping::Or => Grouping::Or,
+            },
+            predicates,
+        });
+    }
+    Ok(DeleteRequest {
+        table: request.table_name,
+        where_clause,
+    })
+}
+
+/// A delete request as a guest destination takes it.
+pub(super) fn delete_request_to_wit(
+    request: &DeleteRequest,
+) -> Result<types::DeleteRequest, String> {
+    let mut groups = Vec::new();
+    for group in &request.where_clause {
+        let mut predicates = Vec::new();
+        for p in &group.predicates {
+            predicates.push(types::Predicate {
+                operator: types::PredicateOperator::Eq,
+                column: p.column.clone(),
+                value: encode_batch(&p.value)?,
+            });
+        }
+        groups.push(types::PredicateGroup {
+            grouping: match group.grouping {
+                Grouping::And => types::PredicateGrouping::And,
+                Grouping::Or => types::PredicateGrouping::Or,
+            },
+            predicates,
+        });
+    }
+    Ok(types::DeleteRequest {
+        table_name: request.table.clone(),
+        where_clause: groups,
+    })
 }

@@ -16,7 +16,8 @@ use super::bindings::exports::quarry::plugin::{destination, plugin, source};
 use super::bindings::quarry::plugin::types as wit;
 use super::{PluginState, imports};
 use crate::runtime::{
-    Destination, ErrorKind, Phase, PluginError, PluginInfo, Source, SourceMessage, TableSelection,
+    DeleteRequest, Destination, ErrorKind, Phase, PluginError, PluginInfo, Source, SourceMessage,
+    TableSelection,
 };
 use crate::sandbox::{PluginOutput, human_bytes};
 
@@ -302,6 +303,36 @@ impl Destination for WasmPlugin {
         &self.info
     }
 
+    async fn existing_table(
+        &mut self,
+        wanted: &SchemaRef,
+    ) -> Result<Option<SchemaRef>, PluginError> {
+        let bytes = imports::encode_schema(wanted)
+            .map_err(|e| PluginError::new(&self.name, Phase::Migrate, ErrorKind::Internal, e))?;
+        let existing = self
+            .guard(Phase::Migrate, move |store, g| {
+                Box::pin(async move {
+                    match &g.destination {
+                        Some(d) => d.call_existing_table(store, &bytes).await,
+                        None => Ok(Err(no_destination())),
+                    }
+                })
+            })
+            .await?;
+        existing
+            .map(|bytes| {
+                imports::decode_schema(bytes).map_err(|e| {
+                    PluginError::new(
+                        &self.name,
+                        Phase::Migrate,
+                        ErrorKind::Internal,
+                        format!("its existing-table answer: {e}"),
+                    )
+                })
+            })
+            .transpose()
+    }
+
     async fn migrate_table(&mut self, schema: &SchemaRef, force: bool) -> Result<(), PluginError> {
         let bytes = imports::encode_schema(schema)
             .map_err(|e| PluginError::new(&self.name, Phase::Migrate, ErrorKind::Internal, e))?;
@@ -344,6 +375,20 @@ impl Destination for WasmPlugin {
                         d.call_delete_stale(store, &table, &source_name, sync_time_us)
                             .await
                     }
+                    None => Ok(Err(no_destination())),
+                }
+            })
+        })
+        .await
+    }
+
+    async fn delete_record(&mut self, request: &DeleteRequest) -> Result<(), PluginError> {
+        let request = imports::delete_request_to_wit(request)
+            .map_err(|e| PluginError::new(&self.name, Phase::Write, ErrorKind::Internal, e))?;
+        self.guard(Phase::Write, move |store, g| {
+            Box::pin(async move {
+                match &g.destination {
+                    Some(d) => d.call_delete_record(store, &request).await,
                     None => Ok(Err(no_destination())),
                 }
             })
