@@ -110,6 +110,8 @@ pub fn info<P: Plugin>(kinds: Kinds) -> wit::PluginInfo {
         } else {
             Vec::new()
         },
+        batch_rows: info.batch_rows,
+        batch_bytes: info.batch_bytes,
     }
 }
 

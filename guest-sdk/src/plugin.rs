@@ -23,6 +23,10 @@ pub struct Info {
     pub env: Vec<String>,
     /// The write modes a destination implements (all three unless it says otherwise).
     pub write_modes: Vec<WriteMode>,
+    /// The rows per write a destination works best with; 0 for the host's default.
+    pub batch_rows: u64,
+    /// The bytes per write a destination works best with; 0 for the host's default.
+    pub batch_bytes: u64,
 }
 
 /// How a destination applies rows.
@@ -60,6 +64,14 @@ impl Info {
     /// Declares the only write modes the destination implements.
     pub fn write_modes(mut self, modes: &[WriteMode]) -> Self {
         self.write_modes = modes.to_vec();
+        self
+    }
+
+    /// Declares the batch a destination writes best (rows, bytes; 0 for the host's default).
+    /// The user's `batch_size` and `batch_size_bytes` still win.
+    pub fn preferred_batch(mut self, rows: u64, bytes: u64) -> Self {
+        self.batch_rows = rows;
+        self.batch_bytes = bytes;
         self
     }
 

@@ -176,6 +176,7 @@ pub async fn execute(spec: &SyncSpec, env: &Environment) -> Result<Vec<SourceSum
             ))
             .into());
         }
+        let batching = batching(d, plugin.info());
         slots.insert(
             d.name.clone(),
             DestinationSlot {
@@ -184,13 +185,7 @@ pub async fn execute(spec: &SyncSpec, env: &Environment) -> Result<Vec<SourceSum
                 write_mode: d.write_mode,
                 migrate_mode: d.migrate_mode,
                 pk_mode: d.pk_mode,
-                batching: sync::batcher::Limits {
-                    rows: d.batch_size.map_or(Limits::DEFAULT.rows, |n| n as usize),
-                    bytes: d
-                        .batch_size_bytes
-                        .map_or(Limits::DEFAULT.bytes, |n| n as usize),
-                    timeout: d.batch_timeout.unwrap_or(Limits::DEFAULT.timeout),
-                },
+                batching,
             },
         );
     }
@@ -285,4 +280,23 @@ fn selection_error_at(source: &SourceSpec, message: &str) -> Location {
         .iter()
         .find(|(pattern, _)| message.contains(&format!("`{pattern}`")))
         .map_or_else(|| source.tables_at.clone(), |(_, at)| at.clone())
+}
+
+/// A destination's batch limits: the user's settings, else what the plugin says it writes best,
+/// else the engine's defaults.
+fn batching(d: &DestinationSpec, info: &crate::runtime::PluginInfo) -> Limits {
+    let preferred = |n: u64| (n > 0).then_some(n as usize);
+    Limits {
+        rows: d
+            .batch_size
+            .map(|n| n as usize)
+            .or(preferred(info.batch_rows))
+            .unwrap_or(Limits::DEFAULT.rows),
+        bytes: d
+            .batch_size_bytes
+            .map(|n| n as usize)
+            .or(preferred(info.batch_bytes))
+            .unwrap_or(Limits::DEFAULT.bytes),
+        timeout: d.batch_timeout.unwrap_or(Limits::DEFAULT.timeout),
+    }
 }

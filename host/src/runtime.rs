@@ -25,6 +25,9 @@ pub struct PluginInfo {
     pub needs_env: Vec<String>,
     /// For a destination: the write modes it implements.
     pub write_modes: Vec<crate::spec::WriteMode>,
+    /// For a destination: the batch it writes best (0: the host's default).
+    pub batch_rows: u64,
+    pub batch_bytes: u64,
 }
 
 /// What went wrong, as the host classifies it: the plugin's own error kinds, plus the ways the

@@ -232,12 +232,28 @@ fn the_file_destination_refuses_delete_record_with_an_error() {
     let spec = format!(
         "kind: source\nspec:\n  name: src\n  registry: local\n  path: {plugin}\n  tables: ['*']\n  destinations: [out]\n  spec:\n    tables: [{{ name: items, columns: {COLUMNS}, rows: {FIRST} }}]\n    delete: [{{ table: items, column: id, value: 2 }}]\n---\nkind: destination\nspec:\n  name: out\n  path: quarry/file\n  write_mode: append\n  spec: {{ path: 'out/{{{{TABLE}}}}.{{{{FORMAT}}}}', format: json, no_rotate: true }}\n  permissions: {{ files: {{ ./out: write }} }}\n"
     );
-    let run = sync(&w, &spec);
+    w.write("spec.yml", &spec);
+    let run = w.quarry(&["sync", "spec.yml", "--summary-location", "summary.json"]);
     assert_eq!(run.code, 1, "{run:?}");
     assert!(
         run.stderr
             .contains("plugin `out` failed in write of table `items`: file cannot delete records"),
         "{run:?}"
+    );
+    let summary: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(w.path().join("summary.json")).expect("summary.json"),
+    )
+    .expect("summary JSON");
+    let items = &summary[0]["tables"]["items"];
+    assert_eq!(items["rows"], 3, "{summary}");
+    assert_eq!(items["errors"], 1, "{summary}");
+    assert_eq!(items["delete_requests"], 1, "{summary}");
+    assert!(items["duration_ms"].is_u64(), "{summary}");
+    assert!(
+        summary[0]["destinations"][0]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("cannot delete records")),
+        "{summary}"
     );
     // The rows sent before the request were written.
     let written = std::fs::read_to_string(w.path().join("out/items.json")).expect("json file");
@@ -311,4 +327,23 @@ fn child_rows_carry_their_parents_cq_id_and_deterministic_ids_are_stable() {
     for ((parent, _), (_, parent_cq_id)) in &random_children {
         assert_eq!(Some(parent_cq_id), random_parents.get(parent));
     }
+}
+
+#[test]
+fn a_destination_states_its_preferred_batch_and_write_modes() {
+    let w = Workdir::new();
+    let run = w.quarry(&["plugin", "inspect", &store_plugin().display().to_string()]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(
+        run.stdout
+            .contains("write modes: append, overwrite, overwrite-delete-stale"),
+        "{run:?}"
+    );
+    assert!(
+        run.stdout
+            .contains("batch:       1000 rows, 104857600 (the default) bytes"),
+        "{run:?}"
+    );
+    let run = w.quarry(&["plugin", "inspect", "quarry/file"]);
+    assert!(run.stdout.contains("write modes: append\n"), "{run:?}");
 }

@@ -83,6 +83,25 @@ pub async fn run(command: PluginCommand) -> Exit {
         list(&info.needs_files)
     );
     println!("  env:       {}", list(&info.needs_env));
+    if info.destination {
+        let modes: Vec<String> = info.write_modes.iter().map(|m| m.to_string()).collect();
+        println!("write modes: {}", modes.join(", "));
+        let or_default = |n: u64, default: usize| {
+            if n == 0 {
+                format!("{default} (the default)")
+            } else {
+                n.to_string()
+            }
+        };
+        println!(
+            "batch:       {} rows, {} bytes",
+            or_default(info.batch_rows, crate::sync::batcher::Limits::DEFAULT.rows),
+            or_default(
+                info.batch_bytes,
+                crate::sync::batcher::Limits::DEFAULT.bytes
+            )
+        );
+    }
     let pretty = serde_json::from_str::<serde_json::Value>(&schema)
         .and_then(|v| serde_json::to_string_pretty(&v))
         .unwrap_or(schema);

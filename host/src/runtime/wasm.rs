@@ -328,6 +328,8 @@ impl WasmRuntime {
                     wit::WriteMode::OverwriteDeleteStale => WriteMode::OverwriteDeleteStale,
                 })
                 .collect(),
+            batch_rows: info.batch_rows,
+            batch_bytes: info.batch_bytes,
         };
         Ok(plugin)
     }
