@@ -12,7 +12,8 @@ use crate::runtime::wasm::{WasmPlugin, WasmRuntime};
 use crate::runtime::{ErrorKind, PluginError, TableSelection};
 use crate::sandbox::Grants;
 use crate::spec::{
-    DestinationSpec, Location, Permissions, PluginSpec, Registry, SourceSpec, SpecError, SyncSpec,
+    DestinationSpec, Location, MigrateMode, Permissions, PluginSpec, Registry, SourceSpec,
+    SpecError, SyncSpec,
 };
 use crate::sync::batcher::Limits;
 use crate::sync::{self, DestinationSlot, SourceRun, SourceSummary};
@@ -194,7 +195,7 @@ pub async fn execute(spec: &SyncSpec, env: &Environment) -> Result<Vec<SourceSum
         let mut plugin = env.start(s.into(), Role::Source).await?;
         // The table selection is checked before any source runs: a pattern that matches nothing
         // is a mistake in this spec, not a failure halfway through a sync.
-        crate::runtime::Source::tables(&mut plugin, &selection(s))
+        let schemas = crate::runtime::Source::tables(&mut plugin, &selection(s))
             .await
             .map_err(|e| match e.kind {
                 ErrorKind::InvalidSpec => RunError::Config(
@@ -206,12 +207,13 @@ pub async fn execute(spec: &SyncSpec, env: &Environment) -> Result<Vec<SourceSum
                 ),
                 _ => RunError::Plugin(e),
             })?;
-        sources.push((s, plugin));
+        sources.push((s, plugin, schemas));
     }
+    check_migrations(spec, &sources, &mut slots).await?;
 
     let sync_time_us = sync::now_us();
     let mut summaries = Vec::new();
-    for (spec, mut plugin) in sources {
+    for (spec, mut plugin, _) in sources {
         let run = SourceRun {
             name: &spec.name,
             plugin: &mut plugin,
@@ -299,4 +301,65 @@ fn batching(d: &DestinationSpec, info: &crate::runtime::PluginInfo) -> Limits {
             .unwrap_or(Limits::DEFAULT.bytes),
         timeout: d.batch_timeout.unwrap_or(Limits::DEFAULT.timeout),
     }
+}
+
+/// Refuses, before any source runs, a sync whose tables would need a breaking migration in a
+/// `migrate_mode: safe` destination: every such table and change is listed at once. The engine
+/// checks again when each table's schema arrives, for sources whose schemas change as they run.
+async fn check_migrations(
+    spec: &SyncSpec,
+    sources: &[(&SourceSpec, WasmPlugin, Vec<arrow_schema::SchemaRef>)],
+    slots: &mut HashMap<String, DestinationSlot>,
+) -> Result<(), RunError> {
+    for d in &spec.destinations {
+        let Some(slot) = slots.get_mut(&d.name) else {
+            continue;
+        };
+        if slot.migrate_mode == MigrateMode::Forced {
+            continue;
+        }
+        let mut refused = Vec::new();
+        let mut help = None;
+        for (_, _, schemas) in sources
+            .iter()
+            .filter(|(s, ..)| s.destinations.contains(&d.name))
+        {
+            for schema in schemas {
+                let wanted = sync::destination_schema(schema, slot.write_mode, slot.pk_mode)
+                    .map_err(|e| {
+                        SpecError::at(d.at.clone(), format!("destination `{}`: {e}", d.name))
+                    })?;
+                match sync::migrate::plan(
+                    slot.plugin.as_mut(),
+                    &slot.name,
+                    slot.migrate_mode,
+                    &wanted,
+                )
+                .await
+                {
+                    Ok(_) => {}
+                    Err(e) if e.kind == ErrorKind::BreakingMigration => {
+                        help = help.or(e.help.clone());
+                        refused.push(e.message);
+                    }
+                    Err(e) => return Err(RunError::Plugin(e)),
+                }
+            }
+        }
+        if !refused.is_empty() {
+            let mut error = SpecError::at(
+                d.at.clone(),
+                format!(
+                    "destination `{}` (migrate_mode: safe): {}",
+                    d.name,
+                    refused.join("\n")
+                ),
+            );
+            if let Some(help) = help {
+                error = error.with_help(help);
+            }
+            return Err(error.into());
+        }
+    }
+    Ok(())
 }

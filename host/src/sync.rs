@@ -58,6 +58,16 @@ enum WriteMessage {
     Delete(DeleteRequest),
 }
 
+/// The schema a destination is migrated to for a source table: the internal columns, then the
+/// write mode and `pk_mode` applied.
+pub fn destination_schema(
+    schema: &SchemaRef,
+    write_mode: WriteMode,
+    pk_mode: PkMode,
+) -> Result<SchemaRef, String> {
+    migrate::destination_schema(&columns::extended_schema(schema), write_mode, pk_mode)
+}
+
 /// The sync time of a run starting now, in microseconds since the Unix epoch.
 pub fn now_us() -> i64 {
     SystemTime::now()

@@ -165,15 +165,16 @@ fn safe_migration_adds_nullable_columns_and_refuses_breaking_changes_until_force
     );
     let before = std::fs::read(db.join("items.arrow")).expect("table file");
 
-    // A type change and a new not-null column are breaking: refused, nothing written.
+    // A type change and a new not-null column are breaking: refused before the sync starts,
+    // nothing written.
     let breaking = "[{ name: id, type: int64, primary_key: true }, { name: name, type: int64 }, { name: note, type: utf8 }, { name: size, type: int64, not_null: true }]";
     let run = sync(
         &w,
         &store_spec(breaking, "[[5, 55, x, 1]]", "write_mode: overwrite"),
     );
-    assert_eq!(run.code, 1, "{run:?}");
+    assert_eq!(run.code, 2, "refused before any source runs: {run:?}");
     for expected in [
-        "table `items` needs changes that lose data",
+        "destination `db` (migrate_mode: safe): table `items` needs changes that lose data",
         "column `name` changes type from Utf8 to Int64",
         "new not-null column `size` (Int64)",
         "set `migrate_mode: forced` on destination `db`",

@@ -55,18 +55,7 @@ impl InternalColumns {
     /// The destination schema of a table: the internal columns first (replacing any the source
     /// declared itself), then the source's columns, with the source's metadata.
     pub fn migrate(&mut self, table: &str, schema: &SchemaRef) -> SchemaRef {
-        let mut fields = vec![
-            Arc::new(Field::new(SOURCE_NAME, DataType::Utf8, true)),
-            Arc::new(Field::new(SYNC_TIME, sync_time_type(), true)),
-        ];
-        fields.extend(
-            schema
-                .fields()
-                .iter()
-                .filter(|f| !is_internal(f.name()))
-                .cloned(),
-        );
-        let extended = Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()));
+        let extended = extended_schema(schema);
         self.tables
             .insert(table.into(), (schema.clone(), extended.clone()));
         extended
@@ -103,6 +92,22 @@ impl InternalColumns {
         );
         RecordBatch::try_new(extended, columns).map_err(|e| format!("table `{table}`: {e}"))
     }
+}
+
+/// A source table's schema with the internal columns in front (replacing any it declared).
+pub fn extended_schema(schema: &SchemaRef) -> SchemaRef {
+    let mut fields = vec![
+        Arc::new(Field::new(SOURCE_NAME, DataType::Utf8, true)),
+        Arc::new(Field::new(SYNC_TIME, sync_time_type(), true)),
+    ];
+    fields.extend(
+        schema
+            .fields()
+            .iter()
+            .filter(|f| !is_internal(f.name()))
+            .cloned(),
+    );
+    Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
 }
 
 fn is_internal(name: &str) -> bool {

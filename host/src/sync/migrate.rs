@@ -72,8 +72,20 @@ pub async fn migrate(
     mode: MigrateMode,
     wanted: &SchemaRef,
 ) -> Result<(), PluginError> {
+    let force = plan(destination, name, mode, wanted).await?;
+    destination.migrate_table(wanted, force).await
+}
+
+/// Whether migrating to `wanted` needs `force`; an error of kind `BreakingMigration` if it does
+/// and `mode` is `safe`. Changes nothing.
+pub async fn plan(
+    destination: &mut dyn Destination,
+    name: &str,
+    mode: MigrateMode,
+    wanted: &SchemaRef,
+) -> Result<bool, PluginError> {
     let forced = mode == MigrateMode::Forced;
-    let force = match destination.existing_table(wanted).await? {
+    Ok(match destination.existing_table(wanted).await? {
         // A destination that cannot say decides itself, as CloudQuery's destinations do.
         None => forced,
         Some(existing) => {
@@ -86,7 +98,7 @@ pub async fn migrate(
             let found = changes(&parse(&existing)?, &parse(wanted)?);
             let breaking: Vec<&Change> = found.iter().filter(|c| c.is_breaking()).collect();
             for change in &found {
-                tracing::info!(destination = name, table, "migration: {change}");
+                tracing::debug!(destination = name, table, "migration: {change}");
             }
             if breaking.is_empty() {
                 false
@@ -113,8 +125,7 @@ pub async fn migrate(
                 )));
             }
         }
-    };
-    destination.migrate_table(wanted, force).await
+    })
 }
 
 fn table_name(schema: &Schema) -> String {
