@@ -2,6 +2,7 @@
 //! directory, no environment variable, no socket and no more memory or time than the user granted
 //! in its spec's `permissions:`, and its standard output and error go to the host log, capped.
 
+mod network;
 mod output;
 
 use std::path::{Component, Path, PathBuf};
@@ -9,6 +10,7 @@ use std::time::Duration;
 
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder};
 
+pub use network::{HostGrant, HostPattern, SocketPolicy};
 pub use output::PluginOutput;
 
 use crate::spec::{Access, Permissions};
@@ -35,7 +37,7 @@ pub struct Grants {
     pub dirs: Vec<DirGrant>,
     /// Granted variables that are set on the host, with their values.
     pub env: Vec<(String, String)>,
-    pub network: Vec<String>,
+    pub network: Vec<HostGrant>,
     pub memory: u64,
     pub timeout: Option<Duration>,
 }
@@ -44,6 +46,8 @@ pub struct Grants {
 pub enum GrantError {
     #[error("cannot grant directory `{path}`: {reason}")]
     Directory { path: String, reason: String },
+    #[error("`permissions.network` entry `{entry}`: {reason}")]
+    Network { entry: String, reason: String },
 }
 
 impl Grants {
@@ -87,10 +91,20 @@ impl Grants {
             .iter()
             .filter_map(|name| std::env::var(name).ok().map(|value| (name.clone(), value)))
             .collect();
+        let network = permissions
+            .network
+            .iter()
+            .map(|entry| {
+                HostGrant::parse(entry).map_err(|reason| GrantError::Network {
+                    entry: entry.clone(),
+                    reason,
+                })
+            })
+            .collect::<Result<_, _>>()?;
         Ok(Grants {
             dirs,
             env,
-            network: permissions.network.clone(),
+            network,
             memory: permissions.memory.unwrap_or(DEFAULT_MEMORY),
             timeout: permissions.timeout,
         })
@@ -110,11 +124,17 @@ impl Grants {
             };
             wasi.preopened_dir(&dir.host, &dir.guest, perms)?;
         }
-        // Sockets arrive with outbound HTTP grants; until then none at all.
-        wasi.allow_tcp(false)
+        // TCP connections to granted addresses only; no UDP, no listening. Name lookups are
+        // allowed with any network grant (a granted name must be resolvable), which also lets
+        // the plugin send DNS queries: a grant trusts a plugin that far.
+        let policy = std::sync::Arc::new(SocketPolicy::new(&self.network));
+        wasi.allow_tcp(!policy.is_empty())
             .allow_udp(false)
-            .allow_ip_name_lookup(false);
-        wasi.socket_addr_check(|_, _| Box::pin(async { false }));
+            .allow_ip_name_lookup(!policy.is_empty());
+        wasi.socket_addr_check(move |addr, used_for| {
+            let policy = policy.clone();
+            Box::pin(async move { policy.allows(addr, used_for).await })
+        });
         Ok(wasi.build())
     }
 }

@@ -225,3 +225,32 @@ fn a_failing_destination_does_not_cost_the_other_its_rows() {
     );
     assert_eq!(good_rows(&work).len(), 50_000);
 }
+
+#[test]
+fn a_plugin_connects_only_to_the_hosts_it_was_granted() {
+    // PostgreSQL listens on 127.0.0.1:5432 on every machine this suite runs on.
+    let work = Workdir::new();
+    let cases = [
+        ("127.0.0.1:5432", "", false),
+        ("127.0.0.1:5432", "network: ['127.0.0.1:5432']", true),
+        ("localhost:5432", "network: ['localhost:5432']", true),
+        ("localhost:5432", "network: [localhost]", true),
+        ("127.0.0.1:5432", "network: ['127.0.0.1:5433']", false),
+        ("127.0.0.1:5432", "network: ['*.example.com']", false),
+    ];
+    for (target, permissions, allowed) in cases {
+        let spec = hostile(
+            &work,
+            &format!("action: connect, path: '{target}'"),
+            permissions,
+        );
+        let run = work.quarry(&["sync", &spec]);
+        assert_eq!(run.code, 0, "{run:?}");
+        let result = finding(&work);
+        assert_eq!(
+            result == "connected",
+            allowed,
+            "connect to {target} with `{permissions}`: {result}"
+        );
+    }
+}

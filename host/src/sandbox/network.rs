@@ -1,0 +1,250 @@
+//! Network grants: `permissions.network` entries (`host`, `host:port`, `*.domain`, `[v6]:port`)
+//! and the check every outbound socket passes. A socket sees only an IP address and a port, so
+//! a granted name is resolved when a connection is checked, and the address must be one of its
+//! addresses; `*.domain` patterns can only be checked by name (outbound HTTP), never for a raw
+//! socket.
+
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+
+use wasmtime_wasi::sockets::SocketAddrUse;
+
+/// One `permissions.network` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostGrant {
+    pub host: HostPattern,
+    /// `None`: any port.
+    pub port: Option<u16>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostPattern {
+    Ip(IpAddr),
+    /// A host name, lowercased.
+    Name(String),
+    /// `*.example.com`: any name ending in `.example.com` (stored with the leading dot).
+    Suffix(String),
+}
+
+impl fmt::Display for HostGrant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.host {
+            HostPattern::Ip(IpAddr::V6(ip)) if self.port.is_some() => write!(f, "[{ip}]")?,
+            HostPattern::Ip(ip) => write!(f, "{ip}")?,
+            HostPattern::Name(name) => f.write_str(name)?,
+            HostPattern::Suffix(suffix) => write!(f, "*{suffix}")?,
+        }
+        match self.port {
+            Some(port) => write!(f, ":{port}"),
+            None => Ok(()),
+        }
+    }
+}
+
+impl HostGrant {
+    /// Parses one entry; the error says what is wrong with it.
+    pub fn parse(entry: &str) -> Result<Self, String> {
+        let entry = entry.trim();
+        let (host, port) = split_port(entry)?;
+        let host = if let Ok(ip) = host.parse::<IpAddr>() {
+            HostPattern::Ip(ip)
+        } else if let Some(domain) = host.strip_prefix("*.") {
+            check_name(domain)?;
+            HostPattern::Suffix(format!(".{}", domain.to_ascii_lowercase()))
+        } else {
+            check_name(host)?;
+            HostPattern::Name(host.to_ascii_lowercase())
+        };
+        Ok(HostGrant { host, port })
+    }
+
+    fn port_matches(&self, port: u16) -> bool {
+        self.port.is_none_or(|p| p == port)
+    }
+
+    /// Whether a connection to `host:port`, by name, is granted (outbound HTTP).
+    pub fn allows_name(&self, host: &str, port: u16) -> bool {
+        let host = host.trim_end_matches('.').to_ascii_lowercase();
+        self.port_matches(port)
+            && match &self.host {
+                HostPattern::Ip(ip) => host.parse::<IpAddr>().is_ok_and(|h| h == *ip),
+                HostPattern::Name(name) => &host == name,
+                HostPattern::Suffix(suffix) => host.ends_with(suffix.as_str()),
+            }
+    }
+}
+
+fn split_port(entry: &str) -> Result<(&str, Option<u16>), String> {
+    let port = |text: &str| {
+        text.parse::<u16>()
+            .ok()
+            .filter(|p| *p > 0)
+            .map(Some)
+            .ok_or_else(|| format!("`{text}` is not a port (1 to 65535)"))
+    };
+    if let Some(rest) = entry.strip_prefix('[') {
+        let (ip, after) = rest
+            .split_once(']')
+            .ok_or("an IPv6 address in `[` has no closing `]`")?;
+        return match after.strip_prefix(':') {
+            Some(p) => Ok((ip, port(p)?)),
+            None if after.is_empty() => Ok((ip, None)),
+            None => Err(format!("unexpected `{after}` after `]`")),
+        };
+    }
+    match entry.matches(':').count() {
+        0 => Ok((entry, None)),
+        1 => {
+            let (host, p) = entry.split_once(':').unwrap_or((entry, ""));
+            Ok((host, port(p)?))
+        }
+        // A bare IPv6 address.
+        _ => Ok((entry, None)),
+    }
+}
+
+fn check_name(name: &str) -> Result<(), String> {
+    let valid = !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        });
+    if valid {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{name}` is not a host name (write `host`, `host:port`, `*.domain` or an IP address)"
+        ))
+    }
+}
+
+/// What a plugin's sockets may do: connect to a granted address, and nothing else (no
+/// listening, no UDP). The implicit bind that precedes a connect is to the unspecified address
+/// and port 0, and is allowed as such.
+#[derive(Debug, Clone, Default)]
+pub struct SocketPolicy {
+    grants: Vec<HostGrant>,
+}
+
+impl SocketPolicy {
+    pub fn new(grants: &[HostGrant]) -> Self {
+        SocketPolicy {
+            grants: grants.to_vec(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.grants.is_empty()
+    }
+
+    pub async fn allows(&self, addr: SocketAddr, used_for: SocketAddrUse) -> bool {
+        match used_for {
+            SocketAddrUse::TcpBind => addr.ip().is_unspecified() && addr.port() == 0,
+            SocketAddrUse::TcpConnect => self.allows_connect(addr).await,
+            _ => false,
+        }
+    }
+
+    async fn allows_connect(&self, addr: SocketAddr) -> bool {
+        for grant in self.grants.iter().filter(|g| g.port_matches(addr.port())) {
+            let allowed = match &grant.host {
+                HostPattern::Ip(ip) => *ip == addr.ip(),
+                HostPattern::Name(name) => tokio::net::lookup_host((name.as_str(), addr.port()))
+                    .await
+                    .is_ok_and(|mut found| found.any(|a| a.ip() == addr.ip())),
+                HostPattern::Suffix(_) => false,
+            };
+            if allowed {
+                return true;
+            }
+        }
+        tracing::debug!(%addr, "a plugin's connection was refused: no network grant has it");
+        false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_parse_and_print_back() {
+        for entry in [
+            "hacker-news.firebaseio.com",
+            "*.example.com:8443",
+            "127.0.0.1:5432",
+            "localhost",
+            "[::1]:5432",
+            "::1",
+        ] {
+            let grant = HostGrant::parse(entry).unwrap();
+            assert_eq!(grant.to_string(), entry);
+        }
+        assert_eq!(
+            HostGrant::parse("DB.Example.com:5432").unwrap().host,
+            HostPattern::Name("db.example.com".into())
+        );
+    }
+
+    #[test]
+    fn bad_entries_say_what_is_wrong() {
+        let err = |e: &str| HostGrant::parse(e).unwrap_err();
+        assert_eq!(err("db:70000"), "`70000` is not a port (1 to 65535)");
+        assert_eq!(err("db:"), "`` is not a port (1 to 65535)");
+        assert!(err("exa mple.com").contains("is not a host name"));
+        assert!(err("*.").contains("is not a host name"));
+        assert!(err("a.*.com").contains("is not a host name"));
+        assert_eq!(err("[::1"), "an IPv6 address in `[` has no closing `]`");
+    }
+
+    #[test]
+    fn names_match_exactly_or_by_suffix_and_port() {
+        let g = |e: &str| HostGrant::parse(e).unwrap();
+        assert!(g("api.example.com").allows_name("API.example.com", 443));
+        assert!(!g("api.example.com").allows_name("example.com", 443));
+        assert!(g("*.example.com:8443").allows_name("a.b.example.com", 8443));
+        assert!(!g("*.example.com:8443").allows_name("a.example.com", 443));
+        assert!(!g("*.example.com").allows_name("example.com", 443));
+        assert!(!g("*.example.com").allows_name("badexample.com", 443));
+    }
+
+    #[tokio::test]
+    async fn sockets_connect_only_to_granted_addresses() {
+        let policy = SocketPolicy::new(&[
+            HostGrant::parse("127.0.0.1:5432").unwrap(),
+            HostGrant::parse("localhost:6379").unwrap(),
+            HostGrant::parse("*.example.com").unwrap(),
+        ]);
+        let addr = |s: &str| s.parse::<SocketAddr>().unwrap();
+        let connect = SocketAddrUse::TcpConnect;
+        assert!(policy.allows(addr("127.0.0.1:5432"), connect).await);
+        assert!(!policy.allows(addr("127.0.0.1:5433"), connect).await);
+        assert!(!policy.allows(addr("10.0.0.1:5432"), connect).await);
+        assert!(
+            policy.allows(addr("127.0.0.1:6379"), connect).await,
+            "localhost resolves to 127.0.0.1"
+        );
+        assert!(
+            policy
+                .allows(addr("0.0.0.0:0"), SocketAddrUse::TcpBind)
+                .await
+        );
+        assert!(
+            !policy
+                .allows(addr("0.0.0.0:8080"), SocketAddrUse::TcpBind)
+                .await
+        );
+        assert!(
+            !policy
+                .allows(addr("0.0.0.0:0"), SocketAddrUse::TcpListen)
+                .await
+        );
+        assert!(
+            !policy
+                .allows(addr("127.0.0.1:5432"), SocketAddrUse::UdpSend)
+                .await
+        );
+    }
+}
