@@ -4,6 +4,7 @@
 //! mapping, binary COPY, merges, migrations) builds on them.
 
 pub mod config;
+pub mod types;
 pub mod wire;
 
 #[cfg(test)]
@@ -90,5 +91,65 @@ mod tests {
         .unwrap();
         assert_eq!(unknown.kind, ErrorKind::Unauthorized, "{unknown}");
         assert!(unknown.message.contains("quarry_no_such_role"), "{unknown}");
+    }
+
+    #[test]
+    fn the_server_accepts_every_mapped_column_type() {
+        use arrow_schema::{DataType, Field, TimeUnit};
+        use quarry_sdk::{Column, Extension};
+        let item = std::sync::Arc::new(Field::new("item", DataType::Int32, true));
+        let columns = [
+            Column::new("b", DataType::Boolean),
+            Column::new("u64", DataType::UInt64),
+            Column::new("d", DataType::Decimal128(38, 9)),
+            Column::new(
+                "ts",
+                DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            ),
+            Column::new("t", DataType::Time64(TimeUnit::Microsecond)),
+            Column::new(
+                "i",
+                DataType::Interval(arrow_schema::IntervalUnit::MonthDayNano),
+            ),
+            Column::new("l", DataType::List(item)),
+            Column::extension("id", Extension::Uuid),
+            Column::extension("ip", Extension::Inet),
+            Column::extension("mac", Extension::Mac),
+            Column::extension("doc", Extension::Json),
+        ];
+        let ddl: Vec<String> = columns
+            .iter()
+            .map(|c| format!("\"{}\" {}", c.name, crate::types::column_type(c).unwrap()))
+            .collect();
+        let mut conn = connect();
+        conn.query(&format!(
+            "create temporary table typed ({})",
+            ddl.join(", ")
+        ))
+        .unwrap();
+        let types = conn
+            .query("select format_type(atttypid, atttypmod) from pg_attribute where attrelid = 'typed'::regclass and attnum > 0 order by attnum")
+            .unwrap();
+        let types: Vec<String> = types[0]
+            .rows
+            .iter()
+            .map(|r| r[0].clone().unwrap())
+            .collect();
+        assert_eq!(
+            types,
+            [
+                "boolean",
+                "numeric(20,0)",
+                "numeric(38,9)",
+                "timestamp with time zone",
+                "time without time zone",
+                "interval",
+                "integer[]",
+                "uuid",
+                "inet",
+                "macaddr",
+                "jsonb"
+            ]
+        );
     }
 }
