@@ -4,6 +4,7 @@
 //! mapping, binary COPY, merges, migrations) builds on them.
 
 pub mod config;
+pub mod copy;
 pub mod types;
 pub mod wire;
 
@@ -149,6 +150,170 @@ mod tests {
                 "inet",
                 "macaddr",
                 "jsonb"
+            ]
+        );
+    }
+
+    #[test]
+    fn binary_copy_writes_every_supported_type_as_the_server_reads_it() {
+        use std::sync::Arc;
+
+        use arrow_array::types::IntervalMonthDayNano;
+        use arrow_array::*;
+        use arrow_schema::{DataType, Field, Schema, TimeUnit};
+        use quarry_sdk::{Column, Extension};
+
+        let columns = vec![
+            Column::new("b", DataType::Boolean),
+            Column::new("i8", DataType::Int8),
+            Column::new("u16", DataType::UInt16),
+            Column::new("i64", DataType::Int64),
+            Column::new("u64", DataType::UInt64),
+            Column::new("d", DataType::Decimal128(12, 3)),
+            Column::new("f32", DataType::Float32),
+            Column::new("f64", DataType::Float64),
+            Column::new("s", DataType::Utf8),
+            Column::new("bin", DataType::Binary),
+            Column::new("day", DataType::Date32),
+            Column::new(
+                "ts",
+                DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            ),
+            Column::new("tsn", DataType::Timestamp(TimeUnit::Nanosecond, None)),
+            Column::new("t", DataType::Time64(TimeUnit::Microsecond)),
+            Column::new(
+                "iv",
+                DataType::Interval(arrow_schema::IntervalUnit::MonthDayNano),
+            ),
+            Column::extension("id", Extension::Uuid),
+            Column::extension("doc", Extension::Json),
+            Column::extension("ip", Extension::Inet),
+            Column::extension("mac", Extension::Mac),
+        ];
+        let arrays: Vec<ArrayRef> = vec![
+            Arc::new(BooleanArray::from(vec![Some(true), None])),
+            Arc::new(Int8Array::from(vec![-8, 8])),
+            Arc::new(UInt16Array::from(vec![65535, 0])),
+            Arc::new(Int64Array::from(vec![i64::MIN, 42])),
+            Arc::new(UInt64Array::from(vec![u64::MAX, 0])),
+            Arc::new(
+                Decimal128Array::from(vec![-1234567, 5])
+                    .with_precision_and_scale(12, 3)
+                    .unwrap(),
+            ),
+            Arc::new(Float32Array::from(vec![1.5, -0.25])),
+            Arc::new(Float64Array::from(vec![std::f64::consts::PI, 1e300])),
+            Arc::new(StringArray::from(vec![Some("héllo"), Some("")])),
+            Arc::new(BinaryArray::from(vec![&b"\x00\xff"[..], b""])),
+            Arc::new(Date32Array::from(vec![0, 19723])),
+            Arc::new(
+                TimestampMicrosecondArray::from(vec![0, 1_704_067_200_000_001])
+                    .with_timezone("UTC"),
+            ),
+            Arc::new(TimestampNanosecondArray::from(vec![
+                -1_000,
+                946_684_800_000_000_000,
+            ])),
+            Arc::new(Time64MicrosecondArray::from(vec![0, 86_399_999_999])),
+            Arc::new(IntervalMonthDayNanoArray::from(vec![
+                IntervalMonthDayNano::new(14, 3, 4_000_005_000),
+                IntervalMonthDayNano::new(0, 0, 0),
+            ])),
+            Arc::new(
+                FixedSizeBinaryArray::try_from_iter(
+                    [
+                        [0x12u8; 16],
+                        *b"\x00\x11\x22\x33\x44\x55\x66\x77\x88\x99\xaa\xbb\xcc\xdd\xee\xff",
+                    ]
+                    .into_iter(),
+                )
+                .unwrap(),
+            ),
+            Arc::new(BinaryArray::from(vec![&br#"{"a": [1, 2]}"#[..], b"null"])),
+            Arc::new(BinaryArray::from(vec![&b"10.1.2.3"[..], b"2001:db8::/32"])),
+            Arc::new(BinaryArray::from(vec![
+                &b"08:00:2b:01:02:03"[..],
+                &[1u8, 2, 3, 4, 5, 6][..],
+            ])),
+        ];
+        let schema = Arc::new(Schema::new(
+            columns.iter().map(|c| c.field()).collect::<Vec<Field>>(),
+        ));
+        let batch = RecordBatch::try_new(schema, arrays).unwrap();
+
+        let ddl: Vec<String> = columns
+            .iter()
+            .map(|c| format!("\"{}\" {}", c.name, crate::types::column_type(c).unwrap()))
+            .collect();
+        let mut conn = connect();
+        conn.query("set timezone = 'UTC'; set intervalstyle = 'iso_8601'")
+            .unwrap();
+        conn.query(&format!(
+            "create temporary table copied_types ({})",
+            ddl.join(", ")
+        ))
+        .unwrap();
+        let mut data = bytes::BytesMut::new();
+        crate::copy::header(&mut data);
+        crate::copy::rows(&columns, &batch, &mut data).unwrap();
+        crate::copy::trailer(&mut data);
+        let n = conn
+            .copy_in("copy copied_types from stdin (format binary)", &data)
+            .unwrap();
+        assert_eq!(n, 2);
+        let rows = conn
+            .query("select * from copied_types")
+            .unwrap()
+            .remove(0)
+            .rows;
+        let text =
+            |row: usize| -> Vec<Option<&str>> { rows[row].iter().map(|v| v.as_deref()).collect() };
+        assert_eq!(
+            text(0),
+            [
+                Some("t"),
+                Some("-8"),
+                Some("65535"),
+                Some("-9223372036854775808"),
+                Some("18446744073709551615"),
+                Some("-1234.567"),
+                Some("1.5"),
+                Some("3.141592653589793"),
+                Some("héllo"),
+                Some("\\x00ff"),
+                Some("1970-01-01"),
+                Some("1970-01-01 00:00:00+00"),
+                Some("1969-12-31 23:59:59.999999"),
+                Some("00:00:00"),
+                Some("P1Y2M3DT4.000005S"),
+                Some("12121212-1212-1212-1212-121212121212"),
+                Some("{\"a\": [1, 2]}"),
+                Some("10.1.2.3"),
+                Some("08:00:2b:01:02:03"),
+            ]
+        );
+        assert_eq!(
+            text(1),
+            [
+                None,
+                Some("8"),
+                Some("0"),
+                Some("42"),
+                Some("0"),
+                Some("0.005"),
+                Some("-0.25"),
+                Some("1e+300"),
+                Some(""),
+                Some("\\x"),
+                Some("2024-01-01"),
+                Some("2024-01-01 00:00:00.000001+00"),
+                Some("2000-01-01 00:00:00"),
+                Some("23:59:59.999999"),
+                Some("PT0S"),
+                Some("00112233-4455-6677-8899-aabbccddeeff"),
+                Some("null"),
+                Some("2001:db8::/32"),
+                Some("01:02:03:04:05:06"),
             ]
         );
     }

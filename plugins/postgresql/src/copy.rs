@@ -1,0 +1,367 @@
+//! Arrow batches as `COPY ... FROM STDIN (FORMAT binary)` data: the signature and header, then
+//! per row the field count and each field as a length and its binary value (-1 for NULL), then
+//! the trailer. Each column's encoder is chosen once per batch, so the row loop only writes.
+
+use std::net::IpAddr;
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::{
+    Date32Type, Date64Type, Decimal128Type, DurationMicrosecondType, DurationMillisecondType,
+    DurationNanosecondType, DurationSecondType, Float16Type, Float32Type, Float64Type, Int8Type,
+    Int16Type, Int32Type, Int64Type, IntervalMonthDayNanoType, Time32MillisecondType,
+    Time32SecondType, Time64MicrosecondType, Time64NanosecondType, TimestampMicrosecondType,
+    TimestampMillisecondType, TimestampNanosecondType, TimestampSecondType, UInt8Type, UInt16Type,
+    UInt32Type, UInt64Type,
+};
+use arrow_array::{Array, RecordBatch};
+use arrow_schema::{DataType, TimeUnit};
+use bytes::{BufMut, BytesMut};
+use postgres_protocol::types as pg;
+use quarry_sdk::{Column, Error, Extension, Result};
+
+/// Days from 1970-01-01 to 2000-01-01, PostgreSQL's epoch.
+const EPOCH_DAYS: i32 = 10_957;
+const EPOCH_US: i64 = 946_684_800_000_000;
+
+/// How one column's values are written.
+enum Encoder<'a> {
+    Bool(&'a arrow_array::BooleanArray),
+    /// Any integer, widened to the column's width (2, 4 or 8 bytes).
+    Int(Box<dyn Fn(usize) -> i64 + 'a>, usize),
+    Float4(Box<dyn Fn(usize) -> f32 + 'a>),
+    Float8(&'a arrow_array::Float64Array),
+    /// Text, bytea, and the raw bytes of a uuid.
+    Bytes(Box<dyn Fn(usize) -> &'a [u8] + 'a>),
+    Jsonb(Box<dyn Fn(usize) -> &'a [u8] + 'a>),
+    Inet(Box<dyn Fn(usize) -> &'a [u8] + 'a>),
+    Mac(Box<dyn Fn(usize) -> &'a [u8] + 'a>),
+    Date(Box<dyn Fn(usize) -> i32 + 'a>),
+    /// Microseconds since PostgreSQL's epoch, or since midnight for a time.
+    Micros(Box<dyn Fn(usize) -> i64 + 'a>),
+    Interval(Box<dyn Fn(usize) -> (i64, i32, i32) + 'a>),
+    /// An unscaled integer and its scale.
+    Numeric(Box<dyn Fn(usize) -> i128 + 'a>, i8),
+}
+
+fn micros(unit: &TimeUnit, value: i64) -> i64 {
+    match unit {
+        TimeUnit::Second => value * 1_000_000,
+        TimeUnit::Millisecond => value * 1_000,
+        TimeUnit::Microsecond => value,
+        TimeUnit::Nanosecond => value / 1_000,
+    }
+}
+
+fn binary_values<'a>(array: &'a dyn Array) -> Option<Box<dyn Fn(usize) -> &'a [u8] + 'a>> {
+    Some(match array.data_type() {
+        DataType::Utf8 => {
+            let a = array.as_string::<i32>();
+            Box::new(move |i| a.value(i).as_bytes())
+        }
+        DataType::LargeUtf8 => {
+            let a = array.as_string::<i64>();
+            Box::new(move |i| a.value(i).as_bytes())
+        }
+        DataType::Binary => {
+            let a = array.as_binary::<i32>();
+            Box::new(move |i| a.value(i))
+        }
+        DataType::LargeBinary => {
+            let a = array.as_binary::<i64>();
+            Box::new(move |i| a.value(i))
+        }
+        DataType::FixedSizeBinary(_) => {
+            let a = array.as_fixed_size_binary();
+            Box::new(move |i| a.value(i))
+        }
+        _ => return None,
+    })
+}
+
+impl<'a> Encoder<'a> {
+    fn new(column: &Column, array: &'a dyn Array) -> Result<Self> {
+        let unsupported = || {
+            Error::not_supported(format!(
+                "column `{}`: the PostgreSQL destination cannot write Arrow type {} yet",
+                column.name,
+                array.data_type()
+            ))
+        };
+        match column.extension {
+            Some(Extension::Json) => {
+                return binary_values(array)
+                    .map(Encoder::Jsonb)
+                    .ok_or_else(unsupported);
+            }
+            Some(Extension::Inet) => {
+                return binary_values(array)
+                    .map(Encoder::Inet)
+                    .ok_or_else(unsupported);
+            }
+            Some(Extension::Mac) => {
+                return binary_values(array)
+                    .map(Encoder::Mac)
+                    .ok_or_else(unsupported);
+            }
+            Some(Extension::Uuid) | None => {}
+        }
+        macro_rules! int {
+            ($t:ty, $width:expr) => {{
+                let a = array.as_primitive::<$t>();
+                Encoder::Int(Box::new(move |i| a.value(i) as i64), $width)
+            }};
+        }
+        Ok(match array.data_type() {
+            DataType::Boolean => Encoder::Bool(array.as_boolean()),
+            DataType::Int8 => int!(Int8Type, 2),
+            DataType::Int16 => int!(Int16Type, 2),
+            DataType::UInt8 => int!(UInt8Type, 2),
+            DataType::Int32 => int!(Int32Type, 4),
+            DataType::UInt16 => int!(UInt16Type, 4),
+            DataType::Int64 => int!(Int64Type, 8),
+            DataType::UInt32 => int!(UInt32Type, 8),
+            DataType::UInt64 => {
+                let a = array.as_primitive::<UInt64Type>();
+                Encoder::Numeric(Box::new(move |i| a.value(i) as i128), 0)
+            }
+            DataType::Decimal128(_, scale) if *scale >= 0 => {
+                let a = array.as_primitive::<Decimal128Type>();
+                Encoder::Numeric(Box::new(move |i| a.value(i)), *scale)
+            }
+            DataType::Float16 => {
+                let a = array.as_primitive::<Float16Type>();
+                Encoder::Float4(Box::new(move |i| a.value(i).to_f32()))
+            }
+            DataType::Float32 => {
+                let a = array.as_primitive::<Float32Type>();
+                Encoder::Float4(Box::new(move |i| a.value(i)))
+            }
+            DataType::Float64 => Encoder::Float8(array.as_primitive::<Float64Type>()),
+            DataType::Utf8
+            | DataType::LargeUtf8
+            | DataType::Binary
+            | DataType::LargeBinary
+            | DataType::FixedSizeBinary(_) => {
+                Encoder::Bytes(binary_values(array).ok_or_else(unsupported)?)
+            }
+            DataType::Date32 => {
+                let a = array.as_primitive::<Date32Type>();
+                Encoder::Date(Box::new(move |i| a.value(i) - EPOCH_DAYS))
+            }
+            DataType::Date64 => {
+                let a = array.as_primitive::<Date64Type>();
+                Encoder::Date(Box::new(move |i| {
+                    (a.value(i).div_euclid(86_400_000)) as i32 - EPOCH_DAYS
+                }))
+            }
+            DataType::Timestamp(unit, _) => {
+                let unit = *unit;
+                let value: Box<dyn Fn(usize) -> i64> = match unit {
+                    TimeUnit::Second => {
+                        let a = array.as_primitive::<TimestampSecondType>();
+                        Box::new(move |i| a.value(i))
+                    }
+                    TimeUnit::Millisecond => {
+                        let a = array.as_primitive::<TimestampMillisecondType>();
+                        Box::new(move |i| a.value(i))
+                    }
+                    TimeUnit::Microsecond => {
+                        let a = array.as_primitive::<TimestampMicrosecondType>();
+                        Box::new(move |i| a.value(i))
+                    }
+                    TimeUnit::Nanosecond => {
+                        let a = array.as_primitive::<TimestampNanosecondType>();
+                        Box::new(move |i| a.value(i))
+                    }
+                };
+                Encoder::Micros(Box::new(move |i| micros(&unit, value(i)) - EPOCH_US))
+            }
+            DataType::Time32(TimeUnit::Second) => {
+                let a = array.as_primitive::<Time32SecondType>();
+                Encoder::Micros(Box::new(move |i| a.value(i) as i64 * 1_000_000))
+            }
+            DataType::Time32(_) => {
+                let a = array.as_primitive::<Time32MillisecondType>();
+                Encoder::Micros(Box::new(move |i| a.value(i) as i64 * 1_000))
+            }
+            DataType::Time64(TimeUnit::Nanosecond) => {
+                let a = array.as_primitive::<Time64NanosecondType>();
+                Encoder::Micros(Box::new(move |i| a.value(i) / 1_000))
+            }
+            DataType::Time64(_) => {
+                let a = array.as_primitive::<Time64MicrosecondType>();
+                Encoder::Micros(Box::new(move |i| a.value(i)))
+            }
+            DataType::Duration(unit) => {
+                let unit = *unit;
+                let value: Box<dyn Fn(usize) -> i64> = match unit {
+                    TimeUnit::Second => {
+                        let a = array.as_primitive::<DurationSecondType>();
+                        Box::new(move |i| a.value(i))
+                    }
+                    TimeUnit::Millisecond => {
+                        let a = array.as_primitive::<DurationMillisecondType>();
+                        Box::new(move |i| a.value(i))
+                    }
+                    TimeUnit::Microsecond => {
+                        let a = array.as_primitive::<DurationMicrosecondType>();
+                        Box::new(move |i| a.value(i))
+                    }
+                    TimeUnit::Nanosecond => {
+                        let a = array.as_primitive::<DurationNanosecondType>();
+                        Box::new(move |i| a.value(i))
+                    }
+                };
+                Encoder::Interval(Box::new(move |i| (micros(&unit, value(i)), 0, 0)))
+            }
+            DataType::Interval(arrow_schema::IntervalUnit::MonthDayNano) => {
+                let a = array.as_primitive::<IntervalMonthDayNanoType>();
+                Encoder::Interval(Box::new(move |i| {
+                    let v = a.value(i);
+                    (v.nanoseconds / 1_000, v.days, v.months)
+                }))
+            }
+            _ => return Err(unsupported()),
+        })
+    }
+
+    /// Writes row `i`'s value (length and bytes).
+    fn write(&self, i: usize, out: &mut BytesMut, column: &str) -> Result<()> {
+        let at = out.len();
+        out.put_i32(0);
+        match self {
+            Encoder::Bool(a) => pg::bool_to_sql(a.value(i), out),
+            Encoder::Int(v, 2) => out.put_i16(v(i) as i16),
+            Encoder::Int(v, 4) => out.put_i32(v(i) as i32),
+            Encoder::Int(v, _) => out.put_i64(v(i)),
+            Encoder::Float4(v) => out.put_f32(v(i)),
+            Encoder::Float8(a) => out.put_f64(a.value(i)),
+            Encoder::Bytes(v) => out.put_slice(v(i)),
+            Encoder::Jsonb(v) => {
+                out.put_u8(1);
+                out.put_slice(v(i));
+            }
+            Encoder::Inet(v) => {
+                let text = std::str::from_utf8(v(i)).unwrap_or_default();
+                let (ip, mask) = parse_inet(text).ok_or_else(|| {
+                    Error::internal(format!(
+                        "column `{column}`: `{text}` is not an IP address or network"
+                    ))
+                })?;
+                pg::inet_to_sql(ip, mask, out);
+            }
+            Encoder::Mac(v) => {
+                let mac = parse_mac(v(i)).ok_or_else(|| {
+                    Error::internal(format!(
+                        "column `{column}`: `{}` is not a MAC address",
+                        String::from_utf8_lossy(v(i))
+                    ))
+                })?;
+                pg::macaddr_to_sql(mac, out);
+            }
+            Encoder::Date(v) => pg::date_to_sql(v(i), out),
+            Encoder::Micros(v) => out.put_i64(v(i)),
+            Encoder::Interval(v) => {
+                let (us, days, months) = v(i);
+                out.put_i64(us);
+                out.put_i32(days);
+                out.put_i32(months);
+            }
+            Encoder::Numeric(v, scale) => numeric(v(i), *scale, out),
+        }
+        let len = (out.len() - at - 4) as i32;
+        out[at..at + 4].copy_from_slice(&len.to_be_bytes());
+        Ok(())
+    }
+}
+
+/// `10.0.0.1`, `10.0.0.0/8`, `::1`, `fe80::/10`.
+fn parse_inet(text: &str) -> Option<(IpAddr, u8)> {
+    let (ip, mask) = match text.split_once('/') {
+        Some((ip, mask)) => (ip.parse::<IpAddr>().ok()?, Some(mask.parse::<u8>().ok()?)),
+        None => (text.parse::<IpAddr>().ok()?, None),
+    };
+    let full = if ip.is_ipv4() { 32 } else { 128 };
+    let mask = mask.unwrap_or(full);
+    (mask <= full).then_some((ip, mask))
+}
+
+/// Six raw bytes (CloudQuery's form) or `aa:bb:cc:dd:ee:ff` / `aa-bb-...` text.
+fn parse_mac(value: &[u8]) -> Option<[u8; 6]> {
+    if let Ok(raw) = <[u8; 6]>::try_from(value)
+        && !raw.iter().all(|b| b.is_ascii_hexdigit())
+    {
+        return Some(raw);
+    }
+    let text = std::str::from_utf8(value).ok()?;
+    let parts: Vec<&str> = text.split([':', '-']).collect();
+    if parts.len() != 6 {
+        return None;
+    }
+    let mut mac = [0u8; 6];
+    for (slot, part) in mac.iter_mut().zip(parts) {
+        *slot = u8::from_str_radix(part, 16).ok()?;
+    }
+    Some(mac)
+}
+
+/// PostgreSQL's binary `numeric`: base-10000 digits with a weight, a sign and a display scale.
+fn numeric(unscaled: i128, scale: i8, out: &mut BytesMut) {
+    let negative = unscaled < 0;
+    let mut magnitude = unscaled.unsigned_abs();
+    let scale = scale.max(0) as u32;
+    // Pad the fraction to a whole number of base-10000 digits.
+    let pad = (4 - scale % 4) % 4;
+    magnitude *= 10u128.pow(pad);
+    let fraction_digits = (scale + pad) / 4;
+    let mut digits = Vec::new();
+    while magnitude > 0 {
+        digits.push((magnitude % 10_000) as i16);
+        magnitude /= 10_000;
+    }
+    let weight = digits.len() as i16 - 1 - fraction_digits as i16;
+    digits.reverse();
+    while digits.last() == Some(&0) {
+        digits.pop();
+    }
+    out.put_i16(digits.len() as i16);
+    out.put_i16(if digits.is_empty() { 0 } else { weight });
+    out.put_u16(if negative { 0x4000 } else { 0 });
+    out.put_i16(scale as i16);
+    for d in digits {
+        out.put_i16(d);
+    }
+}
+
+/// The signature, flags and extension length that open binary COPY data.
+pub fn header(out: &mut BytesMut) {
+    out.put_slice(b"PGCOPY\n\xff\r\n\0");
+    out.put_i32(0);
+    out.put_i32(0);
+}
+
+/// The end of binary COPY data.
+pub fn trailer(out: &mut BytesMut) {
+    out.put_i16(-1);
+}
+
+/// Appends the rows of `batch`, whose columns are `columns` in order.
+pub fn rows(columns: &[Column], batch: &RecordBatch, out: &mut BytesMut) -> Result<()> {
+    let encoders = columns
+        .iter()
+        .zip(batch.columns())
+        .map(|(c, a)| Encoder::new(c, a.as_ref()))
+        .collect::<Result<Vec<_>>>()?;
+    let arrays = batch.columns();
+    for row in 0..batch.num_rows() {
+        out.put_i16(columns.len() as i16);
+        for ((encoder, array), column) in encoders.iter().zip(arrays).zip(columns) {
+            if array.is_null(row) {
+                out.put_i32(-1);
+            } else {
+                encoder.write(row, out, &column.name)?;
+            }
+        }
+    }
+    Ok(())
+}
