@@ -80,7 +80,7 @@ pub enum ResolveError {
 }
 
 /// The first-party plugins: `quarry/<name>` is built from the crate `quarry-plugin-<name>`.
-pub const FIRST_PARTY: &[&str] = &["file", "test"];
+pub const FIRST_PARTY: &[&str] = &["file", "postgresql", "test"];
 
 /// Resolves plugin references against a search path of first-party plugin directories.
 #[derive(Debug, Clone)]
@@ -214,7 +214,7 @@ mod tests {
             .unwrap_err();
         assert_eq!(
             err.to_string(),
-            "unknown plugin `quarry/nope`: the first-party plugins are quarry/file, quarry/test"
+            "unknown plugin `quarry/nope`: the first-party plugins are quarry/file, quarry/postgresql, quarry/test"
         );
         let err = resolver
             .resolve(RegistryKind::Quarry, "quarry/file", Path::new("."))

@@ -23,6 +23,9 @@ use quarry_sdk::{Column, Error, Extension, Result};
 const EPOCH_DAYS: i32 = 10_957;
 const EPOCH_US: i64 = 946_684_800_000_000;
 
+/// Each row's range of items in a list column.
+type Ranges<'a> = Box<dyn Fn(usize) -> std::ops::Range<usize> + 'a>;
+
 /// How one column's values are written.
 enum Encoder<'a> {
     Bool(&'a arrow_array::BooleanArray),
@@ -41,6 +44,39 @@ enum Encoder<'a> {
     Interval(Box<dyn Fn(usize) -> (i64, i32, i32) + 'a>),
     /// An unscaled integer and its scale.
     Numeric(Box<dyn Fn(usize) -> i128 + 'a>, i8),
+    /// A one-dimensional array: each row's range of items, and how items are written.
+    List {
+        ranges: Ranges<'a>,
+        items: &'a dyn Array,
+        item: Box<Encoder<'a>>,
+        oid: u32,
+        name: String,
+    },
+}
+
+/// The type OID of an element type as our DDL names it (`types::column_type`).
+fn element_oid(ddl: &str) -> Option<u32> {
+    Some(match ddl {
+        "boolean" => 16,
+        "bytea" => 17,
+        "bigint" => 20,
+        "smallint" => 21,
+        "integer" => 23,
+        "text" => 25,
+        "real" => 700,
+        "double precision" => 701,
+        "macaddr" => 829,
+        "inet" => 869,
+        "date" => 1082,
+        "time" => 1083,
+        "timestamp" => 1114,
+        "timestamptz" => 1184,
+        "interval" => 1186,
+        "uuid" => 2950,
+        "jsonb" => 3802,
+        d if d.starts_with("numeric") => 1700,
+        _ => return None,
+    })
 }
 
 fn micros(unit: &TimeUnit, value: i64) -> i64 {
@@ -221,6 +257,40 @@ impl<'a> Encoder<'a> {
                     (v.nanoseconds / 1_000, v.days, v.months)
                 }))
             }
+            DataType::List(_) | DataType::LargeList(_) => {
+                let (item_field, items, ranges): (_, &dyn Array, Ranges<'_>) =
+                    match array.data_type() {
+                        DataType::List(f) => {
+                            let a = array.as_list::<i32>();
+                            let offsets = a.value_offsets();
+                            (
+                                f,
+                                a.values().as_ref(),
+                                Box::new(move |i| offsets[i] as usize..offsets[i + 1] as usize),
+                            )
+                        }
+                        DataType::LargeList(f) => {
+                            let a = array.as_list::<i64>();
+                            let offsets = a.value_offsets();
+                            (
+                                f,
+                                a.values().as_ref(),
+                                Box::new(move |i| offsets[i] as usize..offsets[i + 1] as usize),
+                            )
+                        }
+                        _ => return Err(unsupported()),
+                    };
+                let item_column = Column::from_field(item_field);
+                let ddl = crate::types::column_type(&item_column)?;
+                let oid = element_oid(&ddl).ok_or_else(unsupported)?;
+                Encoder::List {
+                    ranges,
+                    items,
+                    item: Box::new(Encoder::new(&item_column, items)?),
+                    oid,
+                    name: column.name.clone(),
+                }
+            }
             _ => return Err(unsupported()),
         })
     }
@@ -229,6 +299,14 @@ impl<'a> Encoder<'a> {
     fn write(&self, i: usize, out: &mut BytesMut, column: &str) -> Result<()> {
         let at = out.len();
         out.put_i32(0);
+        self.write_value(i, out, column)?;
+        let len = (out.len() - at - 4) as i32;
+        out[at..at + 4].copy_from_slice(&len.to_be_bytes());
+        Ok(())
+    }
+
+    /// Writes row `i`'s value bytes, without their length.
+    fn write_value(&self, i: usize, out: &mut BytesMut, column: &str) -> Result<()> {
         match self {
             Encoder::Bool(a) => pg::bool_to_sql(a.value(i), out),
             Encoder::Int(v, 2) => out.put_i16(v(i) as i16),
@@ -268,9 +346,40 @@ impl<'a> Encoder<'a> {
                 out.put_i32(months);
             }
             Encoder::Numeric(v, scale) => numeric(v(i), *scale, out),
+            Encoder::List {
+                ranges,
+                items,
+                item,
+                oid,
+                name,
+            } => {
+                let range = ranges(i);
+                let dimension = pg::ArrayDimension {
+                    len: range.len() as i32,
+                    lower_bound: 1,
+                };
+                let mut failed = None;
+                pg::array_to_sql(
+                    [dimension],
+                    *oid,
+                    range,
+                    |idx, buf| {
+                        if items.is_null(idx) {
+                            return Ok(postgres_protocol::IsNull::Yes);
+                        }
+                        if let Err(e) = item.write_value(idx, buf, name) {
+                            failed = Some(e);
+                        }
+                        Ok(postgres_protocol::IsNull::No)
+                    },
+                    out,
+                )
+                .map_err(|e| Error::internal(format!("column `{name}`: {e}")))?;
+                if let Some(e) = failed {
+                    return Err(e);
+                }
+            }
         }
-        let len = (out.len() - at - 4) as i32;
-        out[at..at + 4].copy_from_slice(&len.to_be_bytes());
         Ok(())
     }
 }

@@ -1,12 +1,15 @@
 //! Quarry's PostgreSQL destination, as a sandboxed component: it reaches the server through
-//! `wasi:sockets`, so only the hosts granted under `permissions.network`. This crate holds, so
-//! far, the connection string and the wire-protocol client; the destination itself (type
-//! mapping, binary COPY, merges, migrations) builds on them.
+//! `wasi:sockets`, so only the hosts granted under `permissions.network`.
 
 pub mod config;
 pub mod copy;
+mod destination;
 pub mod types;
 pub mod wire;
+
+pub use destination::{PostgreSql, Spec};
+
+quarry_sdk::export_destination!(PostgreSql);
 
 #[cfg(test)]
 mod tests {

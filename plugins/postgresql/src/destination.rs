@@ -1,0 +1,377 @@
+//! The destination: tables in one schema, created and migrated from Arrow schemas, loaded with
+//! binary COPY. With a primary key, rows are copied into a session-local staging table and merged
+//! with `INSERT ... ON CONFLICT DO UPDATE`, in one transaction per batch; without one they are
+//! copied straight into the table. Every batch is committed when `insert` returns, so `flush`
+//! has nothing left to do.
+
+use bytes::BytesMut;
+use quarry_sdk::migrate::{Change, changes};
+use quarry_sdk::{
+    Column, DataType, DeleteRequest, Destination, Error, Extension, Grouping, Info, Plugin,
+    RecordBatch, Result, Table,
+};
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+use crate::config::Config;
+use crate::wire::Connection;
+use crate::{copy, types};
+
+/// The PostgreSQL destination's `spec:`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Spec {
+    /// `postgres://user:password@host:port/database` or libpq's `host=... user=... dbname=...`.
+    /// Keep the password out of the file with `${PG_PASSWORD}`. The host must be granted under
+    /// `permissions: { network: ["host:port"] }`.
+    pub connection_string: String,
+    /// The schema (namespace) the tables are created in; created if missing.
+    #[serde(default = "default_schema")]
+    pub schema: String,
+}
+
+fn default_schema() -> String {
+    "public".into()
+}
+
+pub struct PostgreSql {
+    conn: Connection,
+    schema: String,
+}
+
+/// `"name"`, with embedded quotes doubled.
+pub fn ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// `'text'`, with embedded quotes doubled (the server runs with standard_conforming_strings).
+pub fn literal(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
+/// The type name `format_type` prints for a type as written in our DDL.
+fn catalog_name(ddl: &str) -> String {
+    let (base, array) = match ddl.strip_suffix("[]") {
+        Some(base) => (base, "[]"),
+        None => (ddl, ""),
+    };
+    let base = match base {
+        "timestamptz" => "timestamp with time zone",
+        "timestamp" => "timestamp without time zone",
+        "time" => "time without time zone",
+        other => other,
+    };
+    format!("{base}{array}")
+}
+
+/// The Arrow type for a column type this destination did not create (or that differs from what
+/// the source wants), so that a migration message can name it.
+fn arrow_type(catalog: &str) -> (DataType, Option<Extension>) {
+    let t = match catalog {
+        "boolean" => DataType::Boolean,
+        "smallint" => DataType::Int16,
+        "integer" => DataType::Int32,
+        "bigint" => DataType::Int64,
+        "real" => DataType::Float32,
+        "double precision" => DataType::Float64,
+        "text" | "character varying" => DataType::Utf8,
+        "bytea" => DataType::Binary,
+        "date" => DataType::Date32,
+        "uuid" => return (DataType::FixedSizeBinary(16), Some(Extension::Uuid)),
+        "jsonb" | "json" => return (DataType::Binary, Some(Extension::Json)),
+        "inet" => return (DataType::Binary, Some(Extension::Inet)),
+        "macaddr" => return (DataType::Binary, Some(Extension::Mac)),
+        t if t.starts_with("timestamp with") => {
+            DataType::Timestamp(arrow_schema::TimeUnit::Microsecond, Some("UTC".into()))
+        }
+        t if t.starts_with("timestamp") => {
+            DataType::Timestamp(arrow_schema::TimeUnit::Microsecond, None)
+        }
+        // Anything else is named by its storage: a distinct, honest placeholder.
+        _ => DataType::LargeBinary,
+    };
+    (t, None)
+}
+
+impl PostgreSql {
+    fn table_name(&self, table: &str) -> String {
+        format!("{}.{}", ident(&self.schema), ident(table))
+    }
+
+    fn create(&mut self, table: &Table) -> Result<()> {
+        let mut parts = Vec::new();
+        for c in &table.columns {
+            let not_null = if c.nullable { "" } else { " not null" };
+            parts.push(format!(
+                "{} {}{not_null}",
+                ident(&c.name),
+                types::column_type(c)?
+            ));
+        }
+        let keys = table.primary_keys();
+        if !keys.is_empty() {
+            let keys: Vec<String> = keys.iter().map(|k| ident(k)).collect();
+            parts.push(format!("primary key ({})", keys.join(", ")));
+        }
+        self.conn
+            .query(&format!(
+                "create table if not exists {} ({})",
+                self.table_name(&table.name),
+                parts.join(", ")
+            ))
+            .map(drop)
+    }
+
+    fn stage_name(table: &str) -> String {
+        let mut name = format!("quarry_stage_{table}");
+        name.truncate(63);
+        ident(&name)
+    }
+}
+
+impl Plugin for PostgreSql {
+    type Spec = Spec;
+
+    fn info() -> Info {
+        Info::new(
+            "postgresql",
+            env!("CARGO_PKG_VERSION"),
+            "PostgreSQL destination: binary COPY, upserts on primary keys, migrations",
+        )
+        .preferred_batch(50_000, 0)
+    }
+
+    fn new(spec: Spec) -> Result<Self> {
+        let config = Config::parse(&spec.connection_string)?;
+        let mut conn = Connection::connect(&config)?;
+        conn.query(&format!(
+            "create schema if not exists {}",
+            ident(&spec.schema)
+        ))?;
+        Ok(PostgreSql {
+            conn,
+            schema: spec.schema,
+        })
+    }
+
+    fn test_connection(&mut self) -> Result<()> {
+        self.conn.query("select 1").map(drop)
+    }
+}
+
+impl Destination for PostgreSql {
+    fn existing_table(&mut self, wanted: &Table) -> Result<Option<Table>> {
+        let sql = format!(
+            "select a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull, \
+             coalesce((select true from pg_index i where i.indrelid = c.oid and i.indisprimary \
+             and a.attnum = any(i.indkey)), false) \
+             from pg_attribute a join pg_class c on c.oid = a.attrelid \
+             join pg_namespace n on n.oid = c.relnamespace \
+             where n.nspname = {} and c.relname = {} and c.relkind = 'r' and a.attnum > 0 \
+             and not a.attisdropped order by a.attnum",
+            literal(&self.schema),
+            literal(&wanted.name)
+        );
+        let rows = self.conn.query(&sql)?.remove(0).rows;
+        if rows.is_empty() {
+            return Ok(None);
+        }
+        let mut table = Table::new(&wanted.name);
+        for row in rows {
+            let text = |i: usize| row.get(i).cloned().flatten().unwrap_or_default();
+            let (name, catalog) = (text(0), text(1));
+            let same = wanted.columns.iter().find(|c| {
+                c.name == name
+                    && types::column_type(c).is_ok_and(|ddl| catalog_name(&ddl) == catalog)
+            });
+            let mut column = match same {
+                Some(c) => Column {
+                    nullable: true,
+                    primary_key: false,
+                    ..c.clone()
+                },
+                None => {
+                    let (data_type, extension) = arrow_type(&catalog);
+                    Column {
+                        extension,
+                        ..Column::new(&name, data_type)
+                    }
+                }
+            };
+            column.nullable = text(2) != "t";
+            column.primary_key = text(3) == "t";
+            table = table.column(column);
+        }
+        Ok(Some(table))
+    }
+
+    fn migrate_table(&mut self, table: &Table, force: bool) -> Result<()> {
+        // The staging table copies the table's columns when it is made: make it anew.
+        self.conn.query(&format!(
+            "drop table if exists pg_temp.{}",
+            Self::stage_name(&table.name)
+        ))?;
+        let Some(existing) = self.existing_table(table)? else {
+            return self.create(table);
+        };
+        let found = changes(&existing, table);
+        if found.iter().any(Change::is_breaking) {
+            if !force {
+                let list: Vec<String> = found
+                    .iter()
+                    .filter(|c| c.is_breaking())
+                    .map(|c| c.to_string())
+                    .collect();
+                return Err(Error::internal(format!(
+                    "table `{}` needs changes that lose data ({}); they need migrate_mode: forced",
+                    table.name,
+                    list.join("; ")
+                )));
+            }
+            self.conn
+                .query(&format!("drop table {}", self.table_name(&table.name)))?;
+            return self.create(table);
+        }
+        let name = self.table_name(&table.name);
+        let mut statements = Vec::new();
+        for change in &found {
+            match change {
+                Change::AddColumn(c) => statements.push(format!(
+                    "alter table {name} add column {} {}",
+                    ident(&c.name),
+                    types::column_type(c)?
+                )),
+                Change::DropNotNull(c) => statements.push(format!(
+                    "alter table {name} alter column {} drop not null",
+                    ident(c)
+                )),
+                // A column the source dropped stays, and gets nulls.
+                _ => {}
+            }
+        }
+        if !statements.is_empty() {
+            self.conn.query(&statements.join("; "))?;
+        }
+        Ok(())
+    }
+
+    fn insert(&mut self, table: &Table, batch: RecordBatch) -> Result<()> {
+        let mut data = BytesMut::with_capacity(batch.get_array_memory_size() + 1024);
+        copy::header(&mut data);
+        copy::rows(&table.columns, &batch, &mut data)?;
+        copy::trailer(&mut data);
+        let columns: Vec<String> = table.columns.iter().map(|c| ident(&c.name)).collect();
+        let columns = columns.join(", ");
+        let target = self.table_name(&table.name);
+        let keys = table.primary_keys();
+        if keys.is_empty() {
+            self.conn.copy_in(
+                &format!("copy {target} ({columns}) from stdin (format binary)"),
+                &data,
+            )?;
+            return Ok(());
+        }
+        let stage = Self::stage_name(&table.name);
+        self.conn.query(&format!(
+            "create temporary table if not exists {stage} (like {target} including defaults)"
+        ))?;
+        self.conn.copy_in(
+            &format!("copy {stage} ({columns}) from stdin (format binary)"),
+            &data,
+        )?;
+        let keys: Vec<String> = keys.iter().map(|k| ident(k)).collect();
+        let keys = keys.join(", ");
+        let updates: Vec<String> = table
+            .columns
+            .iter()
+            .filter(|c| !c.primary_key)
+            .map(|c| format!("{0} = excluded.{0}", ident(&c.name)))
+            .collect();
+        let on_conflict = if updates.is_empty() {
+            "do nothing".to_string()
+        } else {
+            format!("do update set {}", updates.join(", "))
+        };
+        // The last row of a key within one batch wins: rows are in the staging table in the
+        // order they were copied.
+        self.conn.query(&format!(
+            "insert into {target} ({columns}) select distinct on ({keys}) {columns} from {stage} \
+             order by {keys}, ctid desc on conflict ({keys}) {on_conflict}; truncate {stage}"
+        ))?;
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        Ok(())
+    }
+
+    fn delete_stale(&mut self, table: &str, source_name: &str, sync_time_us: i64) -> Result<()> {
+        self.conn
+            .query(&format!(
+                "delete from {} where \"_cq_source_name\" = {} and \"_cq_sync_time\" < \
+                 timestamptz '1970-01-01 00:00:00+00' + interval '{sync_time_us} microseconds'",
+                self.table_name(table),
+                literal(source_name)
+            ))
+            .map(drop)
+    }
+
+    fn delete_record(&mut self, request: &DeleteRequest) -> Result<()> {
+        let mut groups = Vec::new();
+        for group in &request.where_clause {
+            let mut predicates = Vec::new();
+            for p in &group.predicates {
+                predicates.push(format!(
+                    "{} = {}",
+                    ident(&p.column),
+                    value_literal(&p.value)?
+                ));
+            }
+            let op = match group.grouping {
+                Grouping::And => " and ",
+                Grouping::Or => " or ",
+            };
+            groups.push(format!("({})", predicates.join(op)));
+        }
+        let filter = if groups.is_empty() {
+            String::new()
+        } else {
+            format!(" where {}", groups.join(" and "))
+        };
+        self.conn
+            .query(&format!(
+                "delete from {}{filter}",
+                self.table_name(&request.table)
+            ))
+            .map(drop)
+    }
+}
+
+/// The one value of a delete-record predicate as an SQL literal.
+fn value_literal(value: &RecordBatch) -> Result<String> {
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::*;
+    let a = value.column(0);
+    if a.is_null(0) {
+        return Ok("null".into());
+    }
+    Ok(match a.data_type() {
+        DataType::Boolean => a.as_boolean().value(0).to_string(),
+        DataType::Int8 => a.as_primitive::<Int8Type>().value(0).to_string(),
+        DataType::Int16 => a.as_primitive::<Int16Type>().value(0).to_string(),
+        DataType::Int32 => a.as_primitive::<Int32Type>().value(0).to_string(),
+        DataType::Int64 => a.as_primitive::<Int64Type>().value(0).to_string(),
+        DataType::UInt8 => a.as_primitive::<UInt8Type>().value(0).to_string(),
+        DataType::UInt16 => a.as_primitive::<UInt16Type>().value(0).to_string(),
+        DataType::UInt32 => a.as_primitive::<UInt32Type>().value(0).to_string(),
+        DataType::UInt64 => a.as_primitive::<UInt64Type>().value(0).to_string(),
+        DataType::Float64 => a.as_primitive::<Float64Type>().value(0).to_string(),
+        DataType::Utf8 => literal(a.as_string::<i32>().value(0)),
+        DataType::LargeUtf8 => literal(a.as_string::<i64>().value(0)),
+        other => {
+            return Err(Error::not_supported(format!(
+                "delete-record on a {other} value is not supported by the PostgreSQL destination yet"
+            )));
+        }
+    })
+}
