@@ -1,5 +1,6 @@
 //! `quarry bench`: syncs N rows of the `test` source's `test_rows` into the `file` destination
-//! (Parquet) and into the `test` destination (which decodes and discards), each as a child
+//! (Parquet), into the `test` destination (which decodes and discards) and into the local
+//! PostgreSQL (append, and overwrite of rows that exist), each as a child
 //! `quarry sync` process, and reports the median rows/s, MB/s of Arrow IPC out of the source, and
 //! the peak RSS of the whole process. Each scenario runs once to warm the compile cache first.
 
@@ -39,6 +40,16 @@ const SCENARIOS: &[Scenario] = &[
         name: "test -> test (discard)",
         destination: "  path: quarry/test\n  write_mode: append\n",
     },
+    // The local PostgreSQL (127.0.0.1:5432, database `test`); each scenario in its own schema,
+    // which keeps the previous runs' rows: append grows, overwrite updates every row in place.
+    Scenario {
+        name: "test -> postgresql (append)",
+        destination: "  path: quarry/postgresql\n  write_mode: append\n  spec:\n    connection_string: postgres://postgres@127.0.0.1:5432/test\n    schema: quarry_bench_append\n  permissions:\n    network: [\"127.0.0.1:5432\"]\n",
+    },
+    Scenario {
+        name: "test -> postgresql (overwrite)",
+        destination: "  path: quarry/postgresql\n  write_mode: overwrite\n  spec:\n    connection_string: postgres://postgres@127.0.0.1:5432/test\n    schema: quarry_bench_overwrite\n  permissions:\n    network: [\"127.0.0.1:5432\"]\n",
+    },
 ];
 
 struct Sample {
@@ -65,7 +76,7 @@ pub async fn run(args: BenchArgs) -> Exit {
         args.rows, args.batch_size, args.runs
     );
     println!(
-        "{:<26} {:>12} {:>10} {:>12} {:>10}",
+        "{:<32} {:>12} {:>10} {:>12} {:>10}",
         "scenario", "rows/s", "IPC MB/s", "peak RSS MB", "seconds"
     );
     let mut exit = Exit::Ok;
@@ -109,7 +120,7 @@ pub async fn run(args: BenchArgs) -> Exit {
         let rss = median(&|s| s.peak_rss_kib as f64 / 1024.0);
         let seconds = median(&|s| s.seconds);
         println!(
-            "{:<26} {:>12.0} {:>10.1} {:>12.1} {:>10.2}",
+            "{:<32} {:>12.0} {:>10.1} {:>12.1} {:>10.2}",
             scenario.name, rows_per_s, mb_per_s, rss, seconds
         );
     }
