@@ -261,12 +261,7 @@ pub fn migrate_table<P: Destination>(schema: Vec<u8>, force: bool) -> Result<(),
 
 pub fn insert<P: Destination>(batch: Vec<u8>) -> Result<(), wit::Error> {
     let batch = ipc::decode_batch(batch)?;
-    let name = batch
-        .schema_ref()
-        .metadata()
-        .get(crate::metadata::TABLE_NAME)
-        .cloned()
-        .unwrap_or_default();
+    let name = crate::table::table_name(batch.schema_ref()).to_string();
     Ok(with_plugin::<P, _>(|p, tables| {
         let table = tables.get(&name).ok_or_else(|| {
             Error::internal(format!(

@@ -60,7 +60,7 @@ pub use sync::{
     ChildRows, DeleteRequest, Grouping, Message, Predicate, PredicateGroup, Relation, SyncContext,
     SyncOptions, matches_glob, run_sync, select_tables,
 };
-pub use table::{Column, Extension, Table, metadata};
+pub use table::{Column, Extension, Table, metadata, table_name};
 
 #[doc(hidden)]
 pub mod __private {

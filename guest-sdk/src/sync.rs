@@ -247,12 +247,7 @@ impl SyncContext<'_> {
     /// Sends a batch of a table's rows; the batch's schema must carry the table's name
     /// (`cq:table_name`) and its columns, as [`Table::schema`] makes it.
     pub fn insert_batch(&mut self, batch: RecordBatch) -> Result<()> {
-        let name = batch
-            .schema_ref()
-            .metadata()
-            .get(crate::metadata::TABLE_NAME)
-            .cloned()
-            .unwrap_or_default();
+        let name = crate::table::table_name(batch.schema_ref()).to_string();
         self.insert_rows(&name, None, batch.columns().to_vec())
     }
 

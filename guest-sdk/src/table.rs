@@ -215,6 +215,14 @@ impl Column {
     }
 }
 
+/// The table name an Arrow schema carries (`cq:table_name`), or `""` if it carries none.
+pub fn table_name(schema: &Schema) -> &str {
+    schema
+        .metadata()
+        .get(metadata::TABLE_NAME)
+        .map_or("", String::as_str)
+}
+
 /// A table: its name, columns and table-level facts.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Table {

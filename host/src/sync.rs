@@ -340,9 +340,5 @@ async fn delete_stale(
 }
 
 fn table_name(schema: &SchemaRef) -> String {
-    schema
-        .metadata()
-        .get(quarry_sdk::metadata::TABLE_NAME)
-        .cloned()
-        .unwrap_or_default()
+    quarry_sdk::table_name(schema).to_string()
 }

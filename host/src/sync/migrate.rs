@@ -28,7 +28,7 @@ pub fn destination_schema(
             if schema.field_with_name(CQ_ID).is_err() {
                 return Err(format!(
                     "`pk_mode: cq-id-only` needs a `{CQ_ID}` column, and table `{}` has none",
-                    table_name(schema)
+                    quarry_sdk::table_name(schema)
                 ));
             }
             Box::new(|f: &Field| f.name() == CQ_ID)
@@ -89,7 +89,7 @@ pub async fn plan(
         // A destination that cannot say decides itself, as CloudQuery's destinations do.
         None => forced,
         Some(existing) => {
-            let table = table_name(wanted);
+            let table = quarry_sdk::table_name(wanted);
             let parse = |s: &Schema| {
                 Table::from_schema(s).map_err(|e| {
                     PluginError::new(name, Phase::Migrate, ErrorKind::Internal, e.message)
@@ -126,14 +126,6 @@ pub async fn plan(
             }
         }
     })
-}
-
-fn table_name(schema: &Schema) -> String {
-    schema
-        .metadata()
-        .get(quarry_sdk::metadata::TABLE_NAME)
-        .cloned()
-        .unwrap_or_default()
 }
 
 #[cfg(test)]
