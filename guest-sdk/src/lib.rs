@@ -43,6 +43,8 @@ pub mod cq_id;
 mod error;
 mod export;
 pub mod ipc;
+#[cfg(feature = "json")]
+pub mod json;
 pub mod log;
 pub mod migrate;
 mod plugin;

@@ -142,3 +142,104 @@ fn without_a_network_grant_the_plugin_cannot_reach_the_server() {
     );
     assert!(run.stderr.contains("permissions: { network"), "{run:?}");
 }
+
+fn all_types_spec(schema: &str) -> String {
+    format!(
+        "kind: source\nspec:\n  name: test\n  path: quarry/test\n  tables: [test_all_types]\n  destinations: [pg]\n  spec: {{ num_rows: 21 }}\n---\nkind: destination\nspec:\n  name: pg\n  path: quarry/postgresql\n  write_mode: overwrite\n  spec:\n    connection_string: postgres://postgres@127.0.0.1:5432/test\n    schema: {schema}\n  permissions: {{ network: ['127.0.0.1:5432'] }}\n"
+    )
+}
+
+#[test]
+fn every_type_of_the_test_source_arrives_in_its_postgresql_type() {
+    let schema = Schema::new();
+    let s = &schema.0;
+    let w = Workdir::new();
+    w.write("spec.yml", &all_types_spec(s));
+    let run = w.quarry(&["sync", "spec.yml"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(
+        psql(&format!("select count(*) from {s}.test_all_types")),
+        "21"
+    );
+    let types = psql(&format!(
+        "select string_agg(attname || ' ' || format_type(atttypid, atttypmod), ', ' order by attnum) \
+         from pg_attribute where attrelid = '{s}.test_all_types'::regclass and attnum > 0"
+    ));
+    for expected in [
+        "uint64 numeric(20,0)",
+        "decimal numeric(20,4)",
+        "timestamp_ns timestamp without time zone",
+        "int_list bigint[]",
+        "record jsonb",
+        "uuid uuid",
+        "json jsonb",
+        "inet inet",
+        "mac macaddr",
+        "_cq_id uuid",
+    ] {
+        assert!(types.contains(expected), "{expected} in {types}");
+    }
+    // Row 5: every value present; row 6: every nullable column null.
+    let row = psql(&format!(
+        "select int_list, record, uuid, json, inet, mac from {s}.test_all_types where id = 5"
+    ));
+    assert_eq!(
+        row,
+        "{50}|{\"n\": 5, \"s\": \"text 5\"}|51554152-5259-4000-8000-000000000005|{\"row\": 5, \"even\": false}|10.0.5.0/24|02:00:00:00:00:05"
+    );
+    let nulls = psql(&format!(
+        "select count(*) from {s}.test_all_types where id = 6 and int_list is null and record is null \
+         and uuid is null and json is null and inet is null and mac is null"
+    ));
+    assert_eq!(nulls, "1");
+}
+
+#[test]
+fn a_million_rows_arrive_exactly_once_even_after_the_cli_is_killed() {
+    let schema = Schema::new();
+    let s = &schema.0;
+    let w = Workdir::new();
+    let rows = 1_000_000u64;
+    w.write(
+        "spec.yml",
+        &spec(s, rows, "network: ['127.0.0.1:5432']", "overwrite")
+            .replace("tables: [test_rows, test_parents]", "tables: [test_rows]"),
+    );
+    // Killed mid-sync: some batches are committed, the rest never arrive.
+    let mut child = std::process::Command::new(crate::support::QUARRY)
+        .current_dir(w.path())
+        .env("QUARRY_CACHE_DIR", crate::support::shared_cache())
+        .args(["sync", "spec.yml"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start quarry");
+    let table = format!("{s}.test_rows");
+    let started = std::time::Instant::now();
+    loop {
+        let exists = psql(&format!("select to_regclass('{table}') is not null"));
+        if exists == "t" && psql(&format!("select count(*) > 0 from {table}")) == "t" {
+            break;
+        }
+        assert!(started.elapsed().as_secs() < 120, "no rows arrived");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().expect("kill -9");
+    child.wait().expect("reap");
+    let partial: u64 = psql(&format!("select count(*) from {table}"))
+        .parse()
+        .unwrap();
+    assert!(
+        partial > 0 && partial < rows,
+        "killed mid-sync: {partial} rows"
+    );
+
+    let run = w.quarry(&["sync", "spec.yml"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(
+        psql(&format!(
+            "select count(*), count(distinct id), sum(id) from {table}"
+        )),
+        format!("{rows}|{rows}|{}", (rows - 1) * rows / 2)
+    );
+}

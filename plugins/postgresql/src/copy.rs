@@ -36,6 +36,8 @@ enum Encoder<'a> {
     /// Text, bytea, and the raw bytes of a uuid.
     Bytes(Box<dyn Fn(usize) -> &'a [u8] + 'a>),
     Jsonb(Box<dyn Fn(usize) -> &'a [u8] + 'a>),
+    /// Nested values (structs, maps, lists of lists) as their JSON text, made once per batch.
+    NestedJson(arrow_array::StringArray),
     Inet(Box<dyn Fn(usize) -> &'a [u8] + 'a>),
     Mac(Box<dyn Fn(usize) -> &'a [u8] + 'a>),
     Date(Box<dyn Fn(usize) -> i32 + 'a>),
@@ -140,6 +142,12 @@ impl<'a> Encoder<'a> {
                     .ok_or_else(unsupported);
             }
             Some(Extension::Uuid) | None => {}
+        }
+        if column.extension.is_none() && crate::types::column_type(column)? == "jsonb" {
+            let field = std::sync::Arc::new(column.field());
+            let text = quarry_sdk::json::json_text(&field, array)
+                .map_err(|e| Error::internal(format!("column `{}`: as JSON: {e}", column.name)))?;
+            return Ok(Encoder::NestedJson(text.as_string::<i32>().clone()));
         }
         macro_rules! int {
             ($t:ty, $width:expr) => {{
@@ -318,6 +326,10 @@ impl<'a> Encoder<'a> {
             Encoder::Jsonb(v) => {
                 out.put_u8(1);
                 out.put_slice(v(i));
+            }
+            Encoder::NestedJson(text) => {
+                out.put_u8(1);
+                out.put_slice(text.value(i).as_bytes());
             }
             Encoder::Inet(v) => {
                 let text = std::str::from_utf8(v(i)).unwrap_or_default();

@@ -1,4 +1,4 @@
-//! JSON lines through arrow-json, with [`text::ExtensionEncoders`] for CloudQuery's extension
+//! JSON lines through arrow-json, with [`quarry_sdk::json::ExtensionEncoders`] for CloudQuery's extension
 //! types. arrow-json writes each batch to the file as it encodes it.
 
 use std::fs::File;
@@ -18,7 +18,7 @@ impl JsonWriter {
     /// A writer into `file`. Null values are left out of their row's object.
     pub fn new(file: File) -> Self {
         let writer = arrow_json::WriterBuilder::new()
-            .with_encoder_factory(Arc::new(text::ExtensionEncoders))
+            .with_encoder_factory(Arc::new(quarry_sdk::json::ExtensionEncoders))
             .build::<_, LineDelimited>(file);
         JsonWriter { writer }
     }
