@@ -313,28 +313,27 @@ async fn delete_stale(
         .iter_mut()
         .filter(|s| s.write_mode == WriteMode::OverwriteDeleteStale)
     {
+        let mut deleted = Ok(());
         for table in &tables {
-            let deleted = slot
+            deleted = slot
                 .plugin
                 .delete_stale(table, source, sync_time_us)
                 .await
                 .map_err(|e| e.for_table(table));
-            // The deletes are durable before the run reports success.
-            let deleted = match deleted {
-                Ok(()) if table == tables.last().unwrap_or(table) => slot.plugin.flush().await,
-                other => other,
-            };
-            if let Err(e) = deleted {
-                if let Some(report) = summary
-                    .destinations
-                    .iter_mut()
-                    .find(|d| d.name == slot.name)
-                {
-                    report.error.get_or_insert_with(|| e.to_string());
-                }
-                summary.plugin_errors.push(e);
+            if deleted.is_err() {
                 break;
             }
+        }
+        // The deletes are durable before the run reports success.
+        if let Err(e) = deleted.and(slot.plugin.flush().await) {
+            if let Some(report) = summary
+                .destinations
+                .iter_mut()
+                .find(|d| d.name == slot.name)
+            {
+                report.error.get_or_insert_with(|| e.to_string());
+            }
+            summary.plugin_errors.push(e);
         }
     }
 }

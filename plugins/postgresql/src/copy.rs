@@ -6,14 +6,12 @@ use std::net::IpAddr;
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{
-    Date32Type, Date64Type, Decimal128Type, DurationMicrosecondType, DurationMillisecondType,
-    DurationNanosecondType, DurationSecondType, Float16Type, Float32Type, Float64Type, Int8Type,
+    Date32Type, Date64Type, Decimal128Type, Float16Type, Float32Type, Float64Type, Int8Type,
     Int16Type, Int32Type, Int64Type, IntervalMonthDayNanoType, Time32MillisecondType,
-    Time32SecondType, Time64MicrosecondType, Time64NanosecondType, TimestampMicrosecondType,
-    TimestampMillisecondType, TimestampNanosecondType, TimestampSecondType, UInt8Type, UInt16Type,
-    UInt32Type, UInt64Type,
+    Time32SecondType, UInt8Type, UInt16Type, UInt32Type, UInt64Type,
 };
 use arrow_array::{Array, RecordBatch};
+use arrow_buffer::ScalarBuffer;
 use arrow_schema::{DataType, TimeUnit};
 use bytes::{BufMut, BytesMut};
 use postgres_protocol::types as pg;
@@ -88,6 +86,13 @@ fn micros(unit: &TimeUnit, value: i64) -> i64 {
         TimeUnit::Microsecond => value,
         TimeUnit::Nanosecond => value / 1_000,
     }
+}
+
+/// The values of any array stored as 64-bit integers (timestamps, durations, times), whatever
+/// its unit: a view of its buffer, not a copy.
+fn i64_values(array: &dyn Array) -> ScalarBuffer<i64> {
+    let data = array.to_data();
+    ScalarBuffer::new(data.buffers()[0].clone(), data.offset(), data.len())
 }
 
 fn binary_values<'a>(array: &'a dyn Array) -> Option<Box<dyn Fn(usize) -> &'a [u8] + 'a>> {
@@ -199,26 +204,8 @@ impl<'a> Encoder<'a> {
                 }))
             }
             DataType::Timestamp(unit, _) => {
-                let unit = *unit;
-                let value: Box<dyn Fn(usize) -> i64> = match unit {
-                    TimeUnit::Second => {
-                        let a = array.as_primitive::<TimestampSecondType>();
-                        Box::new(move |i| a.value(i))
-                    }
-                    TimeUnit::Millisecond => {
-                        let a = array.as_primitive::<TimestampMillisecondType>();
-                        Box::new(move |i| a.value(i))
-                    }
-                    TimeUnit::Microsecond => {
-                        let a = array.as_primitive::<TimestampMicrosecondType>();
-                        Box::new(move |i| a.value(i))
-                    }
-                    TimeUnit::Nanosecond => {
-                        let a = array.as_primitive::<TimestampNanosecondType>();
-                        Box::new(move |i| a.value(i))
-                    }
-                };
-                Encoder::Micros(Box::new(move |i| micros(&unit, value(i)) - EPOCH_US))
+                let (unit, values) = (*unit, i64_values(array));
+                Encoder::Micros(Box::new(move |i| micros(&unit, values[i]) - EPOCH_US))
             }
             DataType::Time32(TimeUnit::Second) => {
                 let a = array.as_primitive::<Time32SecondType>();
@@ -228,35 +215,13 @@ impl<'a> Encoder<'a> {
                 let a = array.as_primitive::<Time32MillisecondType>();
                 Encoder::Micros(Box::new(move |i| a.value(i) as i64 * 1_000))
             }
-            DataType::Time64(TimeUnit::Nanosecond) => {
-                let a = array.as_primitive::<Time64NanosecondType>();
-                Encoder::Micros(Box::new(move |i| a.value(i) / 1_000))
-            }
-            DataType::Time64(_) => {
-                let a = array.as_primitive::<Time64MicrosecondType>();
-                Encoder::Micros(Box::new(move |i| a.value(i)))
+            DataType::Time64(unit) => {
+                let (unit, values) = (*unit, i64_values(array));
+                Encoder::Micros(Box::new(move |i| micros(&unit, values[i])))
             }
             DataType::Duration(unit) => {
-                let unit = *unit;
-                let value: Box<dyn Fn(usize) -> i64> = match unit {
-                    TimeUnit::Second => {
-                        let a = array.as_primitive::<DurationSecondType>();
-                        Box::new(move |i| a.value(i))
-                    }
-                    TimeUnit::Millisecond => {
-                        let a = array.as_primitive::<DurationMillisecondType>();
-                        Box::new(move |i| a.value(i))
-                    }
-                    TimeUnit::Microsecond => {
-                        let a = array.as_primitive::<DurationMicrosecondType>();
-                        Box::new(move |i| a.value(i))
-                    }
-                    TimeUnit::Nanosecond => {
-                        let a = array.as_primitive::<DurationNanosecondType>();
-                        Box::new(move |i| a.value(i))
-                    }
-                };
-                Encoder::Interval(Box::new(move |i| (micros(&unit, value(i)), 0, 0)))
+                let (unit, values) = (*unit, i64_values(array));
+                Encoder::Interval(Box::new(move |i| (micros(&unit, values[i]), 0, 0)))
             }
             DataType::Interval(arrow_schema::IntervalUnit::MonthDayNano) => {
                 let a = array.as_primitive::<IntervalMonthDayNanoType>();

@@ -188,6 +188,7 @@ mod tests {
                 "iv",
                 DataType::Interval(arrow_schema::IntervalUnit::MonthDayNano),
             ),
+            Column::new("dur", DataType::Duration(TimeUnit::Millisecond)),
             Column::extension("id", Extension::Uuid),
             Column::extension("doc", Extension::Json),
             Column::extension("ip", Extension::Inet),
@@ -222,6 +223,7 @@ mod tests {
                 IntervalMonthDayNano::new(14, 3, 4_000_005_000),
                 IntervalMonthDayNano::new(0, 0, 0),
             ])),
+            Arc::new(DurationMillisecondArray::from(vec![1_500, -2])),
             Arc::new(
                 FixedSizeBinaryArray::try_from_iter(
                     [
@@ -289,6 +291,7 @@ mod tests {
                 Some("1969-12-31 23:59:59.999999"),
                 Some("00:00:00"),
                 Some("P1Y2M3DT4.000005S"),
+                Some("PT1.5S"),
                 Some("12121212-1212-1212-1212-121212121212"),
                 Some("{\"a\": [1, 2]}"),
                 Some("10.1.2.3"),
@@ -313,6 +316,7 @@ mod tests {
                 Some("2000-01-01 00:00:00"),
                 Some("23:59:59.999999"),
                 Some("PT0S"),
+                Some("PT-0.002S"),
                 Some("00112233-4455-6677-8899-aabbccddeeff"),
                 Some("null"),
                 Some("2001:db8::/32"),
