@@ -2,6 +2,7 @@
 
 mod bench;
 mod plugin;
+mod serve;
 mod sync;
 
 use std::path::PathBuf;
@@ -36,6 +37,8 @@ pub enum Command {
     Plugin(plugin::PluginCommand),
     /// Measure sync throughput and memory with the `test` source.
     Bench(bench::BenchArgs),
+    /// Serve a plugin (wasm included, in its sandbox) over gRPC as a CloudQuery v3 plugin.
+    Serve(serve::ServeCommand),
 }
 
 /// How a command ended; the process exit code.
@@ -104,6 +107,7 @@ pub async fn run(cli: Cli) -> Exit {
         Command::Sync(args) => sync::run(args).await,
         Command::Plugin(command) => plugin::run(command).await,
         Command::Bench(args) => bench::run(args).await,
+        Command::Serve(args) => serve::run(args).await,
     }
 }
 

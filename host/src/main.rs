@@ -3,7 +3,11 @@ use quarry::cli::{self, Cli, Exit};
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    quarry::telemetry::init(cli.log_level, cli.log_format);
+    if let cli::Command::Serve(_) = cli.command {
+        quarry::telemetry::init_served(cli.log_level, cli.log_format);
+    } else {
+        quarry::telemetry::init(cli.log_level, cli.log_format);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

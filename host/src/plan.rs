@@ -6,10 +6,11 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use quarry_registry::{RegistryKind, Resolver};
+use quarry_registry::{RegistryKind, Resolved, Resolver};
 
-use crate::runtime::wasm::{WasmPlugin, WasmRuntime};
-use crate::runtime::{ErrorKind, PluginError, TableSelection};
+use crate::runtime::grpc::GrpcPlugin;
+use crate::runtime::wasm::WasmRuntime;
+use crate::runtime::{AnyPlugin, ErrorKind, PluginError, TableSelection};
 use crate::sandbox::Grants;
 use crate::spec::{
     DestinationSpec, Location, MigrateMode, Permissions, PluginSpec, Registry, SourceSpec,
@@ -93,25 +94,45 @@ enum Role {
 
 impl Environment {
     /// Resolves, starts, validates and initialises one plugin.
-    async fn start(&self, plugin: PluginRef<'_>, role: Role) -> Result<WasmPlugin, RunError> {
+    async fn start(
+        &self,
+        plugin: PluginRef<'_>,
+        role: Role,
+    ) -> Result<Box<dyn AnyPlugin>, RunError> {
         let at = |message: String| SpecError::at(plugin.at.clone(), message);
-        let artifact = self
+        let resolved = self
             .resolver
             .resolve(registry_kind(plugin.registry), plugin.path, &self.cwd)
             .map_err(|e| at(format!("plugin `{}`: {e}", plugin.name)))?;
-        // A file that is not a component for this contract is the spec's mistake: say where.
-        let loaded = self
-            .runtime
-            .load(plugin.name, &artifact.bytes)
-            .map_err(|e| {
-                at(format!(
-                    "plugin `{}` ({}): {}",
-                    plugin.name, plugin.path, e.message
-                ))
-            })?;
-        let grants = Grants::resolve(plugin.permissions, &self.cwd)
-            .map_err(|e| at(format!("plugin `{}`: {e}", plugin.name)))?;
-        let mut instance = self.runtime.start(&loaded, plugin.name, &grants).await?;
+        let (mut instance, origin): (Box<dyn AnyPlugin>, String) = match resolved {
+            Resolved::Component(artifact) => {
+                // A file that is not a component for this contract is the spec's mistake: say
+                // where.
+                let loaded = self
+                    .runtime
+                    .load(plugin.name, &artifact.bytes)
+                    .map_err(|e| {
+                        at(format!(
+                            "plugin `{}` ({}): {}",
+                            plugin.name, plugin.path, e.message
+                        ))
+                    })?;
+                let grants = Grants::resolve(plugin.permissions, &self.cwd)
+                    .map_err(|e| at(format!("plugin `{}`: {e}", plugin.name)))?;
+                let instance = self.runtime.start(&loaded, plugin.name, &grants).await?;
+                (Box::new(instance), format!("digest {}", loaded.digest))
+            }
+            Resolved::Executable(path) => {
+                self.warn_unsandboxed(&plugin);
+                let instance = GrpcPlugin::spawn(plugin.name, &path).await?;
+                (Box::new(instance), format!("executable {}", path.display()))
+            }
+            Resolved::Address(address) => {
+                self.warn_unsandboxed(&plugin);
+                let instance = GrpcPlugin::dial(plugin.name, &address).await?;
+                (Box::new(instance), format!("address {address}"))
+            }
+        };
         let info = instance.info().clone();
         let (wanted, has) = match role {
             Role::Source => ("source", info.source),
@@ -136,8 +157,9 @@ impl Environment {
             .with_help("change `version:` or remove it to use the plugin that is installed")
             .into());
         }
-        let schema = instance.spec_schema().await?;
-        plugin.spec.validate(plugin.name, &schema)?;
+        if let Some(schema) = instance.spec_schema().await? {
+            plugin.spec.validate(plugin.name, &schema)?;
+        }
         instance
             .init(plugin.spec.value.to_string())
             .await
@@ -147,8 +169,18 @@ impl Environment {
                 }
                 _ => RunError::Plugin(e),
             })?;
-        tracing::debug!(plugin = plugin.name, version = %info.version, digest = %loaded.digest, "plugin ready");
+        tracing::debug!(plugin = plugin.name, version = %info.version, %origin, "plugin ready");
         Ok(instance)
+    }
+
+    fn warn_unsandboxed(&self, plugin: &PluginRef<'_>) {
+        if *plugin.permissions != Permissions::default() {
+            tracing::warn!(
+                plugin = plugin.name,
+                "`permissions` apply only to wasm plugins; `{}` runs natively with your own rights",
+                plugin.path
+            );
+        }
     }
 }
 
@@ -182,7 +214,7 @@ pub async fn execute(spec: &SyncSpec, env: &Environment) -> Result<Vec<SourceSum
             d.name.clone(),
             DestinationSlot {
                 name: d.name.clone(),
-                plugin: Box::new(plugin),
+                plugin,
                 write_mode: d.write_mode,
                 migrate_mode: d.migrate_mode,
                 pk_mode: d.pk_mode,
@@ -195,7 +227,8 @@ pub async fn execute(spec: &SyncSpec, env: &Environment) -> Result<Vec<SourceSum
         let mut plugin = env.start(s.into(), Role::Source).await?;
         // The table selection is checked before any source runs: a pattern that matches nothing
         // is a mistake in this spec, not a failure halfway through a sync.
-        let schemas = crate::runtime::Source::tables(&mut plugin, &selection(s))
+        let schemas = plugin
+            .tables(&selection(s))
             .await
             .map_err(|e| match e.kind {
                 ErrorKind::InvalidSpec => RunError::Config(
@@ -216,7 +249,7 @@ pub async fn execute(spec: &SyncSpec, env: &Environment) -> Result<Vec<SourceSum
     for (spec, mut plugin, _) in sources {
         let run = SourceRun {
             name: &spec.name,
-            plugin: &mut plugin,
+            plugin: plugin.as_mut(),
             selection: selection(spec),
             deterministic_cq_id: spec.deterministic_cq_id,
         };
@@ -229,7 +262,7 @@ pub async fn execute(spec: &SyncSpec, env: &Environment) -> Result<Vec<SourceSum
         for slot in returned {
             slots.insert(slot.name.clone(), slot);
         }
-        if let Err(e) = crate::runtime::Source::close(&mut plugin).await {
+        if let Err(e) = plugin.close().await {
             summary.plugin_errors.push(e);
         }
         tracing::info!(
@@ -308,7 +341,11 @@ fn batching(d: &DestinationSpec, info: &crate::runtime::PluginInfo) -> Limits {
 /// checks again when each table's schema arrives, for sources whose schemas change as they run.
 async fn check_migrations(
     spec: &SyncSpec,
-    sources: &[(&SourceSpec, WasmPlugin, Vec<arrow_schema::SchemaRef>)],
+    sources: &[(
+        &SourceSpec,
+        Box<dyn AnyPlugin>,
+        Vec<arrow_schema::SchemaRef>,
+    )],
     slots: &mut HashMap<String, DestinationSlot>,
 ) -> Result<(), RunError> {
     for d in &spec.destinations {

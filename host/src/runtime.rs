@@ -1,7 +1,8 @@
 //! The transport-agnostic face of a plugin. The sync engine sees sources and destinations only
-//! through [`Source`] and [`Destination`]; each transport (wasm components here, gRPC later)
-//! implements them in its own module.
+//! through [`Source`] and [`Destination`]; each transport (wasm components, native plugins over
+//! gRPC) implements them in its own module.
 
+pub mod grpc;
 pub mod wasm;
 
 use std::fmt;
@@ -143,13 +144,37 @@ pub enum SourceMessage {
         ipc_bytes: usize,
     },
     DeleteRecord(DeleteRequest),
+    /// A table failed; the source goes on with the others (CloudQuery's `MessageError`).
+    TableError {
+        table: String,
+        message: String,
+    },
 }
+
+/// What every plugin does, whatever its kind and transport.
+#[async_trait::async_trait]
+pub trait Plugin: Send {
+    fn info(&self) -> &PluginInfo;
+
+    /// The JSON Schema of the plugin's `spec:`, if it declares one.
+    async fn spec_schema(&mut self) -> Result<Option<String>, PluginError>;
+
+    /// Initialises the plugin with its `spec:` as JSON text.
+    async fn init(&mut self, spec_json: String) -> Result<(), PluginError>;
+
+    /// Flushes and releases everything; the plugin is not called again.
+    async fn close(&mut self) -> Result<(), PluginError>;
+}
+
+/// A plugin that is both (a wasm component or a gRPC plugin can be either; the spec says which
+/// role it plays).
+pub trait AnyPlugin: Source + Destination {}
+
+impl<T: Source + Destination> AnyPlugin for T {}
 
 /// A plugin that produces tables.
 #[async_trait::async_trait]
-pub trait Source: Send {
-    fn info(&self) -> &PluginInfo;
-
+pub trait Source: Plugin {
     /// The schemas of the selected tables.
     async fn tables(&mut self, selection: &TableSelection) -> Result<Vec<SchemaRef>, PluginError>;
 
@@ -161,15 +186,11 @@ pub trait Source: Send {
         deterministic_cq_id: bool,
         out: mpsc::Sender<SourceMessage>,
     ) -> Result<(), PluginError>;
-
-    async fn close(&mut self) -> Result<(), PluginError>;
 }
 
 /// A plugin that stores tables.
 #[async_trait::async_trait]
-pub trait Destination: Send {
-    fn info(&self) -> &PluginInfo;
-
+pub trait Destination: Plugin {
     /// The table as the destination holds it, or `None` if it does not exist (or the destination
     /// cannot say). `wanted` is the schema about to be migrated to.
     async fn existing_table(
@@ -193,5 +214,6 @@ pub trait Destination: Send {
     /// After this returns ok, every earlier write is durable.
     async fn flush(&mut self) -> Result<(), PluginError>;
 
-    async fn close(&mut self) -> Result<(), PluginError>;
+    /// Every row of the table, as the destination stores it.
+    async fn read(&mut self, table: &SchemaRef) -> Result<Vec<RecordBatch>, PluginError>;
 }

@@ -18,7 +18,7 @@ mod expand;
 mod loader;
 mod permissions;
 mod plugin_spec;
-mod units;
+pub(crate) mod units;
 mod yaml;
 
 #[cfg(test)]

@@ -101,6 +101,7 @@ pub async fn run(
     let forward = async {
         let mut tables: BTreeMap<String, TableSummary> = BTreeMap::new();
         let mut engine_error = None;
+        let mut table_errors = Vec::new();
         while let Some(message) = rx.recv().await {
             let outgoing = match message {
                 SourceMessage::MigrateTable(schema) => {
@@ -129,6 +130,14 @@ pub async fn run(
                     stats.delete_requests += 1;
                     WriteMessage::Delete(request)
                 }
+                SourceMessage::TableError { table, message } => {
+                    tables.entry(table.clone()).or_default().seen();
+                    table_errors.push(
+                        PluginError::new(source.name, Phase::Sync, ErrorKind::Internal, message)
+                            .for_table(&table),
+                    );
+                    continue;
+                }
             };
             let mut open = 0;
             for queue in queues.iter_mut() {
@@ -148,9 +157,9 @@ pub async fn run(
         // Dropping the receiver cancels the source if it is still sending.
         drop(rx);
         queues.clear();
-        (tables, engine_error)
+        (tables, engine_error, table_errors)
     };
-    let (sync_result, (tables, engine_error)) = tokio::join!(sync, forward);
+    let (sync_result, (tables, engine_error, table_errors)) = tokio::join!(sync, forward);
     summary.tables = tables;
 
     let mut slots = Vec::new();
@@ -183,6 +192,7 @@ pub async fn run(
         }
         _ => {}
     }
+    summary.plugin_errors.extend(table_errors);
 
     if summary.ok() {
         delete_stale(&mut slots, &mut summary, source.name, sync_time_us).await;

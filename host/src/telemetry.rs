@@ -33,8 +33,8 @@ pub enum LogFormat {
 }
 
 pub fn init(level: LogLevel, format: LogFormat) {
-    let filter = EnvFilter::try_from_env("QUARRY_LOG")
-        .unwrap_or_else(|_| EnvFilter::new(format!("warn,quarry={}", level.as_str())));
+    let filter =
+        EnvFilter::try_from_env("QUARRY_LOG").unwrap_or_else(|_| EnvFilter::new(directive(level)));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -44,4 +44,15 @@ pub fn init(level: LogLevel, format: LogFormat) {
         LogFormat::Text => builder.compact().try_init(),
         LogFormat::Json => builder.json().try_init(),
     };
+}
+
+fn directive(level: LogLevel) -> String {
+    format!("warn,quarry={0},quarry_grpc={0}", level.as_str())
+}
+
+/// For `quarry serve`: logs on standard output, where the CloudQuery CLI that started it reads
+/// them, in its JSON shape.
+pub fn init_served(level: LogLevel, format: LogFormat) {
+    let filter = std::env::var("QUARRY_LOG").unwrap_or_else(|_| directive(level));
+    quarry_grpc::serve::init_logging(&filter, format == LogFormat::Json);
 }

@@ -4,8 +4,9 @@
 //! Registries:
 //! - `quarry`: the first-party plugins shipped with the CLI, found on a search path (see
 //!   [`Resolver::from_env`]), so that they work offline out of the box;
-//! - `local`: a component file on disk;
-//! - `grpc` and `oci` are recognised and refused with a clear message until they are built.
+//! - `local`: a component file on disk, or a native plugin's executable;
+//! - `grpc`: the address of a running plugin (CloudQuery plugin protocol v3);
+//! - `oci` is recognised and refused with a clear message until it is built.
 #![warn(missing_docs)]
 
 use std::path::{Path, PathBuf};
@@ -34,6 +35,17 @@ pub struct Artifact {
     pub bytes: Vec<u8>,
     /// Lowercase hex sha256 of `bytes`.
     pub sha256: String,
+}
+
+/// What a plugin reference resolved to.
+#[derive(Debug, Clone)]
+pub enum Resolved {
+    /// A WebAssembly component, read.
+    Component(Artifact),
+    /// A native plugin's executable, to be started with `serve`.
+    Executable(PathBuf),
+    /// A running plugin's address.
+    Address(String),
 }
 
 /// Why a plugin reference could not be resolved. Every message says what to do.
@@ -72,6 +84,11 @@ pub enum ResolveError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// A local file that is neither a component nor an executable.
+    #[error(
+        "`{0}` is neither a WebAssembly component nor an executable; give a .wasm component, or a native plugin's executable (chmod +x)"
+    )]
+    NotAPlugin(String),
     /// A registry kind that is not built yet.
     #[error(
         "registry `{0}` is not supported yet; use `registry: local` with a .wasm file or `registry: quarry`"
@@ -80,7 +97,11 @@ pub enum ResolveError {
 }
 
 /// The first-party plugins: `quarry/<name>` is built from the crate `quarry-plugin-<name>`.
-pub const FIRST_PARTY: &[&str] = &["file", "postgresql", "test"];
+pub const FIRST_PARTY: &[&str] = &["duckdb", "file", "postgresql", "test"];
+
+/// The first-party plugins that are native executables (served over gRPC), not components:
+/// they need a native library that cannot run in the sandbox.
+pub const NATIVE: &[&str] = &["duckdb"];
 
 /// Resolves plugin references against a search path of first-party plugin directories.
 #[derive(Debug, Clone)]
@@ -111,6 +132,8 @@ impl Resolver {
             if let (Some(profile), Some(target)) = (dir.file_name(), dir.parent()) {
                 dirs.push(target.join("wasm32-wasip2").join(profile));
             }
+            // Native plugins are built beside the CLI.
+            dirs.push(dir.to_path_buf());
         }
         Resolver::new(dirs)
     }
@@ -126,16 +149,16 @@ impl Resolver {
         registry: RegistryKind,
         path: &str,
         base: &Path,
-    ) -> Result<Artifact, ResolveError> {
+    ) -> Result<Resolved, ResolveError> {
         match registry {
             RegistryKind::Quarry => self.first_party(path),
-            RegistryKind::Local => read(&base.join(path), path),
-            RegistryKind::Grpc => Err(ResolveError::Unsupported("grpc")),
+            RegistryKind::Local => local(&base.join(path), path),
+            RegistryKind::Grpc => Ok(Resolved::Address(path.to_string())),
             RegistryKind::Oci => Err(ResolveError::Unsupported("oci")),
         }
     }
 
-    fn first_party(&self, path: &str) -> Result<Artifact, ResolveError> {
+    fn first_party(&self, path: &str) -> Result<Resolved, ResolveError> {
         let name = match path.split_once('/') {
             Some(("quarry", name)) if !name.is_empty() && !name.contains('/') => name,
             Some(_) => return Err(ResolveError::BadPath(path.into())),
@@ -152,14 +175,20 @@ impl Resolver {
                 known,
             });
         }
-        let file = format!("quarry_plugin_{name}.wasm");
+        let native = NATIVE.contains(&name);
+        let file = if native {
+            format!("quarry-plugin-{name}")
+        } else {
+            format!("quarry_plugin_{name}.wasm")
+        };
         match self
             .search_path
             .iter()
             .map(|d| d.join(&file))
             .find(|p| p.is_file())
         {
-            Some(found) => read(&found, path),
+            Some(found) if native => Ok(Resolved::Executable(found)),
+            Some(found) => read(&found, path).map(Resolved::Component),
             None => Err(ResolveError::NotBuilt {
                 path: path.into(),
                 file,
@@ -171,6 +200,32 @@ impl Resolver {
                     .join(", "),
             }),
         }
+    }
+}
+
+/// A component (it starts with the wasm magic) or an executable.
+fn local(file: &Path, as_written: &str) -> Result<Resolved, ResolveError> {
+    use std::io::Read;
+    let unreadable = |source| ResolveError::Unreadable {
+        path: as_written.into(),
+        source,
+    };
+    let mut magic = [0u8; 4];
+    let mut f = std::fs::File::open(file).map_err(unreadable)?;
+    let n = f.read(&mut magic).map_err(unreadable)?;
+    if n == 4 && &magic == b"\0asm" {
+        return read(file, as_written).map(Resolved::Component);
+    }
+    let executable = {
+        use std::os::unix::fs::PermissionsExt;
+        f.metadata().map_err(unreadable)?.permissions().mode() & 0o111 != 0
+    };
+    if executable {
+        Ok(Resolved::Executable(
+            std::path::absolute(file).unwrap_or_else(|_| file.to_path_buf()),
+        ))
+    } else {
+        Err(ResolveError::NotAPlugin(as_written.into()))
     }
 }
 
@@ -203,9 +258,12 @@ mod tests {
             dir.path().to_path_buf(),
         ]);
         for path in ["quarry/test", "test"] {
-            let artifact = resolver
+            let Resolved::Component(artifact) = resolver
                 .resolve(RegistryKind::Quarry, path, Path::new("."))
-                .unwrap();
+                .unwrap()
+            else {
+                panic!("not a component")
+            };
             assert_eq!(artifact.bytes, b"\0asm");
             assert_eq!(artifact.sha256.len(), 64);
         }
@@ -214,7 +272,7 @@ mod tests {
             .unwrap_err();
         assert_eq!(
             err.to_string(),
-            "unknown plugin `quarry/nope`: the first-party plugins are quarry/file, quarry/postgresql, quarry/test"
+            "unknown plugin `quarry/nope`: the first-party plugins are quarry/duckdb, quarry/file, quarry/postgresql, quarry/test"
         );
         let err = resolver
             .resolve(RegistryKind::Quarry, "quarry/file", Path::new("."))
@@ -232,20 +290,35 @@ mod tests {
         let dirs = resolver.search_path();
         assert!(dirs.ends_with(&[
             PathBuf::from("/t/target/debug/plugins"),
-            PathBuf::from("/t/target/wasm32-wasip2/debug")
+            PathBuf::from("/t/target/wasm32-wasip2/debug"),
+            PathBuf::from("/t/target/debug"),
         ]));
     }
 
     #[test]
     fn local_files_resolve_relative_to_the_base() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("p.wasm"), b"x").unwrap();
+        std::fs::write(dir.path().join("p.wasm"), b"\0asm\x0d\0\x01\0").unwrap();
+        std::fs::write(dir.path().join("text"), b"hello").unwrap();
+        let exe = dir.path().join("plugin");
+        std::fs::write(&exe, b"#!/bin/sh\n").unwrap();
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
         let resolver = Resolver::new(Vec::new());
-        assert!(
-            resolver
-                .resolve(RegistryKind::Local, "p.wasm", dir.path())
-                .is_ok()
-        );
+        assert!(matches!(
+            resolver.resolve(RegistryKind::Local, "p.wasm", dir.path()),
+            Ok(Resolved::Component(_))
+        ));
+        assert!(matches!(
+            resolver.resolve(RegistryKind::Local, "plugin", dir.path()),
+            Ok(Resolved::Executable(p)) if p == exe
+        ));
+        let err = resolver
+            .resolve(RegistryKind::Local, "text", dir.path())
+            .unwrap_err();
+        assert!(matches!(err, ResolveError::NotAPlugin(_)), "{err}");
         let err = resolver
             .resolve(RegistryKind::Local, "missing.wasm", dir.path())
             .unwrap_err();

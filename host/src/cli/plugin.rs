@@ -2,16 +2,19 @@
 
 use std::path::Path;
 
-use quarry_registry::RegistryKind;
+use quarry_registry::{RegistryKind, Resolved};
 
 use super::{Exit, report_plugin_error};
+use crate::runtime::AnyPlugin;
+use crate::runtime::grpc::GrpcPlugin;
 use crate::sandbox::Grants;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum PluginCommand {
     /// Print a plugin's name, version, kinds, the permissions it needs and its spec's JSON Schema.
     Inspect {
-        /// `quarry/<name>` for a first-party plugin, or the path of a `.wasm` component.
+        /// `quarry/<name>` for a first-party plugin, or the path of a `.wasm` component or of a
+        /// native plugin's executable.
         plugin: String,
     },
 }
@@ -25,12 +28,12 @@ pub async fn run(command: PluginCommand) -> Exit {
             return Exit::Failure;
         }
     };
-    let registry = if plugin.ends_with(".wasm") {
-        RegistryKind::Local
-    } else {
+    let registry = if plugin.starts_with("quarry/") || !Path::new(&plugin).exists() {
         RegistryKind::Quarry
+    } else {
+        RegistryKind::Local
     };
-    let artifact = match env.resolver.resolve(registry, &plugin, &env.cwd) {
+    let resolved = match env.resolver.resolve(registry, &plugin, &env.cwd) {
         Ok(a) => a,
         Err(e) => {
             eprintln!("error: {e}");
@@ -42,13 +45,31 @@ pub async fn run(command: PluginCommand) -> Exit {
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or(plugin.clone());
     let result = async {
-        let loaded = env.runtime.load(&name, &artifact.bytes)?;
-        let mut instance = env.runtime.start(&loaded, &name, &Grants::none()).await?;
+        let (mut instance, digest): (Box<dyn AnyPlugin>, String) = match resolved {
+            Resolved::Component(artifact) => {
+                let loaded = env.runtime.load(&name, &artifact.bytes)?;
+                let instance = env.runtime.start(&loaded, &name, &Grants::none()).await?;
+                (Box::new(instance), loaded.digest.clone())
+            }
+            Resolved::Executable(path) => {
+                let digest = std::fs::read(&path)
+                    .map(|bytes| crate::runtime::wasm::sha256_hex(&bytes))
+                    .unwrap_or_default();
+                (Box::new(GrpcPlugin::spawn(&name, &path).await?), digest)
+            }
+            Resolved::Address(address) => (
+                Box::new(GrpcPlugin::dial(&name, &address).await?),
+                "-".into(),
+            ),
+        };
         let schema = instance.spec_schema().await?;
+        let info = instance.info().clone();
+        // A plugin that was never initialised may refuse to close; only a process needs stopping.
+        let _ = instance.close().await;
         Ok::<_, crate::runtime::PluginError>((
-            instance.info().clone(),
-            schema,
-            loaded.digest.clone(),
+            info,
+            schema.unwrap_or_else(|| "true".into()),
+            digest,
         ))
     }
     .await;

@@ -16,8 +16,8 @@ use super::bindings::exports::quarry::plugin::{destination, plugin, source};
 use super::bindings::quarry::plugin::types as wit;
 use super::{PluginState, imports};
 use crate::runtime::{
-    DeleteRequest, Destination, ErrorKind, Phase, PluginError, PluginInfo, Source, SourceMessage,
-    TableSelection,
+    DeleteRequest, Destination, ErrorKind, Phase, Plugin, PluginError, PluginInfo, Source,
+    SourceMessage, TableSelection,
 };
 use crate::sandbox::{PluginOutput, human_bytes};
 
@@ -45,10 +45,6 @@ pub struct WasmPlugin {
 }
 
 impl WasmPlugin {
-    pub fn info(&self) -> &PluginInfo {
-        &self.info
-    }
-
     pub(super) fn has_source(&self) -> bool {
         self.guests.as_ref().is_some_and(|g| g.source.is_some())
     }
@@ -158,24 +154,30 @@ impl WasmPlugin {
         self.stdout.finish();
         self.stderr.finish();
     }
+}
 
-    /// The JSON Schema of the plugin's `spec:`.
-    pub async fn spec_schema(&mut self) -> Result<String, PluginError> {
+#[async_trait::async_trait]
+impl Plugin for WasmPlugin {
+    fn info(&self) -> &PluginInfo {
+        &self.info
+    }
+
+    async fn spec_schema(&mut self) -> Result<Option<String>, PluginError> {
         self.guard(Phase::Init, |store, g| {
             Box::pin(async move { g.plugin.call_spec_schema(store).await.map(Ok) })
         })
         .await
+        .map(Some)
     }
 
-    /// Initialises the plugin with its `spec:` as JSON text.
-    pub async fn init(&mut self, spec_json: String) -> Result<(), PluginError> {
+    async fn init(&mut self, spec_json: String) -> Result<(), PluginError> {
         self.guard(Phase::Init, move |store, g| {
             Box::pin(async move { g.plugin.call_init(store, &spec_json).await })
         })
         .await
     }
 
-    async fn close_plugin(&mut self) -> Result<(), PluginError> {
+    async fn close(&mut self) -> Result<(), PluginError> {
         let result = self
             .guard(Phase::Close, |store, g| {
                 Box::pin(async move { g.plugin.call_close(store).await })
@@ -222,10 +224,6 @@ fn not_a(plugin: &str, phase: Phase, what: &str) -> PluginError {
 
 #[async_trait::async_trait]
 impl Source for WasmPlugin {
-    fn info(&self) -> &PluginInfo {
-        &self.info
-    }
-
     async fn tables(&mut self, s: &TableSelection) -> Result<Vec<SchemaRef>, PluginError> {
         if !self.has_source() {
             return Err(not_a(&self.name, Phase::Tables, "source"));
@@ -291,18 +289,10 @@ impl Source for WasmPlugin {
             None => Ok(()),
         }
     }
-
-    async fn close(&mut self) -> Result<(), PluginError> {
-        self.close_plugin().await
-    }
 }
 
 #[async_trait::async_trait]
 impl Destination for WasmPlugin {
-    fn info(&self) -> &PluginInfo {
-        &self.info
-    }
-
     async fn existing_table(
         &mut self,
         wanted: &SchemaRef,
@@ -408,8 +398,26 @@ impl Destination for WasmPlugin {
         .await
     }
 
-    async fn close(&mut self) -> Result<(), PluginError> {
-        self.close_plugin().await
+    async fn read(&mut self, table: &SchemaRef) -> Result<Vec<RecordBatch>, PluginError> {
+        let bytes = imports::encode_schema(table)
+            .map_err(|e| PluginError::new(&self.name, Phase::Write, ErrorKind::Internal, e))?;
+        let records = self
+            .guard(Phase::Write, move |store, g| {
+                Box::pin(async move {
+                    match &g.destination {
+                        Some(d) => d.call_read(store, &bytes).await,
+                        None => Ok(Err(no_destination())),
+                    }
+                })
+            })
+            .await?;
+        records
+            .into_iter()
+            .map(|bytes| {
+                imports::decode_batch(bytes)
+                    .map_err(|e| PluginError::new(&self.name, Phase::Write, ErrorKind::Internal, e))
+            })
+            .collect()
     }
 }
 

@@ -1,0 +1,475 @@
+//! Native plugins over gRPC (CloudQuery plugin protocol v3): an executable started with `serve`
+//! on a private Unix socket, or a plugin already running at an address. Either way the engine
+//! sees the same [`Source`] and [`Destination`] as for a wasm component. Native plugins are not
+//! sandboxed: they run with the user's own rights.
+
+mod process;
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use arrow_array::RecordBatch;
+use arrow_schema::SchemaRef;
+use quarry_grpc::connect::{self, Address};
+use quarry_grpc::pb::plugin as pb;
+use quarry_grpc::pb::plugin::plugin_client::PluginClient;
+use quarry_grpc::{MAX_RECORD_BYTES, payload};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::Channel;
+
+use self::process::PluginProcess;
+use super::{
+    DeleteRequest, Destination, ErrorKind, Phase, Plugin, PluginError, PluginInfo, Source,
+    SourceMessage, TableSelection,
+};
+use crate::spec::WriteMode;
+
+/// A plugin reached over gRPC.
+pub struct GrpcPlugin {
+    name: String,
+    info: PluginInfo,
+    client: PluginClient<Channel>,
+    /// The process, when this host started it.
+    process: Option<PluginProcess>,
+    /// The open `Write` stream, between two flushes.
+    writer: Option<Writer>,
+    closed: bool,
+}
+
+struct Writer {
+    tx: mpsc::Sender<pb::write::Request>,
+    done: JoinHandle<Result<(), tonic::Status>>,
+}
+
+fn kind(code: tonic::Code) -> ErrorKind {
+    match code {
+        tonic::Code::InvalidArgument => ErrorKind::InvalidSpec,
+        tonic::Code::PermissionDenied | tonic::Code::Unauthenticated => ErrorKind::Unauthorized,
+        tonic::Code::Unavailable => ErrorKind::Unavailable,
+        tonic::Code::Unimplemented => ErrorKind::NotSupported,
+        _ => ErrorKind::Internal,
+    }
+}
+
+impl GrpcPlugin {
+    /// Starts `executable` with `serve` and connects to it.
+    pub async fn spawn(name: &str, executable: &Path) -> Result<Self, PluginError> {
+        let (process, channel) = PluginProcess::start(name, executable).await?;
+        Self::connected(name, channel, Some(process)).await
+    }
+
+    /// Connects to a plugin that is already running at `address`.
+    pub async fn dial(name: &str, address: &str) -> Result<Self, PluginError> {
+        let address = Address::parse(address);
+        let channel = connect::dial(&address).await.map_err(|e| {
+            PluginError::new(
+                name,
+                Phase::Load,
+                ErrorKind::Unavailable,
+                format!("cannot connect to {address}: {e}"),
+            )
+            .with_help("start the plugin with `serve --address ...` first, or fix `path`")
+        })?;
+        Self::connected(name, channel, None).await
+    }
+
+    async fn connected(
+        name: &str,
+        channel: Channel,
+        process: Option<PluginProcess>,
+    ) -> Result<Self, PluginError> {
+        let mut plugin = GrpcPlugin {
+            name: name.to_string(),
+            info: PluginInfo::default(),
+            client: connect::plugin_client(channel.clone()),
+            process,
+            writer: None,
+            closed: false,
+        };
+        if let Err(e) = connect::negotiate(&channel).await {
+            return Err(plugin
+                .error(Phase::Load, ErrorKind::Load, e)
+                .await
+                .with_help("this plugin does not speak CloudQuery's plugin protocol v3"));
+        }
+        let mut client = plugin.client.clone();
+        let plugin_name = match client.get_name(pb::get_name::Request {}).await {
+            Ok(r) => r.into_inner().name,
+            Err(status) => return Err(plugin.failed(Phase::Load, status).await),
+        };
+        let version = match client.get_version(pb::get_version::Request {}).await {
+            Ok(r) => r.into_inner().version,
+            Err(status) => return Err(plugin.failed(Phase::Load, status).await),
+        };
+        // Protocol v3 is unified: any plugin may be a source and a destination, and every
+        // CloudQuery destination implements every write mode.
+        plugin.info = PluginInfo {
+            name: plugin_name,
+            version: version.trim_start_matches('v').to_string(),
+            description: String::new(),
+            source: true,
+            destination: true,
+            write_modes: vec![
+                WriteMode::Append,
+                WriteMode::Overwrite,
+                WriteMode::OverwriteDeleteStale,
+            ],
+            ..PluginInfo::default()
+        };
+        tracing::info!(
+            plugin = name,
+            "`{}` {} runs outside Quarry's sandbox (a gRPC plugin)",
+            plugin.info.name,
+            plugin.info.version
+        );
+        Ok(plugin)
+    }
+
+    /// An error of the plugin's, with what its process said last if it has exited.
+    async fn error(&mut self, phase: Phase, kind: ErrorKind, message: String) -> PluginError {
+        let mut message = message;
+        if let Some(process) = &mut self.process
+            && let Some(exit) = process.exited().await
+        {
+            message.push_str(&format!("; the plugin process {exit}"));
+            let last = process.last_output();
+            if !last.is_empty() {
+                message.push_str(&format!("; its last output: {}", last.join(" | ")));
+            }
+        }
+        PluginError::new(&self.name, phase, kind, message)
+    }
+
+    async fn failed(&mut self, phase: Phase, status: tonic::Status) -> PluginError {
+        let message = if status.message().is_empty() {
+            format!("gRPC status {:?}", status.code())
+        } else {
+            status.message().to_string()
+        };
+        self.error(phase, kind(status.code()), message).await
+    }
+
+    fn encode_error(&self, phase: Phase, e: impl std::fmt::Display) -> PluginError {
+        PluginError::new(&self.name, phase, ErrorKind::Internal, e.to_string())
+    }
+
+    /// Sends one message on the open `Write` stream (opening it if needed). A stream the plugin
+    /// ended reports the plugin's error.
+    async fn send(
+        &mut self,
+        phase: Phase,
+        message: pb::write::request::Message,
+    ) -> Result<(), PluginError> {
+        let writer = match &mut self.writer {
+            Some(writer) => writer,
+            None => {
+                let (tx, rx) = mpsc::channel(4);
+                let mut client = self.client.clone();
+                let done =
+                    tokio::spawn(
+                        async move { client.write(ReceiverStream::new(rx)).await.map(|_| ()) },
+                    );
+                self.writer.insert(Writer { tx, done })
+            }
+        };
+        let request = pb::write::Request {
+            message: Some(message),
+        };
+        if writer.tx.send(request).await.is_ok() {
+            return Ok(());
+        }
+        match self.finish_write(phase).await {
+            Err(e) => Err(e),
+            Ok(()) => Err(self
+                .error(
+                    phase,
+                    ErrorKind::Internal,
+                    "the plugin ended the write stream early".into(),
+                )
+                .await),
+        }
+    }
+
+    /// Ends the open `Write` stream and waits for the plugin's answer: CloudQuery plugins write
+    /// everything they were sent before they answer, so this is a flush.
+    async fn finish_write(&mut self, phase: Phase) -> Result<(), PluginError> {
+        let Some(Writer { tx, done }) = self.writer.take() else {
+            return Ok(());
+        };
+        drop(tx);
+        match done.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(status)) => Err(self.failed(phase, status).await),
+            Err(e) => Err(self.encode_error(phase, format!("the write task failed: {e}"))),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Plugin for GrpcPlugin {
+    fn info(&self) -> &PluginInfo {
+        &self.info
+    }
+
+    async fn spec_schema(&mut self) -> Result<Option<String>, PluginError> {
+        match self
+            .client
+            .get_spec_schema(pb::get_spec_schema::Request {})
+            .await
+        {
+            Ok(r) => Ok(r.into_inner().json_schema.filter(|s| !s.trim().is_empty())),
+            // Older plugins have no schema to give.
+            Err(status) if status.code() == tonic::Code::Unimplemented => Ok(None),
+            Err(status) => Err(self.failed(Phase::Init, status).await),
+        }
+    }
+
+    async fn init(&mut self, spec_json: String) -> Result<(), PluginError> {
+        let request = pb::init::Request {
+            spec: spec_json.into_bytes(),
+            no_connection: false,
+            invocation_id: invocation_id(),
+        };
+        match self.client.init(request).await {
+            Ok(_) => Ok(()),
+            Err(status) => Err(self.failed(Phase::Init, status).await),
+        }
+    }
+
+    async fn close(&mut self) -> Result<(), PluginError> {
+        if self.closed {
+            return Ok(());
+        }
+        self.closed = true;
+        let written = self.finish_write(Phase::Close).await;
+        let closed = match self.client.close(pb::close::Request {}).await {
+            Ok(_) => Ok(()),
+            Err(status) => Err(self.failed(Phase::Close, status).await),
+        };
+        if let Some(process) = &mut self.process {
+            process.stop().await;
+        }
+        written.and(closed)
+    }
+}
+
+/// A fresh id for one run, as CloudQuery's CLI sends (a random UUID).
+fn invocation_id() -> String {
+    let mut bytes = [0u8; 16];
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0)
+        ^ u128::from(std::process::id()) << 64;
+    // Not a secret: a per-run label, unique enough from the clock and the process.
+    let digest = <sha2::Sha256 as sha2::Digest>::digest(seed.to_le_bytes());
+    bytes.copy_from_slice(&digest[..16]);
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
+}
+
+#[async_trait::async_trait]
+impl Source for GrpcPlugin {
+    async fn tables(&mut self, s: &TableSelection) -> Result<Vec<SchemaRef>, PluginError> {
+        let request = pb::get_tables::Request {
+            tables: s.tables.clone(),
+            skip_tables: s.skip_tables.clone(),
+            skip_dependent_tables: s.skip_dependent_tables,
+        };
+        let tables = match self.client.get_tables(request).await {
+            Ok(r) => r.into_inner().tables,
+            Err(status) => return Err(self.failed(Phase::Tables, status).await),
+        };
+        tables
+            .into_iter()
+            .map(|bytes| {
+                payload::decode_schema(bytes).map_err(|e| self.encode_error(Phase::Tables, e))
+            })
+            .collect()
+    }
+
+    async fn sync(
+        &mut self,
+        s: &TableSelection,
+        deterministic_cq_id: bool,
+        out: mpsc::Sender<SourceMessage>,
+    ) -> Result<(), PluginError> {
+        use pb::sync::response::Message as M;
+        let request = pb::sync::Request {
+            tables: s.tables.clone(),
+            skip_tables: s.skip_tables.clone(),
+            skip_dependent_tables: s.skip_dependent_tables,
+            deterministic_cq_id,
+            with_error_messages: true,
+            ..Default::default()
+        };
+        let mut stream = match self.client.sync(request).await {
+            Ok(r) => r.into_inner(),
+            Err(status) => return Err(self.failed(Phase::Sync, status).await),
+        };
+        let cancelled = |name: &str| {
+            PluginError::new(
+                name,
+                Phase::Sync,
+                ErrorKind::Unavailable,
+                "the sync was cancelled: no destination is taking rows",
+            )
+        };
+        let mut migrated: HashSet<String> = HashSet::new();
+        loop {
+            let response = match stream.message().await {
+                Ok(Some(response)) => response,
+                Ok(None) => return Ok(()),
+                Err(status) => return Err(self.failed(Phase::Sync, status).await),
+            };
+            let messages = match response.message {
+                Some(M::MigrateTable(m)) => {
+                    let schema = payload::decode_schema(m.table)
+                        .map_err(|e| self.encode_error(Phase::Sync, e))?;
+                    migrated.insert(quarry_sdk::table_name(&schema).to_string());
+                    vec![SourceMessage::MigrateTable(schema)]
+                }
+                Some(M::Insert(m)) => {
+                    let ipc_bytes = m.record.len();
+                    let batch = payload::decode_record(m.record)
+                        .map_err(|e| self.encode_error(Phase::Sync, e))?;
+                    let table = quarry_sdk::table_name(batch.schema_ref()).to_string();
+                    if table.is_empty() {
+                        return Err(self.encode_error(
+                            Phase::Sync,
+                            "it sent a record without a `cq:table_name` in its schema",
+                        ));
+                    }
+                    let mut messages = Vec::with_capacity(2);
+                    // Some SDKs send a table's rows without a migrate message first.
+                    if migrated.insert(table) {
+                        messages.push(SourceMessage::MigrateTable(batch.schema()));
+                    }
+                    messages.push(SourceMessage::Insert { batch, ipc_bytes });
+                    messages
+                }
+                Some(M::DeleteRecord(m)) => {
+                    let request = payload::delete_request_from_pb(m.table_name, m.where_clause)
+                        .map_err(|e| self.encode_error(Phase::Sync, e))?;
+                    vec![SourceMessage::DeleteRecord(request)]
+                }
+                Some(M::Error(m)) => vec![SourceMessage::TableError {
+                    table: m.table_name,
+                    message: m.error,
+                }],
+                Some(M::Checkpoint(_)) | None => Vec::new(),
+            };
+            for message in messages {
+                if out.send(message).await.is_err() {
+                    return Err(cancelled(&self.name));
+                }
+            }
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Destination for GrpcPlugin {
+    async fn existing_table(&mut self, _: &SchemaRef) -> Result<Option<SchemaRef>, PluginError> {
+        // Protocol v3 has no way to ask; the engine then lets `migrate_mode` decide.
+        Ok(None)
+    }
+
+    async fn migrate_table(&mut self, schema: &SchemaRef, force: bool) -> Result<(), PluginError> {
+        let table =
+            payload::encode_schema(schema).map_err(|e| self.encode_error(Phase::Migrate, e))?;
+        self.send(
+            Phase::Migrate,
+            pb::write::request::Message::MigrateTable(pb::write::MessageMigrateTable {
+                table,
+                migrate_force: force,
+            }),
+        )
+        .await
+    }
+
+    async fn insert(&mut self, batch: &RecordBatch) -> Result<(), PluginError> {
+        let records = payload::encode_records(batch, MAX_RECORD_BYTES)
+            .map_err(|e| self.encode_error(Phase::Write, e))?;
+        for record in records {
+            self.send(
+                Phase::Write,
+                pb::write::request::Message::Insert(pb::write::MessageInsert { record }),
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    async fn delete_stale(
+        &mut self,
+        table: &str,
+        source_name: &str,
+        sync_time_us: i64,
+    ) -> Result<(), PluginError> {
+        let sync_time = prost_types::Timestamp {
+            seconds: sync_time_us.div_euclid(1_000_000),
+            nanos: (sync_time_us.rem_euclid(1_000_000) * 1_000) as i32,
+        };
+        self.send(
+            Phase::Write,
+            pb::write::request::Message::Delete(pb::write::MessageDeleteStale {
+                table: Vec::new(),
+                source_name: source_name.to_string(),
+                sync_time: Some(sync_time),
+                table_name: table.to_string(),
+            }),
+        )
+        .await
+    }
+
+    async fn delete_record(&mut self, request: &DeleteRequest) -> Result<(), PluginError> {
+        let where_clause = payload::delete_request_to_pb(request)
+            .map_err(|e| self.encode_error(Phase::Write, e))?;
+        self.send(
+            Phase::Write,
+            pb::write::request::Message::DeleteRecord(pb::write::MessageDeleteRecord {
+                table_name: request.table.clone(),
+                where_clause,
+                table_relations: Vec::new(),
+            }),
+        )
+        .await
+    }
+
+    async fn flush(&mut self) -> Result<(), PluginError> {
+        self.finish_write(Phase::Flush).await
+    }
+
+    async fn read(&mut self, table: &SchemaRef) -> Result<Vec<RecordBatch>, PluginError> {
+        let request = pb::read::Request {
+            table: payload::encode_schema(table).map_err(|e| self.encode_error(Phase::Write, e))?,
+        };
+        let mut stream = match self.client.read(request).await {
+            Ok(r) => r.into_inner(),
+            Err(status) => return Err(self.failed(Phase::Write, status).await),
+        };
+        let mut batches = Vec::new();
+        loop {
+            match stream.message().await {
+                Ok(Some(r)) => batches.push(
+                    payload::decode_record(r.record)
+                        .map_err(|e| self.encode_error(Phase::Write, e))?,
+                ),
+                Ok(None) => return Ok(batches),
+                Err(status) => return Err(self.failed(Phase::Write, status).await),
+            }
+        }
+    }
+}
