@@ -9,6 +9,7 @@
 //! - [`sdk`]: serves a plugin written with `quarry-sdk` as a native process.
 //! - [`connect`]: dialing a plugin and negotiating the protocol version, for clients.
 
+mod authority;
 pub mod connect;
 pub mod payload;
 pub mod sdk;

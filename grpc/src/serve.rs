@@ -495,7 +495,9 @@ pub async fn serve<P: Served>(plugin: P, args: &ServeArgs) -> Result<(), String>
             let listener = tokio::net::UnixListener::bind(&path)
                 .map_err(|e| format!("cannot listen on {}: {e}", path.display()))?;
             tracing::info!(address = %args.address, plugin = %name, "Plugin server listening");
-            let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener);
+            // Every connection through the relay that fixes grpc-go's socket-path authority.
+            let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener)
+                .map(|accepted| accepted.map(crate::authority::relay));
             let served = router.serve_with_incoming_shutdown(incoming, stop).await;
             let _ = std::fs::remove_file(&path);
             served.map_err(|e| format!("the plugin server failed: {e}"))?;

@@ -1,6 +1,7 @@
 //! End-to-end tests: the built `quarry` CLI against the real wasm plugins, in temporary
 //! directories. The plugins must be built first (`cargo plugins`; `scripts/test` does it).
 
+mod cloudquery;
 mod grpc;
 mod postgresql;
 mod sandbox;

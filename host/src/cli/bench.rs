@@ -3,6 +3,8 @@
 //! PostgreSQL (append, and overwrite of rows that exist), each as a child
 //! `quarry sync` process, and reports the median rows/s, MB/s of Arrow IPC out of the source, and
 //! the peak RSS of the whole process. Each scenario runs once to warm the compile cache first.
+//! One scenario runs the same `test` source through `quarry serve` over gRPC (a Unix socket), to
+//! price the transport against the in-process component; its RSS is the client's only.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -28,26 +30,43 @@ pub struct BenchArgs {
 
 struct Scenario {
     name: &'static str,
+    source: &'static str,
     destination: &'static str,
 }
+
+/// The `test` source as a component in this process.
+const IN_PROCESS: &str = "  path: quarry/test\n";
+/// The `test` source served by `quarry serve`, started as a local executable.
+const OVER_GRPC: &str = "  registry: local\n  path: ./served-test\n";
+
+const PARQUET: &str = "  path: quarry/file\n  write_mode: append\n  spec:\n    path: out/{{TABLE}}/{{UUID}}.{{FORMAT}}\n    format: parquet\n  permissions:\n    files: { ./out: write }\n";
 
 const SCENARIOS: &[Scenario] = &[
     Scenario {
         name: "test -> file (parquet)",
-        destination: "  path: quarry/file\n  write_mode: append\n  spec:\n    path: out/{{TABLE}}/{{UUID}}.{{FORMAT}}\n    format: parquet\n  permissions:\n    files: { ./out: write }\n",
+        source: IN_PROCESS,
+        destination: PARQUET,
+    },
+    Scenario {
+        name: "test (grpc) -> file (parquet)",
+        source: OVER_GRPC,
+        destination: PARQUET,
     },
     Scenario {
         name: "test -> test (discard)",
+        source: IN_PROCESS,
         destination: "  path: quarry/test\n  write_mode: append\n",
     },
     // The local PostgreSQL (127.0.0.1:5432, database `test`); each scenario in its own schema,
     // which keeps the previous runs' rows: append grows, overwrite updates every row in place.
     Scenario {
         name: "test -> postgresql (append)",
+        source: IN_PROCESS,
         destination: "  path: quarry/postgresql\n  write_mode: append\n  spec:\n    connection_string: postgres://postgres@127.0.0.1:5432/test\n    schema: quarry_bench_append\n  permissions:\n    network: [\"127.0.0.1:5432\"]\n",
     },
     Scenario {
         name: "test -> postgresql (overwrite)",
+        source: IN_PROCESS,
         destination: "  path: quarry/postgresql\n  write_mode: overwrite\n  spec:\n    connection_string: postgres://postgres@127.0.0.1:5432/test\n    schema: quarry_bench_overwrite\n  permissions:\n    network: [\"127.0.0.1:5432\"]\n",
     },
 ];
@@ -71,6 +90,19 @@ pub async fn run(args: BenchArgs) -> Exit {
             return Exit::Failure;
         }
     };
+    let served = work.join("served-test");
+    let script = format!(
+        "#!/bin/sh\n[ \"$1\" = serve ] && shift\nexec '{}' serve quarry/test \"$@\"\n",
+        exe.display()
+    );
+    let written = std::fs::write(&served, script).and_then(|()| {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&served, std::fs::Permissions::from_mode(0o755))
+    });
+    if let Err(e) = written {
+        eprintln!("error: cannot write {}: {e}", served.display());
+        return Exit::Failure;
+    }
     println!(
         "quarry bench: {} rows of test_rows, batch_size {}, median of {} runs",
         args.rows, args.batch_size, args.runs
@@ -86,8 +118,8 @@ pub async fn run(args: BenchArgs) -> Exit {
             .is_none_or(|o| s.name.contains(o.as_str()))
     }) {
         let spec = format!(
-            "kind: source\nspec:\n  name: test\n  path: quarry/test\n  tables: [test_rows]\n  destinations: [bench]\n  spec:\n    num_rows: {}\n    batch_size: {}\n---\nkind: destination\nspec:\n  name: bench\n{}",
-            args.rows, args.batch_size, scenario.destination
+            "kind: source\nspec:\n  name: test\n{}  tables: [test_rows]\n  destinations: [bench]\n  spec:\n    num_rows: {}\n    batch_size: {}\n---\nkind: destination\nspec:\n  name: bench\n{}",
+            scenario.source, args.rows, args.batch_size, scenario.destination
         );
         let spec_path = work.join("bench.yml");
         if let Err(e) = std::fs::write(&spec_path, spec) {

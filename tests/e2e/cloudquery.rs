@@ -1,0 +1,218 @@
+//! Interoperability with CloudQuery's own programs, installed by `scripts/tools` from PyPI and
+//! npm: its CLI runs Quarry's wasm plugins through `quarry serve`, and Quarry runs source plugins
+//! written with its Python and JavaScript SDKs.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use arrow_array::RecordBatch;
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Float64Type, Int64Type, TimestampMicrosecondType};
+use arrow_schema::{DataType, TimeUnit};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+use crate::grpc::{make_executable, served};
+use crate::support::{Workdir, files, shared_cache};
+
+/// Where `scripts/tools` installed them. Missing tools fail the test: CI installs them.
+fn tools() -> PathBuf {
+    let dir = std::env::var_os("QUARRY_TOOLS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/quarry/tools")
+        });
+    assert!(
+        dir.join("venv/bin/python").exists() && dir.join("node/node_modules").exists(),
+        "CloudQuery's CLI and SDKs are not installed in {}: run scripts/tools",
+        dir.display()
+    );
+    dir
+}
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures/cloudquery")
+        .join(name)
+}
+
+fn read_parquet(dir: &Path) -> Vec<RecordBatch> {
+    let found = files(dir, ".parquet");
+    assert_eq!(found.len(), 1, "{found:?}");
+    let file = File::open(&found[0]).expect("parquet file");
+    ParquetRecordBatchReaderBuilder::try_new(file)
+        .expect("parquet")
+        .build()
+        .expect("reader")
+        .collect::<Result<Vec<_>, _>>()
+        .expect("batches")
+}
+
+fn parquet_destination() -> &'static str {
+    "---\nkind: destination\nspec:\n  name: out\n  path: quarry/file\n  write_mode: append\n  spec: { path: 'out/{{TABLE}}.{{FORMAT}}', format: parquet, no_rotate: true }\n  permissions: { files: { ./out: write } }\n"
+}
+
+/// Checks the rows an SDK source wrote: ids 0..n once each, and the values that follow from them.
+fn check_sdk_rows(batches: &[RecordBatch], rows: usize) {
+    let schema = batches[0].schema();
+    let type_of = |name: &str| {
+        schema
+            .field_with_name(name)
+            .map(|f| f.data_type().clone())
+            .unwrap_or_else(|_| panic!("no column {name} in {schema:?}"))
+    };
+    assert_eq!(type_of("id"), DataType::Int64);
+    assert_eq!(type_of("name"), DataType::Utf8);
+    assert_eq!(type_of("price"), DataType::Float64);
+    assert_eq!(type_of("active"), DataType::Boolean);
+    assert_eq!(
+        type_of("created"),
+        DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
+    );
+    let mut seen = vec![false; rows];
+    for batch in batches {
+        let column = |name: &str| batch.column_by_name(name).expect("column");
+        let ids = column("id").as_primitive::<Int64Type>();
+        let prices = column("price").as_primitive::<Float64Type>();
+        let names = column("name").as_string::<i32>();
+        let active = column("active").as_boolean();
+        let created = column("created").as_primitive::<TimestampMicrosecondType>();
+        for i in 0..batch.num_rows() {
+            let id = ids.value(i);
+            let n = usize::try_from(id).expect("id");
+            assert!(!seen[n], "id {id} twice");
+            seen[n] = true;
+            assert_eq!(prices.value(i), id as f64 / 4.0);
+            assert_eq!(names.value(i), format!("item-{id}"));
+            assert_eq!(active.value(i), id % 2 == 0);
+            assert_eq!(created.value(i), 1_704_067_200_000_000 + id * 1_000_000);
+        }
+    }
+    assert!(seen.iter().all(|s| *s), "rows are missing");
+}
+
+#[test]
+fn the_cloudquery_cli_syncs_quarry_wasm_plugins_served_by_quarry() {
+    let tools = tools();
+    let work = Workdir::new();
+    served(&work, "test-plugin", "quarry/test", &[]);
+    served(
+        &work,
+        "file-plugin",
+        "quarry/file",
+        &["--allow-write", "./out"],
+    );
+    // `registry: local` executables: the CLI starts each with `serve --network unix`.
+    let spec = "kind: source\nspec:\n  name: test\n  registry: local\n  path: ./test-plugin\n  version: v0.1.0\n  tables: [test_rows]\n  destinations: [out]\n  spec: { num_rows: 30000, batch_size: 4000 }\n---\nkind: destination\nspec:\n  name: out\n  registry: local\n  path: ./file-plugin\n  version: v0.1.0\n  write_mode: append\n  spec: { path: 'out/{{TABLE}}.{{FORMAT}}', format: parquet, no_rotate: true }\n";
+    work.write("cq.yml", spec);
+    let out = Command::new(tools.join("venv/bin/python"))
+        .current_dir(work.path())
+        .env("QUARRY_CACHE_DIR", shared_cache())
+        .args([
+            "-m",
+            "cloudquery",
+            "sync",
+            "cq.yml",
+            "--log-console",
+            "--telemetry-level",
+            "none",
+        ])
+        .output()
+        .expect("run the CloudQuery CLI");
+    let log = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{log}");
+    assert!(log.contains("Sync completed successfully"), "{log}");
+    let batches = read_parquet(&work.path().join("out"));
+    let mut ids: Vec<i64> = batches
+        .iter()
+        .flat_map(|b| {
+            b.column_by_name("id")
+                .expect("id")
+                .as_primitive::<Int64Type>()
+                .values()
+                .to_vec()
+        })
+        .collect();
+    ids.sort_unstable();
+    assert_eq!(ids, (0..30_000).collect::<Vec<i64>>());
+    // The CLI added its internal columns; the source's own came through.
+    let schema = batches[0].schema();
+    for column in [
+        "_cq_sync_time",
+        "_cq_source_name",
+        "_cq_id",
+        "name",
+        "payload",
+    ] {
+        assert!(
+            schema.field_with_name(column).is_ok(),
+            "{column} in {schema:?}"
+        );
+    }
+}
+
+#[test]
+fn a_python_sdk_source_runs_as_a_local_executable() {
+    let tools = tools();
+    let work = Workdir::new();
+    let script = work.write(
+        "python-source",
+        &format!(
+            "#!/bin/sh\nexec '{}' '{}' \"$@\"\n",
+            tools.join("venv/bin/python").display(),
+            fixture("python_source.py").display()
+        ),
+    );
+    make_executable(&script);
+    let spec = format!(
+        "kind: source\nspec:\n  name: py\n  registry: local\n  path: ./python-source\n  tables: ['*']\n  destinations: [out]\n  spec: {{ num_rows: 2500 }}\n{}",
+        parquet_destination()
+    );
+    let spec = work.write("spec.yml", &spec);
+    let run = work.quarry(&["sync", spec.to_str().unwrap()]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(
+        run.stdout
+            .contains("Synced py → out: 2500 rows (py_items 2500)"),
+        "{run:?}"
+    );
+    check_sdk_rows(&read_parquet(&work.path().join("out")), 2500);
+}
+
+#[test]
+fn a_javascript_sdk_source_runs_as_a_local_executable() {
+    let tools = tools();
+    let work = Workdir::new();
+    // ES modules resolve packages from node_modules beside them.
+    std::fs::copy(fixture("js_source.mjs"), work.path().join("js_source.mjs")).expect("copy");
+    std::os::unix::fs::symlink(
+        tools.join("node/node_modules"),
+        work.path().join("node_modules"),
+    )
+    .expect("link node_modules");
+    let script = work.write(
+        "js-source",
+        &format!(
+            "#!/bin/sh\nexec node '{}' \"$@\"\n",
+            work.path().join("js_source.mjs").display()
+        ),
+    );
+    make_executable(&script);
+    let spec = format!(
+        "kind: source\nspec:\n  name: js\n  registry: local\n  path: ./js-source\n  tables: ['*']\n  destinations: [out]\n  spec: {{ num_rows: 2500 }}\n{}",
+        parquet_destination()
+    );
+    let spec = work.write("spec.yml", &spec);
+    let run = work.quarry(&["sync", spec.to_str().unwrap()]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(
+        run.stdout
+            .contains("Synced js → out: 2500 rows (js_items 2500)"),
+        "{run:?}"
+    );
+    check_sdk_rows(&read_parquet(&work.path().join("out")), 2500);
+}
