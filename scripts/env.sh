@@ -9,3 +9,6 @@ if ! command -v cargo >/dev/null 2>&1; then
   exit 1
 fi
 rustup target add wasm32-wasip2 >/dev/null
+# The `duckdb` plugin links the prebuilt libduckdb.so (scripts/duckdb fetches it once).
+DUCKDB_LIB_DIR="$(scripts/duckdb)"
+export DUCKDB_LIB_DIR

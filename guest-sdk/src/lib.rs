@@ -48,6 +48,7 @@ pub mod json;
 pub mod log;
 pub mod migrate;
 mod plugin;
+pub mod sql;
 mod sync;
 mod table;
 
@@ -62,7 +63,7 @@ pub use sync::{
     ChildRows, DeleteRequest, Grouping, Message, Predicate, PredicateGroup, Relation, SyncContext,
     SyncOptions, matches_glob, run_sync, select_tables,
 };
-pub use table::{Column, Extension, Table, metadata, table_name};
+pub use table::{Column, Extension, Table, metadata, parse_mac, table_name};
 
 #[doc(hidden)]
 pub mod __private {

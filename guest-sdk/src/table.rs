@@ -215,6 +215,26 @@ impl Column {
     }
 }
 
+/// A MAC address value: six raw bytes (CloudQuery's form) or `aa:bb:cc:dd:ee:ff` /
+/// `aa-bb-...` text.
+pub fn parse_mac(value: &[u8]) -> Option<[u8; 6]> {
+    if let Ok(raw) = <[u8; 6]>::try_from(value)
+        && !raw.iter().all(|b| b.is_ascii_hexdigit())
+    {
+        return Some(raw);
+    }
+    let text = std::str::from_utf8(value).ok()?;
+    let parts: Vec<&str> = text.split([':', '-']).collect();
+    if parts.len() != 6 {
+        return None;
+    }
+    let mut mac = [0u8; 6];
+    for (slot, part) in mac.iter_mut().zip(parts) {
+        *slot = u8::from_str_radix(part, 16).ok()?;
+    }
+    Some(mac)
+}
+
 /// The table name an Arrow schema carries (`cq:table_name`), or `""` if it carries none.
 pub fn table_name(schema: &Schema) -> &str {
     schema

@@ -306,7 +306,7 @@ impl<'a> Encoder<'a> {
                 pg::inet_to_sql(ip, mask, out);
             }
             Encoder::Mac(v) => {
-                let mac = parse_mac(v(i)).ok_or_else(|| {
+                let mac = quarry_sdk::parse_mac(v(i)).ok_or_else(|| {
                     Error::internal(format!(
                         "column `{column}`: `{}` is not a MAC address",
                         String::from_utf8_lossy(v(i))
@@ -370,25 +370,6 @@ fn parse_inet(text: &str) -> Option<(IpAddr, u8)> {
     let full = if ip.is_ipv4() { 32 } else { 128 };
     let mask = mask.unwrap_or(full);
     (mask <= full).then_some((ip, mask))
-}
-
-/// Six raw bytes (CloudQuery's form) or `aa:bb:cc:dd:ee:ff` / `aa-bb-...` text.
-fn parse_mac(value: &[u8]) -> Option<[u8; 6]> {
-    if let Ok(raw) = <[u8; 6]>::try_from(value)
-        && !raw.iter().all(|b| b.is_ascii_hexdigit())
-    {
-        return Some(raw);
-    }
-    let text = std::str::from_utf8(value).ok()?;
-    let parts: Vec<&str> = text.split([':', '-']).collect();
-    if parts.len() != 6 {
-        return None;
-    }
-    let mut mac = [0u8; 6];
-    for (slot, part) in mac.iter_mut().zip(parts) {
-        *slot = u8::from_str_radix(part, 16).ok()?;
-    }
-    Some(mac)
 }
 
 /// PostgreSQL's binary `numeric`: base-10000 digits with a weight, a sign and a display scale.

@@ -7,8 +7,8 @@
 use bytes::BytesMut;
 use quarry_sdk::migrate::{Change, changes};
 use quarry_sdk::{
-    Column, DataType, DeleteRequest, Destination, Error, Extension, Grouping, Info, Plugin,
-    RecordBatch, Result, Table,
+    Column, DataType, DeleteRequest, Destination, Error, Extension, Info, Plugin, RecordBatch,
+    Result, Table,
 };
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -39,15 +39,7 @@ pub struct PostgreSql {
     schema: String,
 }
 
-/// `"name"`, with embedded quotes doubled.
-pub fn ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
-
-/// `'text'`, with embedded quotes doubled (the server runs with standard_conforming_strings).
-pub fn literal(text: &str) -> String {
-    format!("'{}'", text.replace('\'', "''"))
-}
+pub use quarry_sdk::sql::{ident, literal};
 
 /// The type name `format_type` prints for a type as written in our DDL.
 fn catalog_name(ddl: &str) -> String {
@@ -317,27 +309,7 @@ impl Destination for PostgreSql {
     }
 
     fn delete_record(&mut self, request: &DeleteRequest) -> Result<()> {
-        let mut groups = Vec::new();
-        for group in &request.where_clause {
-            let mut predicates = Vec::new();
-            for p in &group.predicates {
-                predicates.push(format!(
-                    "{} = {}",
-                    ident(&p.column),
-                    value_literal(&p.value)?
-                ));
-            }
-            let op = match group.grouping {
-                Grouping::And => " and ",
-                Grouping::Or => " or ",
-            };
-            groups.push(format!("({})", predicates.join(op)));
-        }
-        let filter = if groups.is_empty() {
-            String::new()
-        } else {
-            format!(" where {}", groups.join(" and "))
-        };
+        let filter = quarry_sdk::sql::delete_filter(request)?;
         self.conn
             .query(&format!(
                 "delete from {}{filter}",
@@ -345,33 +317,4 @@ impl Destination for PostgreSql {
             ))
             .map(drop)
     }
-}
-
-/// The one value of a delete-record predicate as an SQL literal.
-fn value_literal(value: &RecordBatch) -> Result<String> {
-    use arrow_array::cast::AsArray;
-    use arrow_array::types::*;
-    let a = value.column(0);
-    if a.is_null(0) {
-        return Ok("null".into());
-    }
-    Ok(match a.data_type() {
-        DataType::Boolean => a.as_boolean().value(0).to_string(),
-        DataType::Int8 => a.as_primitive::<Int8Type>().value(0).to_string(),
-        DataType::Int16 => a.as_primitive::<Int16Type>().value(0).to_string(),
-        DataType::Int32 => a.as_primitive::<Int32Type>().value(0).to_string(),
-        DataType::Int64 => a.as_primitive::<Int64Type>().value(0).to_string(),
-        DataType::UInt8 => a.as_primitive::<UInt8Type>().value(0).to_string(),
-        DataType::UInt16 => a.as_primitive::<UInt16Type>().value(0).to_string(),
-        DataType::UInt32 => a.as_primitive::<UInt32Type>().value(0).to_string(),
-        DataType::UInt64 => a.as_primitive::<UInt64Type>().value(0).to_string(),
-        DataType::Float64 => a.as_primitive::<Float64Type>().value(0).to_string(),
-        DataType::Utf8 => literal(a.as_string::<i32>().value(0)),
-        DataType::LargeUtf8 => literal(a.as_string::<i64>().value(0)),
-        other => {
-            return Err(Error::not_supported(format!(
-                "delete-record on a {other} value is not supported by the PostgreSQL destination yet"
-            )));
-        }
-    })
 }

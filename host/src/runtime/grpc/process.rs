@@ -246,7 +246,8 @@ fn log_level() -> &'static str {
 }
 
 /// Re-logs one line of the plugin's standard output: a JSON object from CloudQuery's SDKs (Go:
-/// `message`, Python: `event`, JavaScript: `message`; all: `level`), or plain text at info.
+/// `message`, Python: `event`, JavaScript: `message`; all: `level`), or plain text. Info and
+/// below become debug.
 fn relog(plugin: &str, line: &str, logged: &Mutex<VecDeque<String>>) {
     let line = line.trim();
     if line.is_empty() {
@@ -254,7 +255,7 @@ fn relog(plugin: &str, line: &str, logged: &Mutex<VecDeque<String>>) {
     }
     let Ok(serde_json::Value::Object(mut fields)) = serde_json::from_str::<serde_json::Value>(line)
     else {
-        tracing::info!(plugin, "{line}");
+        tracing::debug!(plugin, "{line}");
         return;
     };
     let text = |v: Option<serde_json::Value>| match v {
@@ -289,7 +290,8 @@ fn relog(plugin: &str, line: &str, logged: &Mutex<VecDeque<String>>) {
                 logged.push_back(full);
             }
         }
-        _ => tracing::info!(plugin, "{full}"),
+        // A plugin's own progress is detail next to quarry's: its warnings and errors show.
+        _ => tracing::debug!(plugin, "{full}"),
     }
 }
 

@@ -1,0 +1,97 @@
+//! SQL text for destinations that speak SQL (PostgreSQL, DuckDB): quoting, and the `where`
+//! clause of a delete-record request. Standard SQL quoting: `"identifiers"`, `'strings'`.
+
+use arrow_array::RecordBatch;
+use arrow_schema::DataType;
+
+use crate::{DeleteRequest, Error, Grouping, Result};
+
+/// `"name"`, with embedded quotes doubled.
+pub fn ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// `'text'`, with embedded quotes doubled (standard-conforming strings).
+pub fn literal(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
+/// ` where (...) and (...)` for a delete-record request: each group's `column = value`
+/// predicates joined by the group's operator; empty when the request has no groups.
+pub fn delete_filter(request: &DeleteRequest) -> Result<String> {
+    let mut groups = Vec::new();
+    for group in &request.where_clause {
+        let mut predicates = Vec::new();
+        for p in &group.predicates {
+            let value = value_literal(&p.value)?;
+            predicates.push(if value == "null" {
+                format!("{} is null", ident(&p.column))
+            } else {
+                format!("{} = {value}", ident(&p.column))
+            });
+        }
+        let op = match group.grouping {
+            Grouping::And => " and ",
+            Grouping::Or => " or ",
+        };
+        groups.push(format!("({})", predicates.join(op)));
+    }
+    Ok(if groups.is_empty() {
+        String::new()
+    } else {
+        format!(" where {}", groups.join(" and "))
+    })
+}
+
+/// The one value of a delete-record predicate as an SQL literal.
+pub fn value_literal(value: &RecordBatch) -> Result<String> {
+    use arrow_array::Array;
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::*;
+    let a = value.column(0);
+    if a.is_null(0) {
+        return Ok("null".into());
+    }
+    Ok(match a.data_type() {
+        DataType::Boolean => a.as_boolean().value(0).to_string(),
+        DataType::Int8 => a.as_primitive::<Int8Type>().value(0).to_string(),
+        DataType::Int16 => a.as_primitive::<Int16Type>().value(0).to_string(),
+        DataType::Int32 => a.as_primitive::<Int32Type>().value(0).to_string(),
+        DataType::Int64 => a.as_primitive::<Int64Type>().value(0).to_string(),
+        DataType::UInt8 => a.as_primitive::<UInt8Type>().value(0).to_string(),
+        DataType::UInt16 => a.as_primitive::<UInt16Type>().value(0).to_string(),
+        DataType::UInt32 => a.as_primitive::<UInt32Type>().value(0).to_string(),
+        DataType::UInt64 => a.as_primitive::<UInt64Type>().value(0).to_string(),
+        DataType::Float64 => a.as_primitive::<Float64Type>().value(0).to_string(),
+        DataType::Utf8 => literal(a.as_string::<i32>().value(0)),
+        DataType::LargeUtf8 => literal(a.as_string::<i64>().value(0)),
+        other => {
+            return Err(Error::not_supported(format!(
+                "delete-record on a {other} value (column `{}`) is not supported yet",
+                value.schema().field(0).name()
+            )));
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow_array::{Int64Array, StringArray};
+
+    use super::*;
+
+    #[test]
+    fn a_delete_request_becomes_a_where_clause_with_quoted_values() {
+        let request =
+            DeleteRequest::equal("t", "na\"me", Arc::new(StringArray::from(vec!["o'k"]))).unwrap();
+        assert_eq!(
+            delete_filter(&request).unwrap(),
+            " where (\"na\"\"me\" = 'o''k')"
+        );
+        let request =
+            DeleteRequest::equal("t", "id", Arc::new(Int64Array::from(vec![None]))).unwrap();
+        assert_eq!(delete_filter(&request).unwrap(), " where (\"id\" is null)");
+    }
+}
