@@ -243,3 +243,101 @@ fn a_million_rows_arrive_exactly_once_even_after_the_cli_is_killed() {
         format!("{rows}|{rows}|{}", (rows - 1) * rows / 2)
     );
 }
+
+fn store_spec(schema: &str, columns: &str, rows: &str, destination: &str) -> String {
+    let store = crate::support::store_plugin().display().to_string();
+    format!(
+        "kind: source\nspec:\n  name: src\n  registry: local\n  path: {store}\n  tables: ['*']\n  destinations: [pg]\n  spec:\n    tables:\n      - name: items\n        columns: {columns}\n        rows: {rows}\n---\nkind: destination\nspec:\n  name: pg\n  path: quarry/postgresql\n  {destination}\n  spec:\n    connection_string: postgres://postgres@127.0.0.1:5432/test\n    schema: {schema}\n  permissions: {{ network: ['127.0.0.1:5432'] }}\n"
+    )
+}
+
+const COLUMNS: &str = "[{ name: id, type: int64, primary_key: true }, { name: name, type: utf8 }]";
+
+fn sync_store(w: &Workdir, spec: &str) -> crate::support::Run {
+    w.write("spec.yml", spec);
+    w.quarry(&["sync", "spec.yml"])
+}
+
+fn two_syncs(write_mode: &str) -> String {
+    let (w, schema) = (Workdir::new(), Schema::new());
+    for rows in ["[[1, a], [2, b], [3, c]]", "[[2, B], [3, C], [4, d]]"] {
+        let spec = store_spec(
+            &schema.0,
+            COLUMNS,
+            rows,
+            &format!("write_mode: {write_mode}"),
+        );
+        let run = sync_store(&w, &spec);
+        assert_eq!(run.code, 0, "{run:?}");
+    }
+    psql(&format!(
+        "select string_agg(id || ' ' || name, ', ' order by id, name) from {}.items",
+        schema.0
+    ))
+}
+
+#[test]
+fn every_write_mode_over_two_syncs() {
+    assert_eq!(two_syncs("append"), "1 a, 2 B, 2 b, 3 C, 3 c, 4 d");
+    assert_eq!(two_syncs("overwrite"), "1 a, 2 B, 3 C, 4 d");
+    assert_eq!(two_syncs("overwrite-delete-stale"), "2 B, 3 C, 4 d");
+}
+
+#[test]
+fn safe_migration_adds_columns_and_a_breaking_change_needs_forced() {
+    let (w, schema) = (Workdir::new(), Schema::new());
+    let s = &schema.0;
+    let run = sync_store(
+        &w,
+        &store_spec(s, COLUMNS, "[[1, a], [2, b]]", "write_mode: overwrite"),
+    );
+    assert_eq!(run.code, 0, "{run:?}");
+    let added = "[{ name: id, type: int64, primary_key: true }, { name: name, type: utf8 }, { name: note, type: utf8 }]";
+    let run = sync_store(
+        &w,
+        &store_spec(s, added, "[[3, c, new]]", "write_mode: overwrite"),
+    );
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(
+        psql(&format!(
+            "select string_agg(id || ' ' || coalesce(note, '-'), ', ' order by id) from {s}.items"
+        )),
+        "1 -, 2 -, 3 new"
+    );
+    // PostgreSQL says what its table holds, so the engine refuses a breaking change before any
+    // source runs (exit 2), and the table keeps its rows.
+    let breaking = "[{ name: id, type: int64, primary_key: true }, { name: name, type: int64 }, { name: note, type: utf8 }]";
+    let run = sync_store(
+        &w,
+        &store_spec(s, breaking, "[[5, 55, x]]", "write_mode: overwrite"),
+    );
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(
+        run.stderr
+            .contains("column `name` changes type from Utf8 to Int64"),
+        "{run:?}"
+    );
+    assert_eq!(psql(&format!("select count(*) from {s}.items")), "3");
+    let run = sync_store(
+        &w,
+        &store_spec(
+            s,
+            breaking,
+            "[[5, 55, x]]",
+            "write_mode: overwrite\n  migrate_mode: forced",
+        ),
+    );
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(
+        psql(&format!(
+            "select id || ' ' || name || ' ' || note from {s}.items"
+        )),
+        "5 55 x"
+    );
+    assert_eq!(
+        psql(&format!(
+            "select data_type from information_schema.columns where table_schema = '{s}' and table_name = 'items' and column_name = 'name'"
+        )),
+        "bigint"
+    );
+}

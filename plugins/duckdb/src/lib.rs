@@ -285,18 +285,31 @@ impl Destination for DuckDb {
         let statement = if keys.is_empty() {
             format!("INSERT INTO {target} ({list}) SELECT {list} FROM temp.{stage}")
         } else {
-            // The last row of a key within one batch wins: rows are in the staging table in
-            // the order they were appended.
+            // An upsert as a delete of the keys present and an insert, in one transaction:
+            // much faster in DuckDB than INSERT OR REPLACE, and never visible half done. The
+            // last row of a key within one batch wins: rows are in the staging table in the
+            // order they were appended.
             let keys: Vec<String> = keys.iter().map(|k| ident(k)).collect();
+            let matches: Vec<String> = keys
+                .iter()
+                .map(|k| format!("{target}.{k} = s.{k}"))
+                .collect();
             format!(
-                "INSERT OR REPLACE INTO {target} ({list}) SELECT {list} FROM temp.{stage} \
-                 QUALIFY row_number() OVER (PARTITION BY {} ORDER BY rowid DESC) = 1",
+                "BEGIN; DELETE FROM {target} USING temp.{stage} s WHERE {}; \
+                 INSERT INTO {target} ({list}) SELECT {list} FROM temp.{stage} \
+                 QUALIFY row_number() OVER (PARTITION BY {} ORDER BY rowid DESC) = 1; COMMIT",
+                matches.join(" AND "),
                 keys.join(", ")
             )
         };
-        self.db
-            .execute(&format!("{statement}; DELETE FROM temp.{stage}"))
-            .map_err(db)
+        let done = self
+            .db
+            .execute(&format!("{statement}; DELETE FROM temp.{stage}"));
+        if done.is_err() {
+            // Leave no transaction open behind an error.
+            let _ = self.db.execute("ROLLBACK");
+        }
+        done.map_err(db)
     }
 
     fn flush(&mut self) -> Result<()> {

@@ -124,8 +124,9 @@ pub fn arrow_type(catalog: &str) -> (DataType, Option<Extension>) {
     (t, None)
 }
 
-/// `batch` as DuckDB's Arrow importer takes it: extension columns as text (DuckDB casts text to
-/// the column's `UUID` or `JSON`), and no field metadata.
+/// `batch` as DuckDB's Arrow importer takes it: UUIDs as Arrow's canonical `arrow.uuid` (16
+/// bytes, which DuckDB reads as `UUID` without parsing text), the other extension columns as text
+/// (DuckDB casts it to `JSON`), and no other field metadata.
 pub fn prepare(table: &Table, batch: &RecordBatch) -> Result<RecordBatch> {
     let mut fields = Vec::with_capacity(batch.num_columns());
     let mut columns = Vec::with_capacity(batch.num_columns());
@@ -136,6 +137,16 @@ pub fn prepare(table: &Table, batch: &RecordBatch) -> Result<RecordBatch> {
             .find(|c| c.name == *field.name())
             .and_then(|c| c.extension)
             .or_else(|| Extension::of(field));
+        if extension == Some(Extension::Uuid) && *array.data_type() == DataType::FixedSizeBinary(16)
+        {
+            let metadata = [("ARROW:extension:name".to_string(), "arrow.uuid".to_string())];
+            fields.push(
+                Field::new(field.name(), array.data_type().clone(), field.is_nullable())
+                    .with_metadata(std::collections::HashMap::from(metadata)),
+            );
+            columns.push(array.clone());
+            continue;
+        }
         let array = match extension {
             Some(extension) => as_text(extension, array, field.name())?,
             None => array.clone(),
