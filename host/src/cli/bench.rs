@@ -4,7 +4,8 @@
 //! `quarry sync` process, and reports the median rows/s, MB/s of Arrow IPC out of the source, and
 //! the peak RSS of the whole process. Each scenario runs once to warm the compile cache first.
 //! One scenario runs the same `test` source through `quarry serve` over gRPC (a Unix socket), to
-//! price the transport against the in-process component; its RSS is the client's only.
+//! price the transport against the in-process component. The peak RSS is the kernel's account of
+//! the `quarry sync` child, which takes in the native plugin processes it started and reaped.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
