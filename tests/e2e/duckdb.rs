@@ -15,7 +15,7 @@ fn plugin() -> PathBuf {
         .join("quarry-plugin-duckdb");
     assert!(
         path.exists(),
-        "{} is missing: build it with `cargo build -p quarry-plugin-duckdb` (scripts/test does)",
+        "{} is missing: `cargo test --workspace` builds it (for the plugin's own CLI test), or `cargo build -p quarry-plugin-duckdb`",
         path.display()
     );
     path
@@ -136,18 +136,18 @@ fn every_type_of_the_test_source_arrives_in_its_duckdb_type() {
         &db,
         "SELECT column_name || ' ' || data_type FROM information_schema.columns WHERE table_name = 'test_all_types' ORDER BY ordinal_position",
     );
-    insta_like(&types, "duckdb_all_types.txt");
+    golden(&types, "duckdb_all_types.txt");
     // One whole row, every value as DuckDB prints it.
     let row = query(
         &db,
         "SELECT * EXCLUDE (_cq_sync_time, _cq_id) FROM test_all_types WHERE id = 1",
     );
-    insta_like(&row, "duckdb_all_types_row1.txt");
+    golden(&row, "duckdb_all_types_row1.txt");
     assert_eq!(query(&db, "SELECT count(*) FROM test_all_types"), "20");
 }
 
 /// Compares with a golden file under tests/ui/duckdb (`QUARRY_BLESS=1` rewrites it).
-fn insta_like(actual: &str, name: &str) {
+fn golden(actual: &str, name: &str) {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../tests/ui/duckdb")
         .join(name);

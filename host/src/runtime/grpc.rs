@@ -134,6 +134,7 @@ impl GrpcPlugin {
             && let Some(exit) = process.exited().await
         {
             message.push_str(&format!("; the plugin process {exit}"));
+            process.drain_stderr().await;
             let last = process.last_output();
             if !last.is_empty() {
                 message.push_str(&format!("; its last output: {}", last.join(" | ")));

@@ -189,7 +189,6 @@ impl Destination for DuckDb {
             };
             column.nullable = text(2) == "YES";
             column.primary_key = keys.contains(&name);
-            column.unique = column.unique && column.primary_key;
             table = table.column(column);
         }
         Ok(Some(table))

@@ -29,6 +29,8 @@ pub struct PluginProcess {
     child: Child,
     socket: Option<PathBuf>,
     stderr: PluginOutput,
+    /// Copies standard error until the plugin closes it.
+    stderr_copy: Option<tokio::task::JoinHandle<()>>,
     /// The plugin's last warnings and errors from its log.
     logged: Arc<Mutex<VecDeque<String>>>,
 }
@@ -63,7 +65,7 @@ impl PluginProcess {
         match process.connect(&address).await {
             Ok(channel) => Ok((process, channel)),
             Err(Some(e)) => Err(e),
-            Err(None) => Err(process.start_error("exited before it listened")),
+            Err(None) => Err(process.start_error("exited before it listened").await),
         }
     }
 
@@ -97,13 +99,13 @@ impl PluginProcess {
                 .with_help("`path` must name an executable plugin (or a .wasm component)")
             })?;
         let stderr = PluginOutput::new(name, "stderr");
-        if let Some(mut pipe) = child.stderr.take() {
+        let stderr_copy = child.stderr.take().map(|mut pipe| {
             let mut sink = stderr.clone();
             tokio::spawn(async move {
                 let _ = tokio::io::copy(&mut pipe, &mut sink).await;
                 sink.finish();
-            });
-        }
+            })
+        });
         let logged: Arc<Mutex<VecDeque<String>>> = Arc::default();
         if let Some(pipe) = child.stdout.take() {
             let (plugin, logged) = (name.to_string(), logged.clone());
@@ -119,6 +121,7 @@ impl PluginProcess {
             child,
             socket,
             stderr,
+            stderr_copy,
             logged,
         })
     }
@@ -135,17 +138,21 @@ impl PluginProcess {
                 return Ok(channel);
             }
             if started.elapsed() > START_TIMEOUT {
-                return Err(Some(self.start_error(&format!(
-                    "did not listen on {address} within {}s",
-                    START_TIMEOUT.as_secs()
-                ))));
+                return Err(Some(
+                    self.start_error(&format!(
+                        "did not listen on {address} within {}s",
+                        START_TIMEOUT.as_secs()
+                    ))
+                    .await,
+                ));
             }
             tokio::time::sleep(wait).await;
             wait = (wait * 2).min(Duration::from_millis(500));
         }
     }
 
-    fn start_error(&self, what: &str) -> PluginError {
+    async fn start_error(&mut self, what: &str) -> PluginError {
+        self.drain_stderr().await;
         let mut message = format!("the plugin {what}");
         let last = self.last_output();
         if !last.is_empty() {
@@ -171,6 +178,16 @@ impl PluginProcess {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         None
+    }
+
+    /// Once the plugin has exited, waits (briefly) until everything it wrote to standard error
+    /// has been read, so that an error message can quote its last words.
+    pub async fn drain_stderr(&mut self) {
+        if let Ok(Some(_)) = self.child.try_wait()
+            && let Some(copy) = self.stderr_copy.take()
+        {
+            let _ = tokio::time::timeout(Duration::from_secs(2), copy).await;
+        }
     }
 
     /// The plugin's last standard-error lines and logged warnings and errors.
