@@ -269,15 +269,9 @@ fn invocation_id() -> String {
     bytes.copy_from_slice(&digest[..16]);
     bytes[6] = (bytes[6] & 0x0f) | 0x40;
     bytes[8] = (bytes[8] & 0x3f) | 0x80;
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..32]
-    )
+    let mut text = Vec::with_capacity(36);
+    quarry_sdk::json::push_uuid(&bytes, &mut text);
+    String::from_utf8_lossy(&text).into_owned()
 }
 
 #[async_trait::async_trait]

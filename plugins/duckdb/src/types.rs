@@ -164,12 +164,6 @@ pub fn prepare(table: &Table, batch: &RecordBatch) -> Result<RecordBatch> {
 
 fn as_text(extension: Extension, array: &ArrayRef, column: &str) -> Result<ArrayRef> {
     let text: StringArray = match (extension, array.data_type()) {
-        (Extension::Uuid, DataType::FixedSizeBinary(16)) => {
-            let a = array.as_fixed_size_binary();
-            (0..a.len())
-                .map(|i| a.is_valid(i).then(|| uuid_text(a.value(i))))
-                .collect()
-        }
         (Extension::Mac, DataType::Binary) => {
             let a = array.as_binary::<i32>();
             let mut text = Vec::with_capacity(a.len());
@@ -208,18 +202,6 @@ fn as_text(extension: Extension, array: &ArrayRef, column: &str) -> Result<Array
         }
     };
     Ok(Arc::new(text))
-}
-
-fn uuid_text(bytes: &[u8]) -> String {
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..32]
-    )
 }
 
 #[cfg(test)]
