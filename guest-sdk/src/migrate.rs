@@ -121,6 +121,42 @@ fn same_type(a: &DataType, b: &DataType) -> bool {
     }
 }
 
+/// What a destination does to bring its table to the wanted one.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Plan {
+    /// The table does not exist: create it.
+    Create,
+    /// A breaking change in `migrate_mode: forced`: drop the table and create it anew.
+    Recreate,
+    /// Only safe changes (possibly none): apply the ones the destination can express.
+    Alter(Vec<Change>),
+}
+
+/// The plan for `existing` (`None`: no such table) to become `wanted`. A breaking change without
+/// `force` is refused with an error that lists it and names the setting.
+pub fn plan(existing: Option<&Table>, wanted: &Table, force: bool) -> crate::Result<Plan> {
+    let Some(existing) = existing else {
+        return Ok(Plan::Create);
+    };
+    let found = changes(existing, wanted);
+    let breaking: Vec<String> = found
+        .iter()
+        .filter(|c| c.is_breaking())
+        .map(|c| c.to_string())
+        .collect();
+    if breaking.is_empty() {
+        Ok(Plan::Alter(found))
+    } else if force {
+        Ok(Plan::Recreate)
+    } else {
+        Err(crate::Error::internal(format!(
+            "table `{}` needs changes that lose data ({}); they need migrate_mode: forced",
+            wanted.name,
+            breaking.join("; ")
+        )))
+    }
+}
+
 /// The changes that bring `existing` to `wanted`, in column order: changes to existing columns
 /// and removals first, then additions, then the primary key.
 pub fn changes(existing: &Table, wanted: &Table) -> Vec<Change> {
@@ -258,5 +294,38 @@ mod tests {
         let old = Table::new("t").column(Column::new("l", list("item")));
         let new = Table::new("t").column(Column::new("l", list("element")));
         assert_eq!(changes(&old, &new), []);
+    }
+}
+
+#[cfg(test)]
+mod plan_tests {
+    use super::*;
+
+    fn items(name_type: DataType) -> Table {
+        Table::new("items")
+            .column(Column::new("id", DataType::Int64).primary_key())
+            .column(Column::new("name", name_type))
+    }
+
+    #[test]
+    fn a_plan_creates_alters_refuses_or_recreates() {
+        let stored = items(DataType::Utf8);
+        assert_eq!(plan(None, &stored, false), Ok(Plan::Create));
+        let wider = stored.clone().column(Column::new("note", DataType::Utf8));
+        assert!(matches!(
+            plan(Some(&stored), &wider, false),
+            Ok(Plan::Alter(found)) if found.len() == 1 && !found[0].is_breaking()
+        ));
+        let retyped = items(DataType::Int64);
+        let refused = plan(Some(&stored), &retyped, false).unwrap_err();
+        assert!(
+            refused
+                .message
+                .contains("column `name` changes type from Utf8 to Int64")
+                && refused.message.contains("migrate_mode: forced"),
+            "{}",
+            refused.message
+        );
+        assert_eq!(plan(Some(&stored), &retyped, true), Ok(Plan::Recreate));
     }
 }

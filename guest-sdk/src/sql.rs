@@ -4,7 +4,7 @@
 use arrow_array::RecordBatch;
 use arrow_schema::DataType;
 
-use crate::{DeleteRequest, Error, Grouping, Result};
+use crate::{Column, DeleteRequest, Error, Grouping, Result, Table};
 
 /// `"name"`, with embedded quotes doubled.
 pub fn ident(name: &str) -> String {
@@ -14,6 +14,29 @@ pub fn ident(name: &str) -> String {
 /// `'text'`, with embedded quotes doubled (standard-conforming strings).
 pub fn literal(text: &str) -> String {
     format!("'{}'", text.replace('\'', "''"))
+}
+
+/// `CREATE TABLE IF NOT EXISTS <name> (...)`: each column with the type `column_type` gives it
+/// and `NOT NULL` where it holds no nulls, then the primary key. `name` is already quoted.
+pub fn create_table(
+    name: &str,
+    table: &Table,
+    column_type: impl Fn(&Column) -> Result<String>,
+) -> Result<String> {
+    let mut parts = Vec::new();
+    for c in &table.columns {
+        let not_null = if c.nullable { "" } else { " NOT NULL" };
+        parts.push(format!("{} {}{not_null}", ident(&c.name), column_type(c)?));
+    }
+    let keys = table.primary_keys();
+    if !keys.is_empty() {
+        let keys: Vec<String> = keys.iter().map(|k| ident(k)).collect();
+        parts.push(format!("PRIMARY KEY ({})", keys.join(", ")));
+    }
+    Ok(format!(
+        "CREATE TABLE IF NOT EXISTS {name} ({})",
+        parts.join(", ")
+    ))
 }
 
 /// ` where (...) and (...)` for a delete-record request: each group's `column = value`

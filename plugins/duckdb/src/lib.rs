@@ -12,7 +12,7 @@ pub mod types;
 use std::collections::HashMap;
 
 use arrow_array::RecordBatch;
-use quarry_sdk::migrate::{Change, changes};
+use quarry_sdk::migrate::{self, Change, Plan};
 use quarry_sdk::sql::{ident, literal};
 use quarry_sdk::{Column, DeleteRequest, Destination, Error, Info, Plugin, Result, Table};
 use schemars::JsonSchema;
@@ -59,27 +59,8 @@ fn stage_name(table: &str) -> String {
 
 impl DuckDb {
     fn create(&mut self, table: &Table) -> Result<()> {
-        let mut parts = Vec::new();
-        for c in &table.columns {
-            let not_null = if c.nullable { "" } else { " NOT NULL" };
-            parts.push(format!(
-                "{} {}{not_null}",
-                ident(&c.name),
-                types::column_type(c)?
-            ));
-        }
-        let keys = table.primary_keys();
-        if !keys.is_empty() {
-            let keys: Vec<String> = keys.iter().map(|k| ident(k)).collect();
-            parts.push(format!("PRIMARY KEY ({})", keys.join(", ")));
-        }
-        self.db
-            .execute(&format!(
-                "CREATE TABLE IF NOT EXISTS {} ({})",
-                ident(&table.name),
-                parts.join(", ")
-            ))
-            .map_err(db)
+        let ddl = quarry_sdk::sql::create_table(&ident(&table.name), table, types::column_type)?;
+        self.db.execute(&ddl).map_err(db)
     }
 
     /// The table's columns, in order.
@@ -202,28 +183,17 @@ impl Destination for DuckDb {
             ))
             .map_err(db)?;
         self.direct.remove(&table.name);
-        let Some(existing) = self.existing_table(table)? else {
-            return self.create(table);
-        };
-        let found = changes(&existing, table);
-        if found.iter().any(Change::is_breaking) {
-            if !force {
-                let list: Vec<String> = found
-                    .iter()
-                    .filter(|c| c.is_breaking())
-                    .map(|c| c.to_string())
-                    .collect();
-                return Err(Error::internal(format!(
-                    "table `{}` needs changes that lose data ({}); they need migrate_mode: forced",
-                    table.name,
-                    list.join("; ")
-                )));
+        let existing = self.existing_table(table)?;
+        let found = match migrate::plan(existing.as_ref(), table, force)? {
+            Plan::Create => return self.create(table),
+            Plan::Recreate => {
+                self.db
+                    .execute(&format!("DROP TABLE {}", ident(&table.name)))
+                    .map_err(db)?;
+                return self.create(table);
             }
-            self.db
-                .execute(&format!("DROP TABLE {}", ident(&table.name)))
-                .map_err(db)?;
-            return self.create(table);
-        }
+            Plan::Alter(found) => found,
+        };
         let name = ident(&table.name);
         for change in &found {
             let statement = match change {

@@ -5,10 +5,10 @@
 //! has nothing left to do.
 
 use bytes::BytesMut;
-use quarry_sdk::migrate::{Change, changes};
+use quarry_sdk::migrate::{self, Change, Plan};
 use quarry_sdk::{
-    Column, DataType, DeleteRequest, Destination, Error, Extension, Info, Plugin, RecordBatch,
-    Result, Table,
+    Column, DataType, DeleteRequest, Destination, Extension, Info, Plugin, RecordBatch, Result,
+    Table,
 };
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -91,27 +91,12 @@ impl PostgreSql {
     }
 
     fn create(&mut self, table: &Table) -> Result<()> {
-        let mut parts = Vec::new();
-        for c in &table.columns {
-            let not_null = if c.nullable { "" } else { " not null" };
-            parts.push(format!(
-                "{} {}{not_null}",
-                ident(&c.name),
-                types::column_type(c)?
-            ));
-        }
-        let keys = table.primary_keys();
-        if !keys.is_empty() {
-            let keys: Vec<String> = keys.iter().map(|k| ident(k)).collect();
-            parts.push(format!("primary key ({})", keys.join(", ")));
-        }
-        self.conn
-            .query(&format!(
-                "create table if not exists {} ({})",
-                self.table_name(&table.name),
-                parts.join(", ")
-            ))
-            .map(drop)
+        let ddl = quarry_sdk::sql::create_table(
+            &self.table_name(&table.name),
+            table,
+            types::column_type,
+        )?;
+        self.conn.query(&ddl).map(drop)
     }
 
     fn stage_name(table: &str) -> String {
@@ -203,27 +188,16 @@ impl Destination for PostgreSql {
             "drop table if exists pg_temp.{}",
             Self::stage_name(&table.name)
         ))?;
-        let Some(existing) = self.existing_table(table)? else {
-            return self.create(table);
-        };
-        let found = changes(&existing, table);
-        if found.iter().any(Change::is_breaking) {
-            if !force {
-                let list: Vec<String> = found
-                    .iter()
-                    .filter(|c| c.is_breaking())
-                    .map(|c| c.to_string())
-                    .collect();
-                return Err(Error::internal(format!(
-                    "table `{}` needs changes that lose data ({}); they need migrate_mode: forced",
-                    table.name,
-                    list.join("; ")
-                )));
+        let existing = self.existing_table(table)?;
+        let found = match migrate::plan(existing.as_ref(), table, force)? {
+            Plan::Create => return self.create(table),
+            Plan::Recreate => {
+                self.conn
+                    .query(&format!("drop table {}", self.table_name(&table.name)))?;
+                return self.create(table);
             }
-            self.conn
-                .query(&format!("drop table {}", self.table_name(&table.name)))?;
-            return self.create(table);
-        }
+            Plan::Alter(found) => found,
+        };
         let name = self.table_name(&table.name);
         let mut statements = Vec::new();
         for change in &found {
