@@ -168,16 +168,22 @@ fn a_python_sdk_source_runs_as_a_local_executable() {
         ),
     );
     make_executable(&script);
+    sync_sdk_source(&work, "py", "./python-source", "py_items");
+}
+
+/// Syncs 2,500 rows of an SDK source (`name`, the executable `path`) into Parquet and checks
+/// them.
+fn sync_sdk_source(work: &Workdir, name: &str, path: &str, table: &str) {
     let spec = format!(
-        "kind: source\nspec:\n  name: py\n  registry: local\n  path: ./python-source\n  tables: ['*']\n  destinations: [out]\n  spec: {{ num_rows: 2500 }}\n{}",
+        "kind: source\nspec:\n  name: {name}\n  registry: local\n  path: {path}\n  tables: ['*']\n  destinations: [out]\n  spec: {{ num_rows: 2500 }}\n{}",
         parquet_destination()
     );
-    let spec = work.write("spec.yml", &spec);
-    let run = work.quarry(&["sync", spec.to_str().unwrap()]);
+    work.write("spec.yml", &spec);
+    let run = work.quarry(&["sync", "spec.yml"]);
     assert_eq!(run.code, 0, "{run:?}");
     assert!(
         run.stdout
-            .contains("Synced py → out: 2500 rows (py_items 2500)"),
+            .contains(&format!("Synced {name} → out: 2500 rows ({table} 2500)")),
         "{run:?}"
     );
     check_sdk_rows(&read_parquet(&work.path().join("out")), 2500);
@@ -202,17 +208,5 @@ fn a_javascript_sdk_source_runs_as_a_local_executable() {
         ),
     );
     make_executable(&script);
-    let spec = format!(
-        "kind: source\nspec:\n  name: js\n  registry: local\n  path: ./js-source\n  tables: ['*']\n  destinations: [out]\n  spec: {{ num_rows: 2500 }}\n{}",
-        parquet_destination()
-    );
-    let spec = work.write("spec.yml", &spec);
-    let run = work.quarry(&["sync", spec.to_str().unwrap()]);
-    assert_eq!(run.code, 0, "{run:?}");
-    assert!(
-        run.stdout
-            .contains("Synced js → out: 2500 rows (js_items 2500)"),
-        "{run:?}"
-    );
-    check_sdk_rows(&read_parquet(&work.path().join("out")), 2500);
+    sync_sdk_source(&work, "js", "./js-source", "js_items");
 }
