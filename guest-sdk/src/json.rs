@@ -5,11 +5,13 @@
 
 use std::sync::Arc;
 
-use arrow_array::builder::StringBuilder;
+use arrow_array::builder::{FixedSizeBinaryBuilder, StringBuilder};
 use arrow_array::cast::AsArray;
-use arrow_array::{Array, ArrayRef, FixedSizeBinaryArray, GenericBinaryArray, OffsetSizeTrait};
+use arrow_array::{
+    Array, ArrayRef, FixedSizeBinaryArray, GenericBinaryArray, OffsetSizeTrait, StringArray,
+};
 use arrow_json::writer::{Encoder, EncoderFactory, EncoderOptions, NullableEncoder, make_encoder};
-use arrow_schema::{ArrowError, DataType, FieldRef};
+use arrow_schema::{ArrowError, DataType, Field, FieldRef};
 
 use crate::Extension;
 
@@ -134,6 +136,71 @@ pub fn json_text(field: &FieldRef, array: &dyn Array) -> Result<ArrayRef, ArrowE
         }
     }
     Ok(Arc::new(text.finish()))
+}
+
+/// A column a database returned as text, in `field`'s type: a `uuid` from its hyphenated text,
+/// `json`, `inet` and `mac` as their bytes, nested types from JSON, and every other type as
+/// Arrow's cast parses text (numbers, decimals, booleans, ISO dates, times and timestamps).
+pub fn from_text(field: &Field, texts: &StringArray) -> Result<ArrayRef, ArrowError> {
+    match Extension::of(field) {
+        Some(Extension::Uuid) => return uuids_from_text(field.name(), texts),
+        Some(_) => return arrow_cast::cast(texts, &DataType::Binary),
+        None => {}
+    }
+    match field.data_type() {
+        DataType::List(_)
+        | DataType::LargeList(_)
+        | DataType::FixedSizeList(..)
+        | DataType::Struct(_)
+        | DataType::Map(..) => nested_from_json(field, texts),
+        to => arrow_cast::cast(texts, to),
+    }
+}
+
+fn uuids_from_text(column: &str, texts: &StringArray) -> Result<ArrayRef, ArrowError> {
+    let mut out = FixedSizeBinaryBuilder::with_capacity(texts.len(), 16);
+    for v in texts {
+        let Some(text) = v else {
+            out.append_null();
+            continue;
+        };
+        let hex: Vec<u8> = text.bytes().filter(|b| *b != b'-').collect();
+        let bytes: Option<Vec<u8>> = (hex.len() == 32)
+            .then(|| {
+                hex.chunks(2)
+                    .map(|pair| u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok())
+                    .collect()
+            })
+            .flatten();
+        match bytes {
+            Some(bytes) => out.append_value(bytes)?,
+            None => {
+                return Err(ArrowError::ParseError(format!(
+                    "column `{column}` holds `{text}`, which is not a uuid"
+                )));
+            }
+        }
+    }
+    Ok(Arc::new(out.finish()))
+}
+
+fn nested_from_json(field: &Field, texts: &StringArray) -> Result<ArrayRef, ArrowError> {
+    let inner = Field::new("v", field.data_type().clone(), true);
+    let schema = Arc::new(arrow_schema::Schema::new(vec![inner]));
+    let mut decoder = arrow_json::ReaderBuilder::new(schema)
+        .with_batch_size(texts.len().max(1))
+        .build_decoder()?;
+    let mut lines = String::new();
+    for v in texts {
+        lines.push_str("{\"v\":");
+        lines.push_str(v.unwrap_or("null"));
+        lines.push_str("}\n");
+    }
+    decoder.decode(lines.as_bytes())?;
+    Ok(match decoder.flush()? {
+        Some(batch) => batch.column(0).clone(),
+        None => arrow_array::new_empty_array(field.data_type()),
+    })
 }
 
 #[cfg(test)]

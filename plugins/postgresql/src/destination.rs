@@ -4,6 +4,7 @@
 //! copied straight into the table. Every batch is committed when `insert` returns, so `flush`
 //! has nothing left to do.
 
+use arrow_array::{ArrayRef, BinaryArray, StringArray};
 use bytes::BytesMut;
 use quarry_sdk::migrate::{self, Change, Plan};
 use quarry_sdk::{
@@ -290,5 +291,43 @@ impl Destination for PostgreSql {
                 self.table_name(&request.table)
             ))
             .map(drop)
+    }
+
+    fn read(&mut self, table: &Table) -> Result<Vec<RecordBatch>> {
+        let exprs: Vec<String> = table
+            .columns
+            .iter()
+            .map(|c| types::read_expr(c, &ident(&c.name)))
+            .collect::<Result<_>>()?;
+        let sql = format!(
+            "select {} from {}",
+            exprs.join(", "),
+            self.table_name(&table.name)
+        );
+        let rows = self.conn.query(&sql)?.remove(0).rows;
+        let schema = table.schema();
+        let mut columns: Vec<ArrayRef> = Vec::with_capacity(exprs.len());
+        for (i, field) in schema.fields().iter().enumerate() {
+            let texts: StringArray = rows.iter().map(|r| r[i].as_deref()).collect();
+            let hex = Extension::of(field).is_none()
+                && matches!(
+                    field.data_type(),
+                    DataType::Binary
+                        | DataType::LargeBinary
+                        | DataType::BinaryView
+                        | DataType::FixedSizeBinary(_)
+                );
+            columns.push(if hex {
+                let bytes: Vec<Option<Vec<u8>>> = texts
+                    .iter()
+                    .map(|t| t.map(|t| types::from_hex(field.name(), t)).transpose())
+                    .collect::<Result<_>>()?;
+                let bytes = BinaryArray::from_iter(bytes);
+                arrow_cast::cast(&bytes, field.data_type())?
+            } else {
+                quarry_sdk::json::from_text(field, &texts)?
+            });
+        }
+        Ok(vec![RecordBatch::try_new(schema, columns)?])
     }
 }

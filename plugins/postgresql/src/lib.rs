@@ -324,4 +324,50 @@ mod tests {
             ]
         );
     }
+
+    #[test]
+    fn every_type_of_the_test_source_reads_back_as_it_was_written() {
+        use arrow_schema::{DataType, TimeUnit};
+        use quarry_plugin_test::types;
+        use quarry_sdk::{Destination, Plugin, RecordBatch};
+
+        let schema = format!("quarry_read_{}", std::process::id());
+        let mut db = crate::PostgreSql::new(crate::Spec {
+            connection_string: "postgres://postgres@127.0.0.1:5432/test".into(),
+            schema: schema.clone(),
+        })
+        .expect("PostgreSQL on 127.0.0.1:5432 (database `test`)");
+        let table = types::table();
+        db.migrate_table(&table, false).unwrap();
+        let written = RecordBatch::try_new(table.schema(), types::columns(0, 30).unwrap()).unwrap();
+        db.insert(&table, written.clone()).unwrap();
+        db.flush().unwrap();
+        let read = db.read(&table);
+        let _ = connect().query(&format!("drop schema {schema} cascade"));
+        let read = read.unwrap();
+        for (i, field) in table.schema().fields().iter().enumerate() {
+            let (got, want) = (read[0].column(i), written.column(i));
+            match field.name().as_str() {
+                // jsonb keeps the value, not its spelling (key order, spaces).
+                "json" => {
+                    let values = |a: &arrow_array::ArrayRef| -> Vec<Option<serde_json::Value>> {
+                        arrow_array::cast::AsArray::as_binary::<i32>(a)
+                            .iter()
+                            .map(|v| v.map(|v| serde_json::from_slice(v).unwrap()))
+                            .collect()
+                    };
+                    assert_eq!(values(got), values(want));
+                }
+                // PostgreSQL keeps microseconds.
+                "timestamp_ns" => {
+                    let micros = |a: &arrow_array::ArrayRef| {
+                        let us = DataType::Timestamp(TimeUnit::Microsecond, None);
+                        arrow_cast::cast(a, &us).unwrap()
+                    };
+                    assert_eq!(micros(got).as_ref(), micros(want).as_ref());
+                }
+                name => assert_eq!(got.as_ref(), want.as_ref(), "column {name}"),
+            }
+        }
+    }
 }

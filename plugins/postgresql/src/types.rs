@@ -69,6 +69,45 @@ fn sql_type(data_type: &DataType) -> std::result::Result<String, String> {
     })
 }
 
+/// How `read` selects a column: as text that [`quarry_sdk::json::from_text`] parses into the
+/// column's Arrow type (bytes as hex, which [`from_hex`] decodes). `name` is quoted.
+pub fn read_expr(column: &Column, name: &str) -> Result<String> {
+    if column.extension.is_some() {
+        return Ok(format!("{name}::text"));
+    }
+    Ok(match &column.data_type {
+        DataType::Timestamp(_, Some(_)) => {
+            format!("to_char({name} at time zone 'UTC', 'YYYY-MM-DD HH24:MI:SS.US')")
+        }
+        DataType::Timestamp(_, None) => format!("to_char({name}, 'YYYY-MM-DD HH24:MI:SS.US')"),
+        DataType::Binary
+        | DataType::LargeBinary
+        | DataType::BinaryView
+        | DataType::FixedSizeBinary(_) => format!("encode({name}, 'hex')"),
+        DataType::Duration(_) | DataType::Interval(_) => {
+            return Err(Error::not_supported(format!(
+                "column `{}`: the PostgreSQL destination cannot read {} values back yet",
+                column.name, column.data_type
+            )));
+        }
+        _ if column_type(column)?.ends_with("[]") => format!("array_to_json({name})::text"),
+        _ => format!("{name}::text"),
+    })
+}
+
+/// Bytes from the hex text `encode(..., 'hex')` gives.
+pub fn from_hex(column: &str, hex: &str) -> Result<Vec<u8>> {
+    let digit = |b: u8| (b as char).to_digit(16);
+    hex.as_bytes()
+        .chunks(2)
+        .map(|pair| match pair {
+            [hi, lo] => Some((digit(*hi)? * 16 + digit(*lo)?) as u8),
+            _ => None,
+        })
+        .collect::<Option<Vec<u8>>>()
+        .ok_or_else(|| Error::internal(format!("column `{column}`: `{hex}` is not hex")))
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;

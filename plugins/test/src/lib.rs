@@ -4,7 +4,7 @@
 
 mod family;
 mod rows;
-mod types;
+pub mod types;
 
 use quarry_sdk::{
     Destination, Info, Plugin, RecordBatch, Relation, Result, Source, SyncContext, Table,
