@@ -12,3 +12,6 @@ rustup target add wasm32-wasip2 >/dev/null
 # The `duckdb` plugin links the prebuilt libduckdb.so (scripts/duckdb fetches it once).
 DUCKDB_LIB_DIR="$(scripts/duckdb)"
 export DUCKDB_LIB_DIR
+# The `sqlite` component compiles SQLite's C sources with clang for wasm32-wasip2.
+WASI_SYSROOT="$(scripts/wasi-c)"
+export WASI_SYSROOT CC_wasm32_wasip2=clang-19 AR_wasm32_wasip2=llvm-ar-19

@@ -97,7 +97,7 @@ pub enum ResolveError {
 }
 
 /// The first-party plugins: `quarry/<name>` is built from the crate `quarry-plugin-<name>`.
-pub const FIRST_PARTY: &[&str] = &["duckdb", "file", "postgresql", "test"];
+pub const FIRST_PARTY: &[&str] = &["duckdb", "file", "postgresql", "sqlite", "test"];
 
 /// The first-party plugins that are native executables (served over gRPC), not components:
 /// they need a native library that cannot run in the sandbox.

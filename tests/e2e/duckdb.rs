@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::support::{QUARRY, Run, Workdir, store_plugin};
+use crate::support::{FIRST, ITEMS as COLUMNS, QUARRY, Run, SECOND, Workdir, store_source};
 
 /// The plugin's executable, built beside `quarry` (`cargo build -p quarry-plugin-duckdb`).
 fn plugin() -> PathBuf {
@@ -36,15 +36,11 @@ fn query(db: &Path, sql: &str) -> String {
 }
 
 fn store_spec(columns: &str, rows: &str, destination: &str) -> String {
-    let store = store_plugin().display().to_string();
     format!(
-        "kind: source\nspec:\n  name: src\n  registry: local\n  path: {store}\n  tables: ['*']\n  destinations: [duck]\n  spec:\n    tables:\n      - name: items\n        columns: {columns}\n        rows: {rows}\n---\nkind: destination\nspec:\n  name: duck\n  path: quarry/duckdb\n  {destination}\n  spec: {{ connection_string: sync.db }}\n"
+        "{}---\nkind: destination\nspec:\n  name: duck\n  path: quarry/duckdb\n  {destination}\n  spec: {{ connection_string: sync.db }}\n",
+        store_source(columns, rows, "duck")
     )
 }
-
-const COLUMNS: &str = "[{ name: id, type: int64, primary_key: true }, { name: name, type: utf8 }]";
-const FIRST: &str = "[[1, a], [2, b], [3, c]]";
-const SECOND: &str = "[[2, B], [3, C], [4, d]]";
 
 fn sync(w: &Workdir, spec: &str) -> Run {
     w.write("spec.yml", spec);

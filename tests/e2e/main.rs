@@ -8,5 +8,6 @@ mod postgresql;
 mod sandbox;
 mod semantics;
 mod spec_errors;
+mod sqlite;
 mod support;
 mod sync;

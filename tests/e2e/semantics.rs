@@ -11,20 +11,17 @@ use arrow_array::{Array, RecordBatch};
 use arrow_ipc::reader::FileReader;
 use arrow_schema::DataType;
 
-use crate::support::{Run, Workdir, store_plugin};
+use crate::support::{FIRST, ITEMS as COLUMNS, Run, SECOND, Workdir, store_plugin, store_source};
 
 /// A spec: the store fixture as a source of `items` (columns and rows given as YAML flow
 /// text), into the store fixture as a destination with `destination` settings.
 fn store_spec(columns: &str, rows: &str, destination: &str) -> String {
     let plugin = store_plugin().display().to_string();
     format!(
-        "kind: source\nspec:\n  name: src\n  registry: local\n  path: {plugin}\n  tables: ['*']\n  destinations: [db]\n  spec:\n    tables:\n      - name: items\n        columns: {columns}\n        rows: {rows}\n---\nkind: destination\nspec:\n  name: db\n  registry: local\n  path: {plugin}\n  {destination}\n  spec: {{ dir: db }}\n  permissions: {{ files: {{ ./db: write }} }}\n"
+        "{}---\nkind: destination\nspec:\n  name: db\n  registry: local\n  path: {plugin}\n  {destination}\n  spec: {{ dir: db }}\n  permissions: {{ files: {{ ./db: write }} }}\n",
+        store_source(columns, rows, "db")
     )
 }
-
-const COLUMNS: &str = "[{ name: id, type: int64, primary_key: true }, { name: name, type: utf8 }]";
-const FIRST: &str = "[[1, a], [2, b], [3, c]]";
-const SECOND: &str = "[[2, B], [3, C], [4, d]]";
 
 fn read_table(dir: &Path, table: &str) -> RecordBatch {
     let path = dir.join(format!("{table}.arrow"));

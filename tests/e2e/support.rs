@@ -40,7 +40,13 @@ static WARM: Once = Once::new();
 fn warm() {
     WARM.call_once(|| {
         let fixtures = [hostile_plugin(), store_plugin()].map(|p| p.display().to_string());
-        for plugin in ["quarry/test", "quarry/file", &fixtures[0], &fixtures[1]] {
+        for plugin in [
+            "quarry/test",
+            "quarry/file",
+            "quarry/sqlite",
+            &fixtures[0],
+            &fixtures[1],
+        ] {
             let out = Command::new(QUARRY)
                 .env("QUARRY_CACHE_DIR", shared_cache())
                 .args(["plugin", "inspect", plugin])
@@ -143,3 +149,18 @@ pub fn files(dir: &Path, suffix: &str) -> Vec<PathBuf> {
     found.sort();
     found
 }
+
+/// A source document for the `store` fixture: one table, `items`, with these columns and rows
+/// (YAML flow text), sent to destination `destination`.
+pub fn store_source(columns: &str, rows: &str, destination: &str) -> String {
+    let plugin = store_plugin().display().to_string();
+    format!(
+        "kind: source\nspec:\n  name: src\n  registry: local\n  path: {plugin}\n  tables: ['*']\n  destinations: [{destination}]\n  spec:\n    tables:\n      - name: items\n        columns: {columns}\n        rows: {rows}\n"
+    )
+}
+
+/// `items` keyed on `id`, and two syncs' rows: the second changes 2 and 3, adds 4 and lacks 1.
+pub const ITEMS: &str =
+    "[{ name: id, type: int64, primary_key: true }, { name: name, type: utf8 }]";
+pub const FIRST: &str = "[[1, a], [2, b], [3, c]]";
+pub const SECOND: &str = "[[2, B], [3, C], [4, d]]";

@@ -1,6 +1,6 @@
 //! `quarry bench`: syncs N rows of the `test` source's `test_rows` into the `file` destination
-//! (Parquet), into the `test` destination (which decodes and discards), into DuckDB and into the
-//! local PostgreSQL (append, and overwrite of rows that exist), each as a child
+//! (Parquet), into the `test` destination (which decodes and discards), into DuckDB, SQLite and
+//! the local PostgreSQL (append, and overwrite of rows that exist), each as a child
 //! `quarry sync` process, and reports the median rows/s, MB/s of Arrow IPC out of the source, and
 //! the peak RSS of the whole process. Each scenario runs once to warm the compile cache first.
 //! One scenario runs the same `test` source through `quarry serve` over gRPC (a Unix socket), to
@@ -69,6 +69,17 @@ const SCENARIOS: &[Scenario] = &[
         name: "test -> duckdb (overwrite)",
         source: IN_PROCESS,
         destination: "  path: quarry/duckdb\n  write_mode: overwrite\n  spec: { connection_string: overwrite.db }\n",
+    },
+    // SQLite, compiled into a sandboxed component, in a granted directory the runs share.
+    Scenario {
+        name: "test -> sqlite (append)",
+        source: IN_PROCESS,
+        destination: "  path: quarry/sqlite\n  write_mode: append\n  spec: { connection_string: ./lite/append.db }\n  permissions:\n    files: { ./lite: write }\n",
+    },
+    Scenario {
+        name: "test -> sqlite (overwrite)",
+        source: IN_PROCESS,
+        destination: "  path: quarry/sqlite\n  write_mode: overwrite\n  spec: { connection_string: ./lite/overwrite.db }\n  permissions:\n    files: { ./lite: write }\n",
     },
     // The local PostgreSQL (127.0.0.1:5432, database `test`); each scenario in its own schema,
     // which keeps the previous runs' rows: append grows, overwrite updates every row in place.

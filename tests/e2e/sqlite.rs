@@ -1,0 +1,225 @@
+//! The SQLite destination, a sandboxed component with SQLite compiled in: every write mode over
+//! two syncs, safe and forced migration, every type of the `test` source, a million rows, and
+//! the grant it needs. The database is read back with SQLite itself (rusqlite).
+
+use std::path::Path;
+
+use rusqlite::types::ValueRef;
+
+use crate::support::{FIRST, ITEMS, Run, SECOND, Workdir, store_source};
+
+/// A query's rows, tab-separated; blobs as hex, nulls as `NULL`.
+fn query(db: &Path, sql: &str) -> String {
+    let conn =
+        rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .unwrap_or_else(|e| panic!("open {}: {e}", db.display()));
+    let mut statement = conn.prepare(sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
+    let n = statement.column_count();
+    let mut rows = statement.query([]).expect("query");
+    let mut lines = Vec::new();
+    while let Some(row) = rows.next().expect("row") {
+        let values: Vec<String> = (0..n)
+            .map(|i| match row.get_ref(i).expect("value") {
+                ValueRef::Null => "NULL".into(),
+                ValueRef::Integer(v) => v.to_string(),
+                ValueRef::Real(v) => v.to_string(),
+                ValueRef::Text(t) => String::from_utf8_lossy(t).into_owned(),
+                ValueRef::Blob(b) => b.iter().map(|x| format!("{x:02x}")).collect(),
+            })
+            .collect();
+        lines.push(values.join("\t"));
+    }
+    lines.join("\n")
+}
+
+/// The destination document: `data/sync.db`, its directory granted.
+fn destination(settings: &str) -> String {
+    format!(
+        "---\nkind: destination\nspec:\n  name: lite\n  path: quarry/sqlite\n  {settings}\n  spec: {{ connection_string: ./data/sync.db }}\n  permissions: {{ files: {{ ./data: write }} }}\n"
+    )
+}
+
+fn sync(w: &Workdir, spec: &str) -> Run {
+    w.write("spec.yml", spec);
+    w.quarry(&["sync", "spec.yml"])
+}
+
+fn items(columns: &str, rows: &str, settings: &str) -> String {
+    store_source(columns, rows, "lite") + &destination(settings)
+}
+
+fn two_syncs(write_mode: &str) -> String {
+    let w = Workdir::new();
+    for rows in [FIRST, SECOND] {
+        let run = sync(
+            &w,
+            &items(ITEMS, rows, &format!("write_mode: {write_mode}")),
+        );
+        assert_eq!(run.code, 0, "{run:?}");
+    }
+    query(
+        &w.path().join("data/sync.db"),
+        "SELECT id, name FROM items ORDER BY id, name",
+    )
+}
+
+#[test]
+fn every_write_mode_over_two_syncs() {
+    assert_eq!(two_syncs("append"), "1\ta\n2\tB\n2\tb\n3\tC\n3\tc\n4\td");
+    assert_eq!(two_syncs("overwrite"), "1\ta\n2\tB\n3\tC\n4\td");
+    assert_eq!(two_syncs("overwrite-delete-stale"), "2\tB\n3\tC\n4\td");
+}
+
+#[test]
+fn safe_migration_adds_columns_and_a_breaking_change_needs_forced() {
+    let w = Workdir::new();
+    let db = w.path().join("data/sync.db");
+    let run = sync(&w, &items(ITEMS, FIRST, "write_mode: overwrite"));
+    assert_eq!(run.code, 0, "{run:?}");
+    let added = "[{ name: id, type: int64, primary_key: true }, { name: name, type: utf8 }, { name: note, type: utf8 }]";
+    let run = sync(&w, &items(added, "[[4, d, new]]", "write_mode: overwrite"));
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(
+        query(&db, "SELECT id, name, note FROM items ORDER BY id"),
+        "1\ta\tNULL\n2\tb\tNULL\n3\tc\tNULL\n4\td\tnew"
+    );
+
+    // A not-null column that becomes nullable: SQLite cannot alter a column, so the table is
+    // rebuilt, rows and key kept.
+    let strict = "[{ name: id, type: int64, primary_key: true }, { name: name, type: utf8, not_null: true }, { name: note, type: utf8 }]";
+    let w2 = Workdir::new();
+    let run = sync(
+        &w2,
+        &items(strict, "[[1, a, x], [2, b, y]]", "write_mode: overwrite"),
+    );
+    assert_eq!(run.code, 0, "{run:?}");
+    let run = sync(
+        &w2,
+        &items(added, "[[3, null, z]]", "write_mode: overwrite"),
+    );
+    assert_eq!(run.code, 0, "{run:?}");
+    let db2 = w2.path().join("data/sync.db");
+    assert_eq!(
+        query(&db2, "SELECT id, name, note FROM items ORDER BY id"),
+        "1\ta\tx\n2\tb\ty\n3\tNULL\tz"
+    );
+    assert_eq!(
+        query(
+            &db2,
+            "SELECT name, \"notnull\", pk FROM pragma_table_info('items') WHERE name IN ('id', 'name')"
+        ),
+        "id\t1\t1\nname\t0\t0"
+    );
+
+    // A type change is refused before the sync starts, and the table is left as it was.
+    let breaking = "[{ name: id, type: int64, primary_key: true }, { name: name, type: int64 }, { name: note, type: utf8 }]";
+    let run = sync(
+        &w,
+        &items(breaking, "[[5, 55, x]]", "write_mode: overwrite"),
+    );
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(
+        run.stderr
+            .contains("column `name` changes type from Utf8 to Int64")
+            && run.stderr.contains("migrate_mode: forced"),
+        "{run:?}"
+    );
+    assert_eq!(query(&db, "SELECT count(*) FROM items"), "4");
+
+    let run = sync(
+        &w,
+        &items(
+            breaking,
+            "[[5, 55, x]]",
+            "write_mode: overwrite\n  migrate_mode: forced",
+        ),
+    );
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(query(&db, "SELECT id, name, note FROM items"), "5\t55\tx");
+    assert_eq!(
+        query(
+            &db,
+            "SELECT type FROM pragma_table_info('items') WHERE name = 'name'"
+        ),
+        "BIGINT"
+    );
+}
+
+#[test]
+fn every_type_of_the_test_source_arrives_exactly() {
+    let w = Workdir::new();
+    let spec = "kind: source\nspec:\n  name: test\n  path: quarry/test\n  tables: [test_all_types]\n  destinations: [lite]\n  spec: { num_rows: 20 }\n"
+        .to_string()
+        + &destination("write_mode: append");
+    let run = sync(&w, &spec);
+    assert_eq!(run.code, 0, "{run:?}");
+    let db = w.path().join("data/sync.db");
+    let types = query(
+        &db,
+        "SELECT name || ' ' || type || CASE WHEN \"notnull\" THEN ' NOT NULL' ELSE '' END FROM pragma_table_info('test_all_types') ORDER BY cid",
+    );
+    golden(&types, "all_types.txt");
+    // Row 1 and the nulls' row 6: every value with its storage class, exactly as stored.
+    let columns = query(
+        &db,
+        "SELECT group_concat(format('''%s: '' || typeof(\"%s\") || '' '' || quote(\"%s\")', name, name, name), ', ') FROM pragma_table_info('test_all_types') WHERE name NOT IN ('_cq_sync_time', '_cq_id')",
+    );
+    let rows = query(
+        &db,
+        &format!("SELECT {columns} FROM test_all_types WHERE id IN (1, 6) ORDER BY id"),
+    );
+    golden(&rows.replace('\t', "\n"), "all_types_rows.txt");
+    assert_eq!(query(&db, "SELECT count(*) FROM test_all_types"), "20");
+}
+
+/// Compares with a golden file under tests/ui/sqlite (`QUARRY_BLESS=1` rewrites it).
+fn golden(actual: &str, name: &str) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/ui/sqlite")
+        .join(name);
+    if std::env::var_os("QUARRY_BLESS").is_some() {
+        std::fs::create_dir_all(path.parent().expect("dir")).expect("mkdir");
+        std::fs::write(&path, format!("{actual}\n")).expect("bless");
+        return;
+    }
+    let expected = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e} (QUARRY_BLESS=1 writes it)", path.display()));
+    assert_eq!(actual, expected.trim_end(), "{} differs", path.display());
+}
+
+#[test]
+fn a_million_rows_of_test_rows() {
+    let w = Workdir::new();
+    let spec = "kind: source\nspec:\n  name: test\n  path: quarry/test\n  tables: [test_rows]\n  destinations: [lite]\n  spec: { num_rows: 1000000, batch_size: 10000 }\n"
+        .to_string()
+        + &destination("write_mode: overwrite-delete-stale");
+    let run = sync(&w, &spec);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(
+        query(
+            &w.path().join("data/sync.db"),
+            "SELECT count(*), sum(id), count(DISTINCT id) FROM test_rows"
+        ),
+        "1000000\t499999500000\t1000000"
+    );
+}
+
+#[test]
+fn the_database_directory_must_be_granted() {
+    let w = Workdir::new();
+    std::fs::create_dir_all(w.path().join("data")).expect("mkdir");
+    let spec = store_source(ITEMS, FIRST, "lite")
+        + "---\nkind: destination\nspec:\n  name: lite\n  path: quarry/sqlite\n  spec: { connection_string: ./data/sync.db }\n";
+    w.write("spec.yml", &spec);
+    let run = w.quarry(&["sync", "spec.yml"]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(
+        run.stderr
+            .contains("cannot open the SQLite database `./data/sync.db`")
+            && run
+                .stderr
+                .contains("permissions: { files: { \"./data\": write } }"),
+        "{run:?}"
+    );
+    assert!(!w.path().join("data/sync.db").exists());
+}
