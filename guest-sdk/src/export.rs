@@ -169,8 +169,16 @@ impl crate::sync::Sink for HostSink {
             Message::DeleteRecord(request) => {
                 wit::SyncMessage::DeleteRecord(delete_request_to_wit(&request)?)
             }
+            Message::State { key, value } => {
+                return crate::bindings::quarry::plugin::state::set(&key, &value)
+                    .map_err(Error::from);
+            }
         };
         crate::bindings::quarry::plugin::sink::emit(&message).map_err(Error::from)
+    }
+
+    fn state_get(&mut self, key: &str) -> Result<Option<String>> {
+        crate::bindings::quarry::plugin::state::get(key).map_err(Error::from)
     }
 }
 

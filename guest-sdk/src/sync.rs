@@ -20,6 +20,13 @@ pub enum Message {
     Insert(RecordBatch),
     /// Rows to delete from a table.
     DeleteRecord(DeleteRequest),
+    /// An incremental cursor the source set (see [`SyncContext::state_set`]).
+    State {
+        /// The cursor's name.
+        key: String,
+        /// Its value.
+        value: String,
+    },
 }
 
 /// Delete the rows of `table` that match every group of `where_clause` (CloudQuery's
@@ -90,12 +97,22 @@ impl DeleteRequest {
 /// Where a source's messages go: the host's pipeline in a component, a vector in unit tests.
 pub(crate) trait Sink {
     fn emit(&mut self, message: Message) -> Result<()>;
+    fn state_get(&mut self, key: &str) -> Result<Option<String>>;
 }
 
+/// In unit tests the cursors are the `State` messages already in the vector: put one in before
+/// [`run_sync`] to start from a cursor.
 impl Sink for Vec<Message> {
     fn emit(&mut self, message: Message) -> Result<()> {
         self.push(message);
         Ok(())
+    }
+
+    fn state_get(&mut self, key: &str) -> Result<Option<String>> {
+        Ok(self.iter().rev().find_map(|m| match m {
+            Message::State { key: k, value } if k == key => Some(value.clone()),
+            _ => None,
+        }))
     }
 }
 
@@ -249,6 +266,22 @@ impl SyncContext<'_> {
     pub fn insert_batch(&mut self, batch: RecordBatch) -> Result<()> {
         let name = crate::table::table_name(batch.schema_ref()).to_string();
         self.insert_rows(&name, None, batch.columns().to_vec())
+    }
+
+    /// The incremental cursor `key` as the host's state backend holds it: what an earlier sync
+    /// set (or this one), `None` the first time.
+    pub fn state_get(&mut self, key: &str) -> Result<Option<String>> {
+        self.sink.state_get(key)
+    }
+
+    /// Sets the incremental cursor `key`. It must describe only rows already inserted: the host
+    /// saves it once every destination has made those rows durable, so the next sync that
+    /// starts from it misses none.
+    pub fn state_set(&mut self, key: &str, value: &str) -> Result<()> {
+        self.sink.emit(Message::State {
+            key: key.to_string(),
+            value: value.to_string(),
+        })
     }
 
     /// Asks the destinations to delete rows.

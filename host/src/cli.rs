@@ -3,6 +3,7 @@
 mod bench;
 mod plugin;
 mod serve;
+mod state;
 mod sync;
 
 use std::path::PathBuf;
@@ -39,6 +40,9 @@ pub enum Command {
     Bench(bench::BenchArgs),
     /// Serve a plugin (wasm included, in its sandbox) over gRPC as a CloudQuery v3 plugin.
     Serve(serve::ServeCommand),
+    /// Show or reset a source's incremental-sync cursors in its state backend.
+    #[command(subcommand)]
+    State(state::StateCommand),
 }
 
 /// How a command ended; the process exit code.
@@ -108,6 +112,7 @@ pub async fn run(cli: Cli) -> Exit {
         Command::Plugin(command) => plugin::run(command).await,
         Command::Bench(args) => bench::run(args).await,
         Command::Serve(args) => serve::run(args).await,
+        Command::State(command) => state::run(command).await,
     }
 }
 

@@ -5,6 +5,7 @@
 pub mod grpc;
 pub mod wasm;
 
+use std::collections::HashMap;
 use std::fmt;
 
 use arrow_array::RecordBatch;
@@ -149,6 +150,11 @@ pub enum SourceMessage {
         table: String,
         message: String,
     },
+    /// The source set an incremental cursor: it describes every row sent before this message.
+    State {
+        key: String,
+        value: String,
+    },
 }
 
 /// What every plugin does, whatever its kind and transport.
@@ -179,11 +185,14 @@ pub trait Source: Plugin {
     async fn tables(&mut self, selection: &TableSelection) -> Result<Vec<SchemaRef>, PluginError>;
 
     /// Runs the sync, sending every message to `out` (a bounded channel: a full channel holds
-    /// the source back). Returns when the source has sent everything.
+    /// the source back). Returns when the source has sent everything. `cursors` are the
+    /// incremental cursors the state backend holds (empty without one); the source reads them
+    /// with `state.get` and its `state.set` calls arrive in `out` as [`SourceMessage::State`].
     async fn sync(
         &mut self,
         selection: &TableSelection,
         deterministic_cq_id: bool,
+        cursors: HashMap<String, String>,
         out: mpsc::Sender<SourceMessage>,
     ) -> Result<(), PluginError>;
 }

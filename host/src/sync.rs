@@ -9,10 +9,11 @@
 pub mod batcher;
 mod columns;
 pub mod migrate;
+pub mod state;
 pub mod summary;
 
 use std::collections::{BTreeMap, HashMap};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use std::sync::Arc;
 
@@ -49,6 +50,18 @@ pub struct SourceRun<'a> {
     pub plugin: &'a mut dyn Source,
     pub selection: TableSelection,
     pub deterministic_cq_id: bool,
+    /// Where the source's cursors are kept, if anywhere.
+    pub state: Option<StateBackend>,
+}
+
+/// A source's state backend: a table in one of its destinations, and the cursors read from it.
+pub struct StateBackend {
+    /// The destination's name; it must be one of the run's destinations.
+    pub destination: String,
+    pub table: String,
+    pub cursors: HashMap<String, String>,
+    /// How often, at most, cursors are saved while the source runs (always at its end).
+    pub interval: Duration,
 }
 
 #[derive(Clone)]
@@ -56,6 +69,12 @@ enum WriteMessage {
     Migrate(SchemaRef),
     Insert(RecordBatch),
     Delete(DeleteRequest),
+    /// Write and flush everything received so far, then acknowledge; the backend destination
+    /// also saves the cursors once every destination has acknowledged.
+    Checkpoint {
+        checkpoint: Arc<state::Checkpoint>,
+        save: Option<state::Save>,
+    },
 }
 
 /// The schema a destination is migrated to for a source table: the internal columns, then the
@@ -86,6 +105,17 @@ pub async fn run(
     let mut summary = SourceSummary::new(source.name);
     let mut columns = columns::InternalColumns::new(source.name, sync_time_us);
 
+    let backend = source.state.as_ref().and_then(|b| {
+        destinations
+            .iter()
+            .position(|d| d.name == b.destination)
+            .map(|i| (i, b.table.clone(), b.interval))
+    });
+    let cursors = source
+        .state
+        .as_ref()
+        .map(|b| b.cursors.clone())
+        .unwrap_or_default();
     let mut queues = Vec::new();
     let mut writers = Vec::new();
     for slot in destinations {
@@ -97,16 +127,24 @@ pub async fn run(
     let (tx, mut rx) = mpsc::channel::<SourceMessage>(QUEUE);
     let sync = source
         .plugin
-        .sync(&source.selection, source.deterministic_cq_id, tx);
+        .sync(&source.selection, source.deterministic_cq_id, cursors, tx);
     let forward = async {
         let mut tables: BTreeMap<String, TableSummary> = BTreeMap::new();
+        let mut incremental = Vec::new();
         let mut engine_error = None;
         let mut table_errors = Vec::new();
+        // The cursors the source has set; `unsaved` when they changed since the last checkpoint.
+        let mut cursors: BTreeMap<String, String> = BTreeMap::new();
+        let mut unsaved = false;
+        let mut last_checkpoint = Instant::now();
         while let Some(message) = rx.recv().await {
             let outgoing = match message {
                 SourceMessage::MigrateTable(schema) => {
                     let table = table_name(&schema);
                     tables.entry(table.clone()).or_default().seen();
+                    if is_incremental(&schema) && !incremental.contains(&table) {
+                        incremental.push(table.clone());
+                    }
                     WriteMessage::Migrate(columns.migrate(&table, &schema))
                 }
                 SourceMessage::Insert { batch, ipc_bytes } => {
@@ -138,6 +176,18 @@ pub async fn run(
                     );
                     continue;
                 }
+                SourceMessage::State { key, value } => {
+                    cursors.insert(key, value);
+                    unsaved = true;
+                    if let Some((at, table, interval)) = &backend
+                        && last_checkpoint.elapsed() >= *interval
+                    {
+                        checkpoint(&mut queues, *at, table, &cursors).await;
+                        unsaved = false;
+                        last_checkpoint = Instant::now();
+                    }
+                    continue;
+                }
             };
             let mut open = 0;
             for queue in queues.iter_mut() {
@@ -156,10 +206,18 @@ pub async fn run(
         }
         // Dropping the receiver cancels the source if it is still sending.
         drop(rx);
+        // The last cursors describe every row sent: saved once all of them are flushed.
+        if let Some((at, table, _)) = &backend
+            && unsaved
+            && engine_error.is_none()
+        {
+            checkpoint(&mut queues, *at, table, &cursors).await;
+        }
         queues.clear();
-        (tables, engine_error, table_errors)
+        (tables, engine_error, table_errors, incremental)
     };
-    let (sync_result, (tables, engine_error, table_errors)) = tokio::join!(sync, forward);
+    let (sync_result, (tables, engine_error, table_errors, incremental)) =
+        tokio::join!(sync, forward);
     summary.tables = tables;
 
     let mut slots = Vec::new();
@@ -195,7 +253,14 @@ pub async fn run(
     summary.plugin_errors.extend(table_errors);
 
     if summary.ok() {
-        delete_stale(&mut slots, &mut summary, source.name, sync_time_us).await;
+        delete_stale(
+            &mut slots,
+            &mut summary,
+            source.name,
+            sync_time_us,
+            &incremental,
+        )
+        .await;
     }
     summary.count_table_errors();
     summary.duration = started.elapsed();
@@ -210,7 +275,13 @@ async fn write(
     mut rx: mpsc::Receiver<WriteMessage>,
 ) -> (DestinationSlot, Result<(), PluginError>) {
     let result = drive(&mut slot, &mut rx).await;
-    drop(rx);
+    // Checkpoints this destination will not reach fail: their cursors are not saved.
+    rx.close();
+    while let Some(message) = rx.recv().await {
+        if let WriteMessage::Checkpoint { checkpoint, .. } = message {
+            checkpoint.ack(false);
+        }
+    }
     let flushed = slot.plugin.flush().await;
     (slot, result.and(flushed))
 }
@@ -278,6 +349,32 @@ async fn drive(
                     .await
                     .map_err(|e| e.for_table(&request.table))?;
             }
+            Some(WriteMessage::Checkpoint { checkpoint, save }) => {
+                let mut flushed = Ok(());
+                let pending = batcher.take_all().map_err(|e| engine_error(&slot.name, e));
+                match pending {
+                    Ok(batches) => {
+                        for batch in batches {
+                            flushed = write_batch(slot, &batch).await;
+                            if flushed.is_err() {
+                                break;
+                            }
+                        }
+                    }
+                    Err(e) => flushed = Err(e),
+                }
+                if flushed.is_ok() {
+                    flushed = slot.plugin.flush().await;
+                }
+                checkpoint.ack(flushed.is_ok());
+                flushed?;
+                if let Some(save) = save
+                    && checkpoint.all_flushed().await
+                {
+                    state::save(slot.plugin.as_mut(), &save.table, &save.cursors).await?;
+                    tracing::debug!(destination = %slot.name, table = %save.table, cursors = save.cursors.len(), "state saved");
+                }
+            }
             None => break,
         }
     }
@@ -312,13 +409,54 @@ async fn flush_table(
     Ok(())
 }
 
+/// Sends a checkpoint down every open queue; the backend's copy carries the cursors to save.
+async fn checkpoint(
+    queues: &mut [Option<mpsc::Sender<WriteMessage>>],
+    backend: usize,
+    table: &str,
+    cursors: &BTreeMap<String, String>,
+) {
+    let open = queues.iter().filter(|q| q.is_some()).count();
+    let checkpoint = state::Checkpoint::new(open);
+    let save = state::Save {
+        table: table.to_string(),
+        cursors: Arc::new(cursors.clone()),
+    };
+    for (i, queue) in queues.iter_mut().enumerate() {
+        let Some(tx) = queue else { continue };
+        let message = WriteMessage::Checkpoint {
+            checkpoint: checkpoint.clone(),
+            save: (i == backend).then(|| save.clone()),
+        };
+        if tx.send(message).await.is_err() {
+            checkpoint.ack(false);
+            *queue = None;
+        }
+    }
+}
+
+fn is_incremental(schema: &SchemaRef) -> bool {
+    schema
+        .metadata()
+        .get(quarry_sdk::metadata::TABLE_INCREMENTAL)
+        .is_some_and(|v| v == quarry_sdk::metadata::TRUE)
+}
+
+/// Deletes, in each `overwrite-delete-stale` destination, the rows of this source's tables that
+/// this sync did not write. Incremental tables are left alone: a sync sends only their new rows.
 async fn delete_stale(
     slots: &mut [DestinationSlot],
     summary: &mut SourceSummary,
     source: &str,
     sync_time_us: i64,
+    incremental: &[String],
 ) {
-    let tables: Vec<String> = summary.tables.keys().cloned().collect();
+    let tables: Vec<String> = summary
+        .tables
+        .keys()
+        .filter(|t| !incremental.contains(t))
+        .cloned()
+        .collect();
     for slot in slots
         .iter_mut()
         .filter(|s| s.write_mode == WriteMode::OverwriteDeleteStale)

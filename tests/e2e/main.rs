@@ -9,5 +9,6 @@ mod sandbox;
 mod semantics;
 mod spec_errors;
 mod sqlite;
+mod state;
 mod support;
 mod sync;

@@ -7,10 +7,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use crate::support::Workdir;
 
 /// A schema for one test, dropped when the test ends.
-struct Schema(String);
+pub struct Schema(pub String);
 
 impl Schema {
-    fn new() -> Self {
+    pub fn new() -> Self {
         static NEXT: AtomicUsize = AtomicUsize::new(0);
         let name = format!(
             "quarry_e2e_{}_{}",
@@ -32,7 +32,7 @@ impl Drop for Schema {
 }
 
 /// Runs `sql` with psql and returns its unaligned output.
-fn psql(sql: &str) -> String {
+pub fn psql(sql: &str) -> String {
     let out = Command::new("psql")
         .env("PGTZ", "UTC")
         .args([

@@ -9,7 +9,7 @@ use rusqlite::types::ValueRef;
 use crate::support::{FIRST, ITEMS, Run, SECOND, Workdir, store_source};
 
 /// A query's rows, tab-separated; blobs as hex, nulls as `NULL`.
-fn query(db: &Path, sql: &str) -> String {
+pub fn query(db: &Path, sql: &str) -> String {
     let conn =
         rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
             .unwrap_or_else(|e| panic!("open {}: {e}", db.display()));

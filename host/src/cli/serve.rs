@@ -259,6 +259,9 @@ impl Served for WasmServed {
                     SourceMessage::TableError { table, message } => {
                         SyncMessage::Error { table, message }
                     }
+                    // Protocol v3 carries no cursors in the sync stream (a CloudQuery source
+                    // writes them to its backend itself): they last for this sync only.
+                    SourceMessage::State { .. } => continue,
                 };
                 if out.send(message).await.is_err() {
                     break;
@@ -267,7 +270,9 @@ impl Served for WasmServed {
         };
         let selection = table_selection(selection);
         let (synced, ()) = tokio::join!(
-            state.instance.sync(&selection, deterministic_cq_id, tx),
+            state
+                .instance
+                .sync(&selection, deterministic_cq_id, Default::default(), tx),
             forward
         );
         synced.map_err(status)

@@ -5,7 +5,7 @@
 
 mod process;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use arrow_array::RecordBatch;
@@ -298,6 +298,9 @@ impl Source for GrpcPlugin {
         &mut self,
         s: &TableSelection,
         deterministic_cq_id: bool,
+        // A CloudQuery source keeps its cursors through its own backend connection, which
+        // Quarry does not offer yet (see `plan`).
+        _cursors: HashMap<String, String>,
         out: mpsc::Sender<SourceMessage>,
     ) -> Result<(), PluginError> {
         use pb::sync::response::Message as M;

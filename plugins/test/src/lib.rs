@@ -1,6 +1,9 @@
 //! Quarry's `test` plugin. As a source it produces synthetic, deterministic rows (the value of
 //! every cell is a function of its row number, so a test can check any row it reads back); as a
 //! destination it decodes what it is sent and discards it, to measure the rest of the pipeline.
+//!
+//! `test_increments` is incremental: each sync sends the next `num_rows` rows after the cursor
+//! an earlier sync left in the state backend, and moves the cursor after every batch.
 
 mod family;
 mod rows;
@@ -50,6 +53,20 @@ fn default_batch_size() -> u64 {
     10_000
 }
 
+/// The incremental table, and the key of its cursor (the next row number to send).
+const INCREMENTS: &str = "test_increments";
+
+fn cursor(value: Option<String>) -> Result<u64> {
+    match value {
+        None => Ok(0),
+        Some(v) => v.parse().map_err(|_| {
+            quarry_sdk::Error::internal(format!(
+                "the state of `{INCREMENTS}` is `{v}`, not a row number; reset it with `quarry state reset`"
+            ))
+        }),
+    }
+}
+
 /// The plugin instance: its spec, and what a destination has discarded.
 pub struct TestPlugin {
     spec: Spec,
@@ -87,6 +104,7 @@ impl Source for TestPlugin {
             })
             .collect();
         tables.push(types::table());
+        tables.push(rows::table(INCREMENTS).incremental());
         tables.push(family::parents());
         tables.push(family::children());
         tables
@@ -95,7 +113,12 @@ impl Source for TestPlugin {
     fn sync(&mut self, tables: &[Table], out: &mut SyncContext<'_>) -> Result<()> {
         let (rows, batch) = (self.spec.num_rows, self.spec.batch_size.max(1));
         for table in tables {
-            let mut start = 0;
+            let incremental = table.name == INCREMENTS;
+            let first = match incremental {
+                true => cursor(out.state_get(INCREMENTS)?)?,
+                false => 0,
+            };
+            let (mut start, rows) = (first, first + rows);
             while start < rows {
                 let end = (start + batch).min(rows);
                 let columns = match table.name.as_str() {
@@ -104,6 +127,9 @@ impl Source for TestPlugin {
                     _ => rows::columns(start, end)?,
                 };
                 out.insert(table, columns)?;
+                if incremental {
+                    out.state_set(INCREMENTS, &end.to_string())?;
+                }
                 start = end;
             }
         }
@@ -176,5 +202,47 @@ mod tests {
         assert_eq!(per_table("test_all_types"), [10, 10, 5]);
         assert_eq!(per_table("test_parents"), [10, 10, 5]);
         assert_eq!(per_table("test_children"), [20, 20, 10]);
+    }
+
+    #[test]
+    fn the_incremental_table_continues_after_its_cursor() {
+        let spec = Spec {
+            num_rows: 25,
+            num_tables: 1,
+            batch_size: 10,
+            children_per_parent: 0,
+        };
+        let options = SyncOptions {
+            tables: vec![INCREMENTS.into()],
+            ..SyncOptions::default()
+        };
+        let mut plugin = TestPlugin::new(spec).unwrap();
+        let mut messages = vec![Message::State {
+            key: INCREMENTS.into(),
+            value: "100".into(),
+        }];
+        run_sync(&mut plugin, &options, &mut messages).unwrap();
+        let ids: Vec<i64> = messages
+            .iter()
+            .filter_map(|m| match m {
+                Message::Insert(b) => Some(b),
+                _ => None,
+            })
+            .flat_map(|b| {
+                let id = b.column_by_name("id").unwrap();
+                arrow_array::cast::AsArray::as_primitive::<arrow_array::types::Int64Type>(id)
+                    .values()
+                    .to_vec()
+            })
+            .collect();
+        assert_eq!(ids, (100..125).collect::<Vec<i64>>());
+        let cursors: Vec<&str> = messages
+            .iter()
+            .filter_map(|m| match m {
+                Message::State { value, .. } => Some(value.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(cursors, ["100", "110", "120", "125"]);
     }
 }

@@ -135,8 +135,23 @@ impl state::Host for PluginState {
     }
 
     async fn set(&mut self, key: String, value: String) -> Result<(), types::Error> {
-        self.cursors.insert(key, value);
-        Ok(())
+        self.cursors.insert(key.clone(), value.clone());
+        // In the stream, after the rows it describes: the engine persists it once every
+        // destination has flushed them.
+        let Some(out) = &self.sink else {
+            return Err(error(
+                types::ErrorKind::Internal,
+                "state.set is only allowed while the source syncs",
+            ));
+        };
+        out.send(SourceMessage::State { key, value })
+            .await
+            .map_err(|_| {
+                error(
+                    types::ErrorKind::Unavailable,
+                    "the sync was cancelled; stop and return this error",
+                )
+            })
     }
 }
 

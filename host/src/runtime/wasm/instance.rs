@@ -2,6 +2,7 @@
 //! applies the deadline and turns traps, timeouts and memory refusals into errors that name the
 //! plugin and the limit. After a trap or a timeout the store is never entered again.
 
+use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
@@ -253,6 +254,7 @@ impl Source for WasmPlugin {
         &mut self,
         s: &TableSelection,
         deterministic_cq_id: bool,
+        cursors: HashMap<String, String>,
         out: mpsc::Sender<SourceMessage>,
     ) -> Result<(), PluginError> {
         if !self.has_source() {
@@ -260,6 +262,7 @@ impl Source for WasmPlugin {
         }
         let state = self.store.data_mut();
         state.sink = Some(out);
+        state.cursors = cursors;
         state.migrated.clear();
         state.refused = None;
         let options = wit::SyncOptions {
