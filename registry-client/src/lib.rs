@@ -272,7 +272,7 @@ mod tests {
             .unwrap_err();
         assert_eq!(
             err.to_string(),
-            "unknown plugin `quarry/nope`: the first-party plugins are quarry/duckdb, quarry/file, quarry/postgresql, quarry/test"
+            "unknown plugin `quarry/nope`: the first-party plugins are quarry/duckdb, quarry/file, quarry/postgresql, quarry/sqlite, quarry/test"
         );
         let err = resolver
             .resolve(RegistryKind::Quarry, "quarry/file", Path::new("."))
