@@ -42,6 +42,8 @@
 pub mod cq_id;
 mod error;
 mod export;
+#[cfg(feature = "http")]
+pub mod http;
 pub mod ipc;
 #[cfg(feature = "json")]
 pub mod json;

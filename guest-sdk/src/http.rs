@@ -1,0 +1,561 @@
+//! Outbound HTTP for sources, over `wasi:http/outgoing-handler`: the host sends each request
+//! through its pooled client, and only to hosts granted under `permissions.network`.
+//!
+//! [`Client::get_all`] keeps many requests in flight at once from one instance (the component is
+//! single-threaded; the requests wait on the host together, through `wasi:io/poll`), retries a
+//! 429 or 5xx answer and a failed connection with exponential backoff (honouring
+//! `Retry-After`), and returns each URL's result in the order given. A request the sandbox
+//! refuses is not retried: its error names the URL and the grant that would allow it.
+//!
+//! ```ignore
+//! let client = quarry_sdk::http::Client::new();
+//! let max: u64 = client.get(&format!("{base}/v0/maxitem.json"))?.json()?;
+//! for result in client.get_all(&urls, 100) {
+//!     let item: Option<Item> = result?.json()?;
+//! }
+//! ```
+
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+
+use crate::{Error, ErrorKind, Result};
+
+/// An answer: its status and whole body.
+#[derive(Debug, Clone)]
+pub struct Response {
+    /// The URL asked for.
+    pub url: String,
+    /// The HTTP status code.
+    pub status: u16,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    /// The body as JSON. A status other than 2xx is an error that quotes the body.
+    pub fn json<T: DeserializeOwned>(&self) -> Result<T> {
+        self.ok()?;
+        serde_json::from_slice(&self.body).map_err(|e| {
+            Error::internal(format!(
+                "{}: the answer is not the JSON expected: {e}; it starts with `{}`",
+                self.url,
+                String::from_utf8_lossy(&self.body[..self.body.len().min(200)])
+            ))
+        })
+    }
+
+    /// Itself if the status is 2xx; otherwise an error that names the status and quotes the body.
+    pub fn ok(&self) -> Result<&Self> {
+        if (200..300).contains(&self.status) {
+            return Ok(self);
+        }
+        let kind = match self.status {
+            401 | 403 => ErrorKind::Unauthorized,
+            _ => ErrorKind::Unavailable,
+        };
+        Err(Error::new(
+            kind,
+            format!(
+                "{}: HTTP {}: {}",
+                self.url,
+                self.status,
+                String::from_utf8_lossy(&self.body[..self.body.len().min(500)])
+            ),
+        ))
+    }
+}
+
+/// A client: timeouts, retries and headers shared by its requests.
+#[derive(Debug, Clone)]
+pub struct Client {
+    timeout: Duration,
+    retries: u32,
+    backoff: Duration,
+    headers: Vec<(String, String)>,
+}
+
+impl Default for Client {
+    fn default() -> Self {
+        Client::new()
+    }
+}
+
+impl Client {
+    /// 30 s per request (connect, first byte, between bytes), 4 retries from 250 ms.
+    pub fn new() -> Self {
+        Client {
+            timeout: Duration::from_secs(30),
+            retries: 4,
+            backoff: Duration::from_millis(250),
+            headers: vec![(
+                "user-agent".into(),
+                format!("quarry-sdk/{}", env!("CARGO_PKG_VERSION")),
+            )],
+        }
+    }
+
+    /// The time allowed to connect, for the first byte, and between bytes.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// How many times a request is tried again, and the first wait (doubled each time).
+    pub fn retries(mut self, retries: u32, backoff: Duration) -> Self {
+        self.retries = retries;
+        self.backoff = backoff;
+        self
+    }
+
+    /// A header sent with every request.
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers
+            .push((name.to_ascii_lowercase(), value.to_string()));
+        self
+    }
+
+    /// One GET.
+    pub fn get(&self, url: &str) -> Result<Response> {
+        self.get_all(&[url.to_string()], 1)
+            .pop()
+            .unwrap_or_else(|| Err(Error::internal("no response")))
+    }
+
+    /// GETs every URL with up to `concurrency` in flight; the results in the order of `urls`.
+    pub fn get_all(&self, urls: &[String], concurrency: usize) -> Vec<Result<Response>> {
+        imp::get_all(self, urls, concurrency.max(1))
+    }
+
+    /// The wait before retry `attempt` (1-based): the backoff doubled each time, or what the
+    /// server asked for in `Retry-After` (seconds), at most a minute.
+    #[cfg_attr(not(target_os = "wasi"), allow(dead_code))]
+    fn wait(&self, attempt: u32, retry_after: Option<u64>) -> Duration {
+        let doubled = self
+            .backoff
+            .saturating_mul(1 << attempt.saturating_sub(1).min(16));
+        retry_after
+            .map(Duration::from_secs)
+            .unwrap_or(doubled)
+            .min(Duration::from_secs(60))
+    }
+}
+
+/// Whether a status is worth asking again.
+#[cfg_attr(not(target_os = "wasi"), allow(dead_code))]
+fn retryable(status: u16) -> bool {
+    status == 429 || status == 408 || (500..600).contains(&status)
+}
+
+/// `scheme`, `authority` and `path?query` of an `http(s)://` URL.
+fn split_url(url: &str) -> Result<(bool, &str, &str)> {
+    let (https, rest) = if let Some(rest) = url.strip_prefix("https://") {
+        (true, rest)
+    } else if let Some(rest) = url.strip_prefix("http://") {
+        (false, rest)
+    } else {
+        return Err(Error::invalid_spec(format!(
+            "`{url}` is not an http:// or https:// URL"
+        )));
+    };
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    if authority.is_empty() {
+        return Err(Error::invalid_spec(format!("`{url}` has no host")));
+    }
+    Ok((https, authority, path))
+}
+
+#[cfg(target_os = "wasi")]
+mod imp {
+    use std::collections::VecDeque;
+
+    use wasip2::clocks::monotonic_clock;
+    use wasip2::http::outgoing_handler;
+    use wasip2::http::types::{
+        ErrorCode, Fields, FutureIncomingResponse, IncomingBody, IncomingResponse, Method,
+        OutgoingBody, OutgoingRequest, RequestOptions, Scheme,
+    };
+    use wasip2::io::poll::{Pollable, poll};
+    use wasip2::io::streams::{InputStream, StreamError};
+
+    use super::{Client, Response, retryable, split_url};
+    use crate::{Error, ErrorKind, Result};
+
+    /// A body being read. Fields drop in order: the stream before its body, the body before
+    /// its response, as `wasi:http` requires of child resources.
+    struct Reading {
+        stream: InputStream,
+        body: Option<IncomingBody>,
+        _response: IncomingResponse,
+        status: u16,
+        retry_after: Option<u64>,
+        bytes: Vec<u8>,
+    }
+
+    enum Slot {
+        /// Not sent yet, or to be sent again; the attempt number.
+        Queued(u32),
+        Sending(FutureIncomingResponse, u32),
+        Reading(Box<Reading>, u32),
+        /// Waiting before attempt `.1`.
+        Sleeping(Pollable, u32),
+        Done,
+    }
+
+    pub fn get_all(client: &Client, urls: &[String], concurrency: usize) -> Vec<Result<Response>> {
+        let mut results: Vec<Option<Result<Response>>> = urls.iter().map(|_| None).collect();
+        let mut slots: Vec<Slot> = urls.iter().map(|_| Slot::Queued(0)).collect();
+        let mut queue: VecDeque<usize> = (0..urls.len()).collect();
+        let mut active = 0usize;
+        loop {
+            // Start queued requests while there is room.
+            while active < concurrency {
+                let Some(i) = queue.pop_front() else { break };
+                let attempt = match slots[i] {
+                    Slot::Queued(a) => a,
+                    _ => continue,
+                };
+                match send(client, &urls[i]) {
+                    Ok(future) => {
+                        slots[i] = Slot::Sending(future, attempt);
+                        active += 1;
+                    }
+                    Err(e) => {
+                        results[i] = Some(Err(e));
+                        slots[i] = Slot::Done;
+                    }
+                }
+            }
+            if active == 0 {
+                break;
+            }
+            let mut waiting: Vec<(usize, Pollable)> = Vec::new();
+            for (i, slot) in slots.iter().enumerate() {
+                match slot {
+                    Slot::Sending(future, _) => waiting.push((i, future.subscribe())),
+                    Slot::Reading(reading, _) => waiting.push((i, reading.stream.subscribe())),
+                    Slot::Sleeping(..) => {}
+                    _ => {}
+                }
+            }
+            // Sleeping slots wait on their own timer pollables.
+            let sleeping: Vec<usize> = slots
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| matches!(s, Slot::Sleeping(..)))
+                .map(|(i, _)| i)
+                .collect();
+            let mut refs: Vec<&Pollable> = waiting.iter().map(|(_, p)| p).collect();
+            for &i in &sleeping {
+                if let Slot::Sleeping(p, _) = &slots[i] {
+                    refs.push(p);
+                }
+            }
+            let ready = poll(&refs);
+            drop(refs);
+            let ready: Vec<usize> = ready
+                .into_iter()
+                .map(|r| r as usize)
+                .map(|r| {
+                    if r < waiting.len() {
+                        waiting[r].0
+                    } else {
+                        sleeping[r - waiting.len()]
+                    }
+                })
+                .collect();
+            drop(waiting);
+            for i in ready {
+                let slot = std::mem::replace(&mut slots[i], Slot::Done);
+                let (next, outcome) = advance(client, &urls[i], slot);
+                match outcome {
+                    Some(Outcome::Finished(result)) => {
+                        results[i] = Some(result);
+                        active -= 1;
+                    }
+                    Some(Outcome::Retry(attempt, wait)) => {
+                        let nanos = wait.as_nanos().min(u64::MAX as u128) as u64;
+                        slots[i] =
+                            Slot::Sleeping(monotonic_clock::subscribe_duration(nanos), attempt);
+                        continue;
+                    }
+                    Some(Outcome::Resend(attempt)) => {
+                        active -= 1;
+                        slots[i] = Slot::Queued(attempt);
+                        queue.push_front(i);
+                        continue;
+                    }
+                    None => {}
+                }
+                slots[i] = next;
+            }
+        }
+        results
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(Error::internal("request not completed"))))
+            .collect()
+    }
+
+    enum Outcome {
+        Finished(Result<Response>),
+        /// Wait, then send again as this attempt.
+        Retry(u32, std::time::Duration),
+        /// Send again now (after a wait).
+        Resend(u32),
+    }
+
+    fn advance(client: &Client, url: &str, slot: Slot) -> (Slot, Option<Outcome>) {
+        match slot {
+            Slot::Sending(future, attempt) => match future.get() {
+                None => (Slot::Sending(future, attempt), None),
+                Some(Err(())) | Some(Ok(Err(ErrorCode::InternalError(None)))) => (
+                    Slot::Done,
+                    Some(retry_or(client, attempt, None, || {
+                        Error::unavailable(format!("{url}: the request failed in the host"))
+                    })),
+                ),
+                Some(Ok(Err(code))) => {
+                    let error = transport_error(url, &code);
+                    if transient(&code) {
+                        (Slot::Done, Some(retry_or(client, attempt, None, || error)))
+                    } else {
+                        (Slot::Done, Some(Outcome::Finished(Err(error))))
+                    }
+                }
+                Some(Ok(Ok(response))) => match start_reading(response) {
+                    Ok(reading) => {
+                        let slot = Slot::Reading(Box::new(reading), attempt);
+                        // Bytes may be there already.
+                        advance(client, url, slot)
+                    }
+                    Err(e) => (Slot::Done, Some(Outcome::Finished(Err(e)))),
+                },
+            },
+            Slot::Reading(mut reading, attempt) => loop {
+                match reading.stream.read(64 * 1024) {
+                    Ok(bytes) if bytes.is_empty() => {
+                        return (Slot::Reading(reading, attempt), None);
+                    }
+                    Ok(bytes) => reading.bytes.extend_from_slice(&bytes),
+                    Err(StreamError::Closed) => {
+                        let Reading {
+                            stream,
+                            body,
+                            _response,
+                            status,
+                            retry_after,
+                            bytes,
+                        } = *reading;
+                        drop(stream);
+                        if let Some(body) = body {
+                            drop(IncomingBody::finish(body));
+                        }
+                        drop(_response);
+                        if retryable(status) && attempt < client.retries {
+                            return (
+                                Slot::Done,
+                                Some(Outcome::Retry(
+                                    attempt + 1,
+                                    client.wait(attempt + 1, retry_after),
+                                )),
+                            );
+                        }
+                        let response = Response {
+                            url: url.to_string(),
+                            status,
+                            body: bytes,
+                        };
+                        return (Slot::Done, Some(Outcome::Finished(Ok(response))));
+                    }
+                    Err(StreamError::LastOperationFailed(e)) => {
+                        let error = Error::unavailable(format!(
+                            "{url}: reading the answer failed: {}",
+                            e.to_debug_string()
+                        ));
+                        return (Slot::Done, Some(retry_or(client, attempt, None, || error)));
+                    }
+                }
+            },
+            Slot::Sleeping(_, attempt) => (Slot::Done, Some(Outcome::Resend(attempt))),
+            other => (other, None),
+        }
+    }
+
+    fn retry_or(
+        client: &Client,
+        attempt: u32,
+        retry_after: Option<u64>,
+        error: impl FnOnce() -> Error,
+    ) -> Outcome {
+        if attempt < client.retries {
+            Outcome::Retry(attempt + 1, client.wait(attempt + 1, retry_after))
+        } else {
+            Outcome::Finished(Err(
+                error().context(format!("after {} attempts", attempt + 1))
+            ))
+        }
+    }
+
+    fn start_reading(response: IncomingResponse) -> Result<Reading> {
+        let status = response.status();
+        let retry_after = response
+            .headers()
+            .get("retry-after")
+            .first()
+            .and_then(|v| std::str::from_utf8(v).ok()?.trim().parse().ok());
+        let body = response
+            .consume()
+            .map_err(|()| Error::internal("the response body was taken twice"))?;
+        let stream = body
+            .stream()
+            .map_err(|()| Error::internal("the response stream was taken twice"))?;
+        Ok(Reading {
+            stream,
+            body: Some(body),
+            _response: response,
+            status,
+            retry_after,
+            bytes: Vec::new(),
+        })
+    }
+
+    fn send(client: &Client, url: &str) -> Result<FutureIncomingResponse> {
+        let (https, authority, path) = split_url(url)?;
+        let headers: Vec<(String, Vec<u8>)> = client
+            .headers
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_bytes().to_vec()))
+            .collect();
+        let fields = Fields::from_list(&headers)
+            .map_err(|e| Error::invalid_spec(format!("a header of the request to {url}: {e:?}")))?;
+        let request = OutgoingRequest::new(fields);
+        let invalid = |what: &str| Error::invalid_spec(format!("{url}: invalid {what}"));
+        request
+            .set_method(&Method::Get)
+            .map_err(|()| invalid("method"))?;
+        let scheme = if https { Scheme::Https } else { Scheme::Http };
+        request
+            .set_scheme(Some(&scheme))
+            .map_err(|()| invalid("scheme"))?;
+        request
+            .set_authority(Some(authority))
+            .map_err(|()| invalid("host"))?;
+        request
+            .set_path_with_query(Some(path))
+            .map_err(|()| invalid("path"))?;
+        let body = request
+            .body()
+            .map_err(|()| Error::internal("the request body was taken twice"))?;
+        let options = RequestOptions::new();
+        let nanos = client.timeout.as_nanos().min(u64::MAX as u128) as u64;
+        // A host that does not support a timeout keeps its own: not an error.
+        let _ = options.set_connect_timeout(Some(nanos));
+        let _ = options.set_first_byte_timeout(Some(nanos));
+        let _ = options.set_between_bytes_timeout(Some(nanos));
+        let future = outgoing_handler::handle(request, Some(options))
+            .map_err(|code| transport_error(url, &code))?;
+        OutgoingBody::finish(body, None).map_err(|code| transport_error(url, &code))?;
+        Ok(future)
+    }
+
+    /// Failures that may pass: worth another attempt.
+    fn transient(code: &ErrorCode) -> bool {
+        matches!(
+            code,
+            ErrorCode::DnsTimeout
+                | ErrorCode::DestinationUnavailable
+                | ErrorCode::ConnectionRefused
+                | ErrorCode::ConnectionTerminated
+                | ErrorCode::ConnectionTimeout
+                | ErrorCode::ConnectionReadTimeout
+                | ErrorCode::ConnectionWriteTimeout
+                | ErrorCode::ConnectionLimitReached
+                | ErrorCode::HttpResponseTimeout
+        )
+    }
+
+    fn transport_error(url: &str, code: &ErrorCode) -> Error {
+        match code {
+            // The host's words: what was refused and which grant would allow it.
+            ErrorCode::InternalError(Some(message)) => {
+                Error::new(ErrorKind::Unauthorized, message.clone())
+            }
+            ErrorCode::HttpRequestDenied => Error::new(
+                ErrorKind::Unauthorized,
+                format!("{url}: denied by the sandbox; grant its host under permissions.network"),
+            ),
+            other => Error::unavailable(format!("{url}: {other:?}")),
+        }
+    }
+}
+
+#[cfg(not(target_os = "wasi"))]
+mod imp {
+    use super::{Client, Response};
+    use crate::{Error, Result};
+
+    /// Outside a component there is no host to send through.
+    pub fn get_all(_: &Client, urls: &[String], _: usize) -> Vec<Result<Response>> {
+        urls.iter()
+            .map(|u| {
+                let _ = super::split_url(u);
+                Err(Error::not_supported(format!(
+                    "{u}: outbound HTTP needs the Quarry host (build for wasm32-wasip2)"
+                )))
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_split_into_scheme_host_and_path() {
+        assert_eq!(
+            split_url("https://hacker-news.firebaseio.com/v0/item/1.json?print=pretty").unwrap(),
+            (
+                true,
+                "hacker-news.firebaseio.com",
+                "/v0/item/1.json?print=pretty"
+            )
+        );
+        assert_eq!(
+            split_url("http://127.0.0.1:8080").unwrap(),
+            (false, "127.0.0.1:8080", "/")
+        );
+        assert!(split_url("ftp://x/").is_err());
+        assert!(split_url("https:///x").is_err());
+    }
+
+    #[test]
+    fn retries_back_off_and_honour_retry_after() {
+        let client = Client::new().retries(3, Duration::from_millis(100));
+        assert_eq!(client.wait(1, None), Duration::from_millis(100));
+        assert_eq!(client.wait(3, None), Duration::from_millis(400));
+        assert_eq!(client.wait(2, Some(7)), Duration::from_secs(7));
+        assert_eq!(client.wait(1, Some(3600)), Duration::from_secs(60));
+        assert!(retryable(503) && retryable(429) && !retryable(404));
+    }
+
+    #[test]
+    fn a_status_other_than_2xx_is_an_error_that_quotes_the_body() {
+        let response = Response {
+            url: "http://x/y".into(),
+            status: 503,
+            body: b"busy".to_vec(),
+        };
+        let err = response.json::<u64>().unwrap_err();
+        assert_eq!(err.message, "http://x/y: HTTP 503: busy");
+        let ok = Response {
+            status: 200,
+            body: b"42".to_vec(),
+            ..response
+        };
+        assert_eq!(ok.json::<u64>().unwrap(), 42);
+    }
+}
