@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::support::{FIRST, ITEMS as COLUMNS, QUARRY, Run, SECOND, Workdir, store_source};
+use crate::support::{FIRST, ITEMS as COLUMNS, QUARRY, Run, SECOND, Workdir, golden, store_source};
 
 /// The plugin's executable, built beside `quarry` (`cargo build -p quarry-plugin-duckdb`).
 fn plugin() -> PathBuf {
@@ -132,29 +132,14 @@ fn every_type_of_the_test_source_arrives_in_its_duckdb_type() {
         &db,
         "SELECT column_name || ' ' || data_type FROM information_schema.columns WHERE table_name = 'test_all_types' ORDER BY ordinal_position",
     );
-    golden(&types, "duckdb_all_types.txt");
+    golden(&types, "duckdb/duckdb_all_types.txt");
     // One whole row, every value as DuckDB prints it.
     let row = query(
         &db,
         "SELECT * EXCLUDE (_cq_sync_time, _cq_id) FROM test_all_types WHERE id = 1",
     );
-    golden(&row, "duckdb_all_types_row1.txt");
+    golden(&row, "duckdb/duckdb_all_types_row1.txt");
     assert_eq!(query(&db, "SELECT count(*) FROM test_all_types"), "20");
-}
-
-/// Compares with a golden file under tests/ui/duckdb (`QUARRY_BLESS=1` rewrites it).
-fn golden(actual: &str, name: &str) {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../tests/ui/duckdb")
-        .join(name);
-    if std::env::var_os("QUARRY_BLESS").is_some() {
-        std::fs::create_dir_all(path.parent().expect("dir")).expect("mkdir");
-        std::fs::write(&path, format!("{actual}\n")).expect("bless");
-        return;
-    }
-    let expected = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("{}: {e} (QUARRY_BLESS=1 writes it)", path.display()));
-    assert_eq!(actual, expected.trim_end(), "{} differs", path.display());
 }
 
 #[test]

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use rusqlite::types::ValueRef;
 
-use crate::support::{FIRST, ITEMS, Run, SECOND, Workdir, store_source};
+use crate::support::{FIRST, ITEMS, Run, SECOND, Workdir, golden, store_source};
 
 /// A query's rows, tab-separated; blobs as hex, nulls as `NULL`.
 pub fn query(db: &Path, sql: &str) -> String {
@@ -158,7 +158,7 @@ fn every_type_of_the_test_source_arrives_exactly() {
         &db,
         "SELECT name || ' ' || type || CASE WHEN \"notnull\" THEN ' NOT NULL' ELSE '' END FROM pragma_table_info('test_all_types') ORDER BY cid",
     );
-    golden(&types, "all_types.txt");
+    golden(&types, "sqlite/all_types.txt");
     // Row 1 and the nulls' row 6: every value with its storage class, exactly as stored.
     let columns = query(
         &db,
@@ -168,23 +168,8 @@ fn every_type_of_the_test_source_arrives_exactly() {
         &db,
         &format!("SELECT {columns} FROM test_all_types WHERE id IN (1, 6) ORDER BY id"),
     );
-    golden(&rows.replace('\t', "\n"), "all_types_rows.txt");
+    golden(&rows.replace('\t', "\n"), "sqlite/all_types_rows.txt");
     assert_eq!(query(&db, "SELECT count(*) FROM test_all_types"), "20");
-}
-
-/// Compares with a golden file under tests/ui/sqlite (`QUARRY_BLESS=1` rewrites it).
-fn golden(actual: &str, name: &str) {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../tests/ui/sqlite")
-        .join(name);
-    if std::env::var_os("QUARRY_BLESS").is_some() {
-        std::fs::create_dir_all(path.parent().expect("dir")).expect("mkdir");
-        std::fs::write(&path, format!("{actual}\n")).expect("bless");
-        return;
-    }
-    let expected = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("{}: {e} (QUARRY_BLESS=1 writes it)", path.display()));
-    assert_eq!(actual, expected.trim_end(), "{} differs", path.display());
 }
 
 #[test]

@@ -164,3 +164,18 @@ pub const ITEMS: &str =
     "[{ name: id, type: int64, primary_key: true }, { name: name, type: utf8 }]";
 pub const FIRST: &str = "[[1, a], [2, b], [3, c]]";
 pub const SECOND: &str = "[[2, B], [3, C], [4, d]]";
+
+/// Compares with the golden file `tests/ui/<name>` (`QUARRY_BLESS=1` rewrites it).
+pub fn golden(actual: &str, name: &str) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/ui")
+        .join(name);
+    if std::env::var_os("QUARRY_BLESS").is_some() {
+        std::fs::create_dir_all(path.parent().expect("dir")).expect("mkdir");
+        std::fs::write(&path, format!("{actual}\n")).expect("bless");
+        return;
+    }
+    let expected = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e} (QUARRY_BLESS=1 writes it)", path.display()));
+    assert_eq!(actual, expected.trim_end(), "{} differs", path.display());
+}
