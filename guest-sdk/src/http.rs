@@ -232,22 +232,17 @@ mod imp {
             if active == 0 {
                 break;
             }
+            // New pollables for requests and bodies; sleeping slots wait on their own timers.
             let mut waiting: Vec<(usize, Pollable)> = Vec::new();
+            let mut sleeping: Vec<usize> = Vec::new();
             for (i, slot) in slots.iter().enumerate() {
                 match slot {
                     Slot::Sending(future, _) => waiting.push((i, future.subscribe())),
                     Slot::Reading(reading, _) => waiting.push((i, reading.stream.subscribe())),
-                    Slot::Sleeping(..) => {}
-                    _ => {}
+                    Slot::Sleeping(..) => sleeping.push(i),
+                    Slot::Queued(_) | Slot::Done => {}
                 }
             }
-            // Sleeping slots wait on their own timer pollables.
-            let sleeping: Vec<usize> = slots
-                .iter()
-                .enumerate()
-                .filter(|(_, s)| matches!(s, Slot::Sleeping(..)))
-                .map(|(i, _)| i)
-                .collect();
             let mut refs: Vec<&Pollable> = waiting.iter().map(|(_, p)| p).collect();
             for &i in &sleeping {
                 if let Slot::Sleeping(p, _) = &slots[i] {

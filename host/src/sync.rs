@@ -105,17 +105,16 @@ pub async fn run(
     let mut summary = SourceSummary::new(source.name);
     let mut columns = columns::InternalColumns::new(source.name, sync_time_us);
 
-    let backend = source.state.as_ref().and_then(|b| {
-        destinations
-            .iter()
-            .position(|d| d.name == b.destination)
-            .map(|i| (i, b.table.clone(), b.interval))
-    });
-    let cursors = source
-        .state
-        .as_ref()
-        .map(|b| b.cursors.clone())
-        .unwrap_or_default();
+    let (backend, cursors) = match source.state {
+        Some(b) => (
+            destinations
+                .iter()
+                .position(|d| d.name == b.destination)
+                .map(|i| (i, b.table, b.interval)),
+            b.cursors,
+        ),
+        None => (None, HashMap::new()),
+    };
     let mut queues = Vec::new();
     let mut writers = Vec::new();
     for slot in destinations {
@@ -350,19 +349,7 @@ async fn drive(
                     .map_err(|e| e.for_table(&request.table))?;
             }
             Some(WriteMessage::Checkpoint { checkpoint, save }) => {
-                let mut flushed = Ok(());
-                let pending = batcher.take_all().map_err(|e| engine_error(&slot.name, e));
-                match pending {
-                    Ok(batches) => {
-                        for batch in batches {
-                            flushed = write_batch(slot, &batch).await;
-                            if flushed.is_err() {
-                                break;
-                            }
-                        }
-                    }
-                    Err(e) => flushed = Err(e),
-                }
+                let mut flushed = write_pending(slot, &mut batcher).await;
                 if flushed.is_ok() {
                     flushed = slot.plugin.flush().await;
                 }
@@ -378,10 +365,18 @@ async fn drive(
             None => break,
         }
     }
-    for batch in batcher
+    write_pending(slot, &mut batcher).await
+}
+
+/// Writes every batch the batcher holds.
+async fn write_pending(
+    slot: &mut DestinationSlot,
+    batcher: &mut batcher::Batcher,
+) -> Result<(), PluginError> {
+    let batches = batcher
         .take_all()
-        .map_err(|e| engine_error(&slot.name, e))?
-    {
+        .map_err(|e| PluginError::new(&slot.name, Phase::Write, ErrorKind::Internal, e))?;
+    for batch in batches {
         write_batch(slot, &batch).await?;
     }
     Ok(())

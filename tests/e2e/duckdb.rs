@@ -5,7 +5,10 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::support::{FIRST, ITEMS as COLUMNS, QUARRY, Run, SECOND, Workdir, golden, store_source};
+use crate::support::{
+    FIRST, ITEMS as COLUMNS, ITEMS_NAME_INT64, ITEMS_WITH_NOTE, QUARRY, Run, SECOND, Workdir,
+    golden, store_source,
+};
 
 /// The plugin's executable, built beside `quarry` (`cargo build -p quarry-plugin-duckdb`).
 fn plugin() -> PathBuf {
@@ -75,7 +78,7 @@ fn safe_migration_adds_columns_and_a_breaking_change_needs_forced() {
     let db = w.path().join("sync.db");
     let run = sync(&w, &store_spec(COLUMNS, FIRST, "write_mode: overwrite"));
     assert_eq!(run.code, 0, "{run:?}");
-    let added = "[{ name: id, type: int64, primary_key: true }, { name: name, type: utf8 }, { name: note, type: utf8 }]";
+    let added = ITEMS_WITH_NOTE;
     let run = sync(
         &w,
         &store_spec(added, "[[4, d, new]]", "write_mode: overwrite"),
@@ -88,7 +91,7 @@ fn safe_migration_adds_columns_and_a_breaking_change_needs_forced() {
 
     // A type change: protocol v3 cannot ask a gRPC destination for its table before the sync,
     // so the plugin itself refuses it, and leaves the table as it was.
-    let breaking = "[{ name: id, type: int64, primary_key: true }, { name: name, type: int64 }, { name: note, type: utf8 }]";
+    let breaking = ITEMS_NAME_INT64;
     let run = sync(
         &w,
         &store_spec(breaking, "[[5, 55, x]]", "write_mode: overwrite"),

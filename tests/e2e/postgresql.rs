@@ -4,7 +4,7 @@
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::support::Workdir;
+use crate::support::{ITEMS as COLUMNS, ITEMS_NAME_INT64, ITEMS_WITH_NOTE, Workdir, store_source};
 
 /// A schema for one test, dropped when the test ends.
 pub struct Schema(pub String);
@@ -245,13 +245,11 @@ fn a_million_rows_arrive_exactly_once_even_after_the_cli_is_killed() {
 }
 
 fn store_spec(schema: &str, columns: &str, rows: &str, destination: &str) -> String {
-    let store = crate::support::store_plugin().display().to_string();
     format!(
-        "kind: source\nspec:\n  name: src\n  registry: local\n  path: {store}\n  tables: ['*']\n  destinations: [pg]\n  spec:\n    tables:\n      - name: items\n        columns: {columns}\n        rows: {rows}\n---\nkind: destination\nspec:\n  name: pg\n  path: quarry/postgresql\n  {destination}\n  spec:\n    connection_string: postgres://postgres@127.0.0.1:5432/test\n    schema: {schema}\n  permissions: {{ network: ['127.0.0.1:5432'] }}\n"
+        "{}---\nkind: destination\nspec:\n  name: pg\n  path: quarry/postgresql\n  {destination}\n  spec:\n    connection_string: postgres://postgres@127.0.0.1:5432/test\n    schema: {schema}\n  permissions: {{ network: ['127.0.0.1:5432'] }}\n",
+        store_source(columns, rows, "pg")
     )
 }
-
-const COLUMNS: &str = "[{ name: id, type: int64, primary_key: true }, { name: name, type: utf8 }]";
 
 fn sync_store(w: &Workdir, spec: &str) -> crate::support::Run {
     w.write("spec.yml", spec);
@@ -292,7 +290,7 @@ fn safe_migration_adds_columns_and_a_breaking_change_needs_forced() {
         &store_spec(s, COLUMNS, "[[1, a], [2, b]]", "write_mode: overwrite"),
     );
     assert_eq!(run.code, 0, "{run:?}");
-    let added = "[{ name: id, type: int64, primary_key: true }, { name: name, type: utf8 }, { name: note, type: utf8 }]";
+    let added = ITEMS_WITH_NOTE;
     let run = sync_store(
         &w,
         &store_spec(s, added, "[[3, c, new]]", "write_mode: overwrite"),
@@ -306,7 +304,7 @@ fn safe_migration_adds_columns_and_a_breaking_change_needs_forced() {
     );
     // PostgreSQL says what its table holds, so the engine refuses a breaking change before any
     // source runs (exit 2), and the table keeps its rows.
-    let breaking = "[{ name: id, type: int64, primary_key: true }, { name: name, type: int64 }, { name: note, type: utf8 }]";
+    let breaking = ITEMS_NAME_INT64;
     let run = sync_store(
         &w,
         &store_spec(s, breaking, "[[5, 55, x]]", "write_mode: overwrite"),

@@ -11,7 +11,9 @@ use arrow_array::{Array, RecordBatch};
 use arrow_ipc::reader::FileReader;
 use arrow_schema::DataType;
 
-use crate::support::{FIRST, ITEMS as COLUMNS, Run, SECOND, Workdir, store_plugin, store_source};
+use crate::support::{
+    FIRST, ITEMS as COLUMNS, ITEMS_WITH_NOTE, Run, SECOND, Workdir, store_plugin, store_source,
+};
 
 /// A spec: the store fixture as a source of `items` (columns and rows given as YAML flow
 /// text), into the store fixture as a destination with `destination` settings.
@@ -148,7 +150,7 @@ fn safe_migration_adds_nullable_columns_and_refuses_breaking_changes_until_force
     assert_eq!(run.code, 0, "{run:?}");
 
     // A new nullable column is safe: old rows get nulls.
-    let added = "[{ name: id, type: int64, primary_key: true }, { name: name, type: utf8 }, { name: note, type: utf8 }]";
+    let added = ITEMS_WITH_NOTE;
     let run = sync(
         &w,
         &store_spec(added, "[[4, d, new]]", "write_mode: overwrite"),

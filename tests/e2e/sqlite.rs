@@ -6,7 +6,9 @@ use std::path::Path;
 
 use rusqlite::types::ValueRef;
 
-use crate::support::{FIRST, ITEMS, Run, SECOND, Workdir, golden, store_source};
+use crate::support::{
+    FIRST, ITEMS, ITEMS_NAME_INT64, ITEMS_WITH_NOTE, Run, SECOND, Workdir, golden, store_source,
+};
 
 /// A query's rows, tab-separated; blobs as hex, nulls as `NULL`.
 pub fn query(db: &Path, sql: &str) -> String {
@@ -76,7 +78,7 @@ fn safe_migration_adds_columns_and_a_breaking_change_needs_forced() {
     let db = w.path().join("data/sync.db");
     let run = sync(&w, &items(ITEMS, FIRST, "write_mode: overwrite"));
     assert_eq!(run.code, 0, "{run:?}");
-    let added = "[{ name: id, type: int64, primary_key: true }, { name: name, type: utf8 }, { name: note, type: utf8 }]";
+    let added = ITEMS_WITH_NOTE;
     let run = sync(&w, &items(added, "[[4, d, new]]", "write_mode: overwrite"));
     assert_eq!(run.code, 0, "{run:?}");
     assert_eq!(
@@ -112,7 +114,7 @@ fn safe_migration_adds_columns_and_a_breaking_change_needs_forced() {
     );
 
     // A type change is refused before the sync starts, and the table is left as it was.
-    let breaking = "[{ name: id, type: int64, primary_key: true }, { name: name, type: int64 }, { name: note, type: utf8 }]";
+    let breaking = ITEMS_NAME_INT64;
     let run = sync(
         &w,
         &items(breaking, "[[5, 55, x]]", "write_mode: overwrite"),

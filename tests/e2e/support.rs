@@ -164,6 +164,10 @@ pub const ITEMS: &str =
     "[{ name: id, type: int64, primary_key: true }, { name: name, type: utf8 }]";
 pub const FIRST: &str = "[[1, a], [2, b], [3, c]]";
 pub const SECOND: &str = "[[2, B], [3, C], [4, d]]";
+/// `items` with a new nullable column, `note`: a safe migration.
+pub const ITEMS_WITH_NOTE: &str = "[{ name: id, type: int64, primary_key: true }, { name: name, type: utf8 }, { name: note, type: utf8 }]";
+/// `items` whose `name` becomes int64: a breaking migration.
+pub const ITEMS_NAME_INT64: &str = "[{ name: id, type: int64, primary_key: true }, { name: name, type: int64 }, { name: note, type: utf8 }]";
 
 /// Compares with the golden file `tests/ui/<name>` (`QUARRY_BLESS=1` rewrites it).
 pub fn golden(actual: &str, name: &str) {

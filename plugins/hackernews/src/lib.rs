@@ -100,17 +100,24 @@ impl HackerNews {
         format!("{}/v0/{path}", self.spec.base_url.trim_end_matches('/'))
     }
 
-    /// The id and time of the first item at or after `id` (up to 20 ids on), or `None`.
+    /// The id and time of the first item at or after `id` (up to 20 ids on), or `None`. One
+    /// request when `id` holds an item, as it nearly always does; the next 19 together if not.
     fn item_near(&self, client: &Client, id: u64, max: u64) -> Result<Option<(u64, i64)>> {
-        let ids: Vec<u64> = (id..=max.min(id + 19)).collect();
+        let time_of = |result: Result<quarry_sdk::http::Response>| -> Result<Option<i64>> {
+            Ok(result?
+                .json::<Option<items::Item>>()?
+                .and_then(|item| item.time))
+        };
+        if let Some(time) = time_of(client.get(&self.url(&format!("item/{id}.json"))))? {
+            return Ok(Some((id, time)));
+        }
+        let ids: Vec<u64> = (id + 1..=max.min(id + 19)).collect();
         let urls: Vec<String> = ids
             .iter()
             .map(|i| self.url(&format!("item/{i}.json")))
             .collect();
         for (id, result) in ids.iter().zip(client.get_all(&urls, urls.len())) {
-            if let Some(item) = result?.json::<Option<items::Item>>()?
-                && let Some(time) = item.time
-            {
+            if let Some(time) = time_of(result)? {
                 return Ok(Some((*id, time)));
             }
         }
