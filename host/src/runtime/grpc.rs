@@ -451,6 +451,9 @@ impl Destination for GrpcPlugin {
     }
 
     async fn read(&mut self, table: &SchemaRef) -> Result<Vec<RecordBatch>, PluginError> {
+        // `Read` is a call of its own: what went down the open `Write` stream (the table's
+        // migration, say) must be applied first, or the read races it.
+        self.finish_write(Phase::Write).await?;
         let request = pb::read::Request {
             table: payload::encode_schema(table).map_err(|e| self.encode_error(Phase::Write, e))?,
         };
