@@ -1,8 +1,8 @@
-//! Network grants: `permissions.network` entries (`host`, `host:port`, `*.domain`, `[v6]:port`)
-//! and the check every outbound socket passes. A socket sees only an IP address and a port, so
-//! a granted name is resolved when a connection is checked, and the address must be one of its
-//! addresses; `*.domain` patterns can only be checked by name (outbound HTTP), never for a raw
-//! socket.
+//! Network grants: `permissions.network` entries (`host`, `host:port`, `*.domain`, `[v6]:port`,
+//! each optionally behind `http://` or `https://`) and the check every outbound socket passes. A
+//! socket sees only an IP address and a port, so a granted name is resolved when a connection is
+//! checked, and the address must be one of its addresses; `*.domain` patterns can only be checked
+//! by name (outbound HTTP, `super::http`), never for a raw socket.
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -12,6 +12,8 @@ use wasmtime_wasi::sockets::SocketAddrUse;
 /// One `permissions.network` entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HostGrant {
+    /// `Some("http" | "https")`: only that scheme (outbound HTTP); `None`: any.
+    pub scheme: Option<&'static str>,
     pub host: HostPattern,
     /// `None`: any port.
     pub port: Option<u16>,
@@ -28,15 +30,20 @@ pub enum HostPattern {
 
 impl fmt::Display for HostGrant {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(scheme) = self.scheme {
+            write!(f, "{scheme}://")?;
+        }
         match &self.host {
-            HostPattern::Ip(IpAddr::V6(ip)) if self.port.is_some() => write!(f, "[{ip}]")?,
+            HostPattern::Ip(IpAddr::V6(ip)) if self.port.is_some() || self.scheme.is_some() => {
+                write!(f, "[{ip}]")?
+            }
             HostPattern::Ip(ip) => write!(f, "{ip}")?,
             HostPattern::Name(name) => f.write_str(name)?,
             HostPattern::Suffix(suffix) => write!(f, "*{suffix}")?,
         }
-        match self.port {
-            Some(port) => write!(f, ":{port}"),
-            None => Ok(()),
+        match (self.scheme, self.port) {
+            (Some("https"), Some(443)) | (Some("http"), Some(80)) | (_, None) => Ok(()),
+            (_, Some(port)) => write!(f, ":{port}"),
         }
     }
 }
@@ -45,6 +52,23 @@ impl HostGrant {
     /// Parses one entry; the error says what is wrong with it.
     pub fn parse(entry: &str) -> Result<Self, String> {
         let entry = entry.trim();
+        let (scheme, entry) = match entry.split_once("://") {
+            Some(("http", rest)) => (Some("http"), rest.trim_end_matches('/')),
+            Some(("https", rest)) => (Some("https"), rest.trim_end_matches('/')),
+            Some((other, _)) => {
+                return Err(format!(
+                    "`{other}://` is not a scheme a grant can name (write `http://`, `https://` \
+                     or no scheme)"
+                ));
+            }
+            None => (None, entry),
+        };
+        if entry.contains('/') {
+            return Err(
+                "a grant names a host, not a path (write `host`, `host:port` or `https://host`)"
+                    .into(),
+            );
+        }
         let (host, port) = split_port(entry)?;
         let host = if let Ok(ip) = host.parse::<IpAddr>() {
             HostPattern::Ip(ip)
@@ -55,17 +79,24 @@ impl HostGrant {
             check_name(host)?;
             HostPattern::Name(host.to_ascii_lowercase())
         };
-        Ok(HostGrant { host, port })
+        // `https://host` means the scheme's own port, as a URL would.
+        let port = port.or(match scheme {
+            Some("https") => Some(443),
+            Some("http") => Some(80),
+            _ => None,
+        });
+        Ok(HostGrant { scheme, host, port })
     }
 
     fn port_matches(&self, port: u16) -> bool {
         self.port.is_none_or(|p| p == port)
     }
 
-    /// Whether a connection to `host:port`, by name, is granted (outbound HTTP).
-    pub fn allows_name(&self, host: &str, port: u16) -> bool {
+    /// Whether a request to `scheme://host:port`, by name, is granted (outbound HTTP).
+    pub fn allows_name(&self, scheme: &str, host: &str, port: u16) -> bool {
         let host = host.trim_end_matches('.').to_ascii_lowercase();
-        self.port_matches(port)
+        self.scheme.is_none_or(|s| s == scheme)
+            && self.port_matches(port)
             && match &self.host {
                 HostPattern::Ip(ip) => host.parse::<IpAddr>().is_ok_and(|h| h == *ip),
                 HostPattern::Name(name) => &host == name,
@@ -178,6 +209,9 @@ mod tests {
             "localhost",
             "[::1]:5432",
             "::1",
+            "https://hacker-news.firebaseio.com",
+            "http://127.0.0.1:8080",
+            "https://[::1]",
         ] {
             let grant = HostGrant::parse(entry).unwrap();
             assert_eq!(grant.to_string(), entry);
@@ -197,17 +231,26 @@ mod tests {
         assert!(err("*.").contains("is not a host name"));
         assert!(err("a.*.com").contains("is not a host name"));
         assert_eq!(err("[::1"), "an IPv6 address in `[` has no closing `]`");
+        assert!(err("ftp://files.example.com").contains("`ftp://` is not a scheme"));
+        assert!(err("https://example.com/v0").contains("not a path"));
     }
 
     #[test]
     fn names_match_exactly_or_by_suffix_and_port() {
         let g = |e: &str| HostGrant::parse(e).unwrap();
-        assert!(g("api.example.com").allows_name("API.example.com", 443));
-        assert!(!g("api.example.com").allows_name("example.com", 443));
-        assert!(g("*.example.com:8443").allows_name("a.b.example.com", 8443));
-        assert!(!g("*.example.com:8443").allows_name("a.example.com", 443));
-        assert!(!g("*.example.com").allows_name("example.com", 443));
-        assert!(!g("*.example.com").allows_name("badexample.com", 443));
+        let https = |grant: &str, host: &str, port| g(grant).allows_name("https", host, port);
+        assert!(https("api.example.com", "API.example.com", 443));
+        assert!(!https("api.example.com", "example.com", 443));
+        assert!(https("*.example.com:8443", "a.b.example.com", 8443));
+        assert!(!https("*.example.com:8443", "a.example.com", 443));
+        assert!(!https("*.example.com", "example.com", 443));
+        assert!(!https("*.example.com", "badexample.com", 443));
+        // A scheme in the grant pins the scheme and, unless written, the scheme's port.
+        assert!(https("https://api.example.com", "api.example.com", 443));
+        assert!(!https("https://api.example.com", "api.example.com", 8443));
+        assert!(!g("https://api.example.com").allows_name("http", "api.example.com", 443));
+        assert!(g("http://127.0.0.1:8080").allows_name("http", "127.0.0.1", 8080));
+        assert!(!g("127.0.0.1:8080").allows_name("http", "localhost", 8080));
     }
 
     #[tokio::test]
