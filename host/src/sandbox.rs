@@ -2,6 +2,7 @@
 //! directory, no environment variable, no socket and no more memory or time than the user granted
 //! in its spec's `permissions:`, and its standard output and error go to the host log, capped.
 
+mod http;
 mod network;
 mod output;
 
@@ -10,6 +11,7 @@ use std::time::Duration;
 
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder};
 
+pub use http::{OutboundHttp, non_public};
 pub use network::{HostGrant, HostPattern, SocketPolicy};
 pub use output::PluginOutput;
 

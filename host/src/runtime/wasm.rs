@@ -25,7 +25,7 @@ use self::instance::Guests;
 use self::bindings::exports::quarry::plugin::{destination, plugin, source};
 use self::bindings::quarry::plugin::types as wit;
 use super::{ErrorKind, Phase, PluginError, PluginInfo, SourceMessage};
-use crate::sandbox::{Grants, MemoryCap, PluginOutput};
+use crate::sandbox::{Grants, MemoryCap, OutboundHttp, PluginOutput};
 use crate::spec::WriteMode;
 
 mod bindings {
@@ -47,6 +47,9 @@ const EPOCH_TICK: Duration = Duration::from_millis(10);
 pub struct PluginState {
     wasi: wasmtime_wasi::WasiCtx,
     table: ResourceTable,
+    http: wasmtime_wasi_http::WasiHttpCtx,
+    /// Outbound HTTP: the plugin's network grants and its connection pool.
+    outbound: OutboundHttp,
     memory: MemoryCap,
     plugin: Arc<str>,
     /// Where `sink.emit` sends, while a sync runs.
@@ -65,6 +68,16 @@ impl wasmtime_wasi::WasiView for PluginState {
         wasmtime_wasi::WasiCtxView {
             ctx: &mut self.wasi,
             table: &mut self.table,
+        }
+    }
+}
+
+impl wasmtime_wasi_http::WasiHttpView for PluginState {
+    fn http(&mut self) -> wasmtime_wasi_http::WasiHttpCtxView<'_> {
+        wasmtime_wasi_http::WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.outbound,
         }
     }
 }
@@ -134,6 +147,9 @@ impl WasmRuntime {
         let engine = Engine::new(&config).map_err(|e| anyhow::anyhow!("{e:#}"))?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
+            .map_err(|e| anyhow::anyhow!("{e:#}"))?;
+        // `wasi:http/outgoing-handler` and its types; requests go through `OutboundHttp`.
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
             .map_err(|e| anyhow::anyhow!("{e:#}"))?;
         bindings::SourceDestinationPlugin::add_to_linker::<PluginState, HasSelf<PluginState>>(
             &mut linker,
@@ -251,6 +267,8 @@ impl WasmRuntime {
         let state = PluginState {
             wasi,
             table: ResourceTable::new(),
+            http: wasmtime_wasi_http::WasiHttpCtx::new(),
+            outbound: OutboundHttp::new(name, &grants.network),
             memory: MemoryCap {
                 limit: grants.memory,
                 refused: None,

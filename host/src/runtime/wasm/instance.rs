@@ -112,7 +112,7 @@ impl WasmPlugin {
     }
 
     fn plugin_error(&mut self, phase: Phase, e: wit::Error) -> PluginError {
-        let kind = match e.kind {
+        let mut kind = match e.kind {
             wit::ErrorKind::InvalidSpec => ErrorKind::InvalidSpec,
             wit::ErrorKind::Unauthorized => ErrorKind::Unauthorized,
             wit::ErrorKind::Unavailable => ErrorKind::Unavailable,
@@ -122,6 +122,13 @@ impl WasmPlugin {
         let mut message = e.message;
         if let Some(refused) = self.store.data_mut().refused.take() {
             message = format!("{refused} (the plugin then said: {message})");
+        }
+        // A request the sandbox denied explains the failure, whether or not the plugin quoted it.
+        if let Some(denied) = self.store.data().outbound.take_denial() {
+            kind = ErrorKind::Unauthorized;
+            if !message.contains(&denied) {
+                message = format!("{denied} (the plugin then said: {message})");
+            }
         }
         PluginError::new(&self.name, phase, kind, message)
     }
