@@ -4,8 +4,9 @@
 //! [`Client::get_all`] keeps many requests in flight at once from one instance (the component is
 //! single-threaded; the requests wait on the host together, through `wasi:io/poll`), retries a
 //! 429 or 5xx answer and a failed connection with exponential backoff (honouring
-//! `Retry-After`), and returns each URL's result in the order given. A request the sandbox
-//! refuses is not retried: its error names the URL and the grant that would allow it.
+//! `Retry-After`), follows redirects (each hop is checked by the host like any request), and
+//! returns each URL's result in the order given. A request the sandbox refuses is not retried:
+//! its error names the URL and the grant that would allow it.
 //!
 //! ```ignore
 //! let client = quarry_sdk::http::Client::new();
@@ -21,10 +22,14 @@ use serde::de::DeserializeOwned;
 
 use crate::{Error, ErrorKind, Result};
 
+/// How many redirects one request follows before it fails.
+#[cfg_attr(not(target_os = "wasi"), allow(dead_code))]
+const MAX_REDIRECTS: u32 = 10;
+
 /// An answer: its status and whole body.
 #[derive(Debug, Clone)]
 pub struct Response {
-    /// The URL asked for.
+    /// The URL that answered (the one asked for, or where redirects led).
     pub url: String,
     /// The HTTP status code.
     pub status: u16,
@@ -147,6 +152,27 @@ fn retryable(status: u16) -> bool {
     status == 429 || status == 408 || (500..600).contains(&status)
 }
 
+/// Where a redirect's `Location` points, resolved against the URL that sent it.
+#[cfg_attr(not(target_os = "wasi"), allow(dead_code))]
+fn redirect_target(from: &str, location: &str) -> Result<String> {
+    let location = location.trim();
+    if location.starts_with("http://") || location.starts_with("https://") {
+        return Ok(location.to_string());
+    }
+    let (https, authority, path) = split_url(from)?;
+    let scheme = if https { "https" } else { "http" };
+    if let Some(rest) = location.strip_prefix("//") {
+        return Ok(format!("{scheme}://{rest}"));
+    }
+    if location.starts_with('/') {
+        return Ok(format!("{scheme}://{authority}{location}"));
+    }
+    // Relative to the directory of the current path.
+    let path = path.split(['?', '#']).next().unwrap_or("/");
+    let dir = &path[..path.rfind('/').map_or(0, |i| i + 1)];
+    Ok(format!("{scheme}://{authority}{dir}{location}"))
+}
+
 /// `scheme`, `authority` and `path?query` of an `http(s)://` URL.
 fn split_url(url: &str) -> Result<(bool, &str, &str)> {
     let (https, rest) = if let Some(rest) = url.strip_prefix("https://") {
@@ -192,6 +218,7 @@ mod imp {
         _response: IncomingResponse,
         status: u16,
         retry_after: Option<u64>,
+        location: Option<String>,
         bytes: Vec<u8>,
     }
 
@@ -206,6 +233,9 @@ mod imp {
     }
 
     pub fn get_all(client: &Client, urls: &[String], concurrency: usize) -> Vec<Result<Response>> {
+        // Where each request goes now (redirects move it), and how many hops it took.
+        let mut urls: Vec<String> = urls.to_vec();
+        let mut hops: Vec<u32> = urls.iter().map(|_| 0).collect();
         let mut results: Vec<Option<Result<Response>>> = urls.iter().map(|_| None).collect();
         let mut slots: Vec<Slot> = urls.iter().map(|_| Slot::Queued(0)).collect();
         let mut queue: VecDeque<usize> = (0..urls.len()).collect();
@@ -283,6 +313,22 @@ mod imp {
                         queue.push_front(i);
                         continue;
                     }
+                    Some(Outcome::Redirect(to)) => {
+                        active -= 1;
+                        hops[i] += 1;
+                        if hops[i] > super::MAX_REDIRECTS {
+                            results[i] = Some(Err(Error::unavailable(format!(
+                                "{}: more than {} redirects (the last to {to})",
+                                urls[i],
+                                super::MAX_REDIRECTS
+                            ))));
+                            continue;
+                        }
+                        urls[i] = to;
+                        slots[i] = Slot::Queued(0);
+                        queue.push_front(i);
+                        continue;
+                    }
                     None => {}
                 }
                 slots[i] = next;
@@ -300,6 +346,8 @@ mod imp {
         Retry(u32, std::time::Duration),
         /// Send again now (after a wait).
         Resend(u32),
+        /// Send to this URL instead (a redirect).
+        Redirect(String),
     }
 
     fn advance(client: &Client, url: &str, slot: Slot) -> (Slot, Option<Outcome>) {
@@ -342,6 +390,7 @@ mod imp {
                             _response,
                             status,
                             retry_after,
+                            location,
                             bytes,
                         } = *reading;
                         drop(stream);
@@ -349,6 +398,15 @@ mod imp {
                             drop(IncomingBody::finish(body));
                         }
                         drop(_response);
+                        if let (301 | 302 | 303 | 307 | 308, Some(location)) = (status, location) {
+                            let outcome = match super::redirect_target(url, &location) {
+                                Ok(to) => Outcome::Redirect(to),
+                                Err(e) => Outcome::Finished(Err(
+                                    e.context(format!("{url}: HTTP {status} to `{location}`"))
+                                )),
+                            };
+                            return (Slot::Done, Some(outcome));
+                        }
                         if retryable(status) && attempt < client.retries {
                             return (
                                 Slot::Done,
@@ -396,11 +454,16 @@ mod imp {
 
     fn start_reading(response: IncomingResponse) -> Result<Reading> {
         let status = response.status();
-        let retry_after = response
-            .headers()
-            .get("retry-after")
-            .first()
-            .and_then(|v| std::str::from_utf8(v).ok()?.trim().parse().ok());
+        let headers = response.headers();
+        let header = |name: &str| {
+            let values = headers.get(name);
+            values
+                .first()
+                .and_then(|v| String::from_utf8(v.clone()).ok())
+        };
+        let retry_after = header("retry-after").and_then(|v| v.trim().parse().ok());
+        let location = header("location");
+        drop(headers);
         let body = response
             .consume()
             .map_err(|()| Error::internal("the response body was taken twice"))?;
@@ -413,6 +476,7 @@ mod imp {
             _response: response,
             status,
             retry_after,
+            location,
             bytes: Vec::new(),
         })
     }
@@ -473,16 +537,31 @@ mod imp {
     }
 
     fn transport_error(url: &str, code: &ErrorCode) -> Error {
+        let unavailable = |what: &str| Error::unavailable(format!("{url}: {what}"));
         match code {
-            // The host's words: what was refused and which grant would allow it.
-            ErrorCode::InternalError(Some(message)) => {
+            // The host's words: what was refused and which grant would allow it, or what failed.
+            ErrorCode::InternalError(Some(message)) if message.contains(" was denied: ") => {
                 Error::new(ErrorKind::Unauthorized, message.clone())
             }
+            ErrorCode::InternalError(Some(message)) => Error::unavailable(message.clone()),
             ErrorCode::HttpRequestDenied => Error::new(
                 ErrorKind::Unauthorized,
                 format!("{url}: denied by the sandbox; grant its host under permissions.network"),
             ),
-            other => Error::unavailable(format!("{url}: {other:?}")),
+            ErrorCode::DnsError(dns) => unavailable(
+                dns.rcode
+                    .as_deref()
+                    .unwrap_or("the host name cannot be resolved"),
+            ),
+            ErrorCode::DnsTimeout => unavailable("resolving the host name timed out"),
+            ErrorCode::ConnectionRefused => unavailable("the connection was refused"),
+            ErrorCode::ConnectionTerminated => unavailable("the connection was closed early"),
+            ErrorCode::ConnectionTimeout => unavailable("connecting timed out"),
+            ErrorCode::ConnectionReadTimeout => {
+                unavailable("the answer stopped arriving (between-bytes timeout)")
+            }
+            ErrorCode::HttpResponseTimeout => unavailable("no answer in time"),
+            other => unavailable(&format!("{other:?}")),
         }
     }
 }
@@ -525,6 +604,19 @@ mod tests {
         );
         assert!(split_url("ftp://x/").is_err());
         assert!(split_url("https:///x").is_err());
+    }
+
+    #[test]
+    fn redirects_resolve_against_the_url_that_sent_them() {
+        let from = "http://127.0.0.1:8080/v0/item/1.json?print=pretty";
+        let to = |l: &str| redirect_target(from, l).unwrap();
+        assert_eq!(to("https://example.com/x"), "https://example.com/x");
+        assert_eq!(to("//cdn.example.com/x"), "http://cdn.example.com/x");
+        assert_eq!(
+            to("/v1/item/1.json"),
+            "http://127.0.0.1:8080/v1/item/1.json"
+        );
+        assert_eq!(to("2.json"), "http://127.0.0.1:8080/v0/item/2.json");
     }
 
     #[test]
