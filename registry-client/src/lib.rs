@@ -97,7 +97,14 @@ pub enum ResolveError {
 }
 
 /// The first-party plugins: `quarry/<name>` is built from the crate `quarry-plugin-<name>`.
-pub const FIRST_PARTY: &[&str] = &["duckdb", "file", "postgresql", "sqlite", "test"];
+pub const FIRST_PARTY: &[&str] = &[
+    "duckdb",
+    "file",
+    "hackernews",
+    "postgresql",
+    "sqlite",
+    "test",
+];
 
 /// The first-party plugins that are native executables (served over gRPC), not components:
 /// they need a native library that cannot run in the sandbox.
@@ -272,7 +279,7 @@ mod tests {
             .unwrap_err();
         assert_eq!(
             err.to_string(),
-            "unknown plugin `quarry/nope`: the first-party plugins are quarry/duckdb, quarry/file, quarry/postgresql, quarry/sqlite, quarry/test"
+            "unknown plugin `quarry/nope`: the first-party plugins are quarry/duckdb, quarry/file, quarry/hackernews, quarry/postgresql, quarry/sqlite, quarry/test"
         );
         let err = resolver
             .resolve(RegistryKind::Quarry, "quarry/file", Path::new("."))

@@ -25,7 +25,7 @@ fn plugin() -> PathBuf {
 }
 
 /// A query's rows, tab-separated.
-fn query(db: &Path, sql: &str) -> String {
+pub fn query(db: &Path, sql: &str) -> String {
     let out = Command::new(plugin())
         .args(["query", db.to_str().expect("path"), sql])
         .output()

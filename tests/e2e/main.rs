@@ -4,6 +4,7 @@
 mod cloudquery;
 mod duckdb;
 mod grpc;
+mod hackernews;
 mod postgresql;
 mod sandbox;
 mod semantics;

@@ -44,6 +44,7 @@ fn warm() {
             "quarry/test",
             "quarry/file",
             "quarry/sqlite",
+            "quarry/hackernews",
             &fixtures[0],
             &fixtures[1],
         ] {

@@ -3,9 +3,6 @@
 //! cursor, and each sync fetches only the items after it, `item_concurrency` at a time, over the
 //! sandbox's HTTP (the API's host must be granted). The spec is CloudQuery's `hackernews` source
 //! spec, plus `base_url`.
-//!
-//! Not yet a first-party plugin (`quarry/hackernews`): the host does not link `wasi:http` yet,
-//! so the component cannot be instantiated. It builds with `cargo plugins`.
 
 mod items;
 
