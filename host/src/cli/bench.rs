@@ -3,6 +3,9 @@
 //! the local PostgreSQL (append, and overwrite of rows that exist), each as a child
 //! `quarry sync` process, and reports the median rows/s, MB/s of Arrow IPC out of the source, and
 //! the peak RSS of the whole process. Each scenario runs once to warm the compile cache first.
+//! One scenario syncs the `hackernews` source from the fixture server (`quarry-fixture-http`,
+//! built beside the CLI) with 50 ms of latency per request and `item_concurrency: 100`: its
+//! rows/s are items/s, bounded by 100 / 50 ms = 2,000.
 //! One scenario runs the same `test` source through `quarry serve` over gRPC (a Unix socket), to
 //! price the transport against the in-process component. The peak RSS is the kernel's account of
 //! the `quarry sync` child, which takes in the native plugin processes it started and reaped.
@@ -36,9 +39,15 @@ struct Scenario {
 }
 
 /// The `test` source as a component in this process.
-const IN_PROCESS: &str = "  path: quarry/test\n";
+const IN_PROCESS: &str = "  path: quarry/test\n  tables: [test_rows]\n  spec: { num_rows: {{ROWS}}, batch_size: {{BATCH}} }\n";
 /// The `test` source served by `quarry serve`, started as a local executable.
-const OVER_GRPC: &str = "  registry: local\n  path: ./served-test\n";
+const OVER_GRPC: &str = "  registry: local\n  path: ./served-test\n  tables: [test_rows]\n  spec: { num_rows: {{ROWS}}, batch_size: {{BATCH}} }\n";
+/// The `hackernews` source against the fixture server, every item from the first (no cursor:
+/// the destination keeps no state).
+const HACKERNEWS: &str = "  path: quarry/hackernews\n  tables: [hackernews_items]\n  spec: { item_concurrency: 100, base_url: \"http://{{HN}}\" }\n  permissions: { network: [\"{{HN}}\"] }\n";
+/// Items served to the `hackernews` scenario, and the latency of each answer.
+const HN_ITEMS: u64 = 10_000;
+const HN_LATENCY_MS: u64 = 50;
 
 const PARQUET: &str = "  path: quarry/file\n  write_mode: append\n  spec:\n    path: out/{{TABLE}}/{{UUID}}.{{FORMAT}}\n    format: parquet\n  permissions:\n    files: { ./out: write }\n";
 
@@ -56,6 +65,11 @@ const SCENARIOS: &[Scenario] = &[
     Scenario {
         name: "test -> test (discard)",
         source: IN_PROCESS,
+        destination: "  path: quarry/test\n  write_mode: append\n",
+    },
+    Scenario {
+        name: "hackernews (50 ms) -> discard",
+        source: HACKERNEWS,
         destination: "  path: quarry/test\n  write_mode: append\n",
     },
     // DuckDB, a native plugin over gRPC, into a file in the working directory that the runs
@@ -136,14 +150,34 @@ pub async fn run(args: BenchArgs) -> Exit {
         "scenario", "rows/s", "IPC MB/s", "peak RSS MB", "seconds"
     );
     let mut exit = Exit::Ok;
+    let mut hn_server: Option<HnServer> = None;
     for scenario in SCENARIOS.iter().filter(|s| {
         args.only
             .as_ref()
             .is_none_or(|o| s.name.contains(o.as_str()))
     }) {
+        let mut source = scenario
+            .source
+            .replace("{{ROWS}}", &args.rows.to_string())
+            .replace("{{BATCH}}", &args.batch_size.to_string());
+        if source.contains("{{HN}}") {
+            if hn_server.is_none() {
+                match HnServer::start(&exe, &work) {
+                    Ok(server) => hn_server = Some(server),
+                    Err(e) => {
+                        eprintln!("error: {}: {e}", scenario.name);
+                        exit = Exit::Failure;
+                        continue;
+                    }
+                }
+            }
+            if let Some(server) = &hn_server {
+                source = source.replace("{{HN}}", &server.address);
+            }
+        }
         let spec = format!(
-            "kind: source\nspec:\n  name: test\n{}  tables: [test_rows]\n  destinations: [bench]\n  spec:\n    num_rows: {}\n    batch_size: {}\n---\nkind: destination\nspec:\n  name: bench\n{}",
-            scenario.source, args.rows, args.batch_size, scenario.destination
+            "kind: source\nspec:\n  name: bench_source\n{source}  destinations: [bench]\n---\nkind: destination\nspec:\n  name: bench\n{}",
+            scenario.destination
         );
         let spec_path = work.join("bench.yml");
         if let Err(e) = std::fs::write(&spec_path, spec) {
@@ -180,8 +214,74 @@ pub async fn run(args: BenchArgs) -> Exit {
             scenario.name, rows_per_s, mb_per_s, rss, seconds
         );
     }
+    drop(hn_server);
     let _ = std::fs::remove_dir_all(&work);
     exit
+}
+
+/// The fixture server with [`HN_ITEMS`] generated stories, answering after [`HN_LATENCY_MS`].
+struct HnServer {
+    child: std::process::Child,
+    address: String,
+}
+
+impl HnServer {
+    fn start(exe: &Path, work: &Path) -> Result<Self, String> {
+        let binary = exe.with_file_name("quarry-fixture-http");
+        if !binary.is_file() {
+            return Err(format!(
+                "{} is missing; build it with `cargo build --release -p quarry-fixture-http`",
+                binary.display()
+            ));
+        }
+        let dir = work.join("hackernews");
+        let items = dir.join("v0/item");
+        std::fs::create_dir_all(&items).map_err(|e| format!("{}: {e}", items.display()))?;
+        for id in 1..=HN_ITEMS {
+            let item = serde_json::json!({
+                "id": id, "type": "story", "by": "bench", "time": 1_709_809_200 + id,
+                "title": format!("Story {id}"), "url": format!("https://example.com/{id}"),
+                "score": id % 500, "descendants": 0, "kids": [],
+            });
+            std::fs::write(items.join(format!("{id}.json")), item.to_string())
+                .map_err(|e| format!("{}: {e}", items.display()))?;
+        }
+        std::fs::write(dir.join("v0/maxitem.json"), HN_ITEMS.to_string())
+            .map_err(|e| format!("{}: {e}", dir.display()))?;
+        let mut child = Command::new(&binary)
+            .arg("--dir")
+            .arg(&dir)
+            .args(["--latency-ms", &HN_LATENCY_MS.to_string()])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", binary.display()))?;
+        let mut line = String::new();
+        if let Some(out) = child.stdout.take() {
+            use std::io::BufRead;
+            let _ = std::io::BufReader::new(out).read_line(&mut line);
+        }
+        match line.trim().strip_prefix("listening on ") {
+            Some(address) => Ok(HnServer {
+                address: address.to_string(),
+                child,
+            }),
+            None => {
+                let _ = child.kill();
+                Err(format!(
+                    "{} did not start: `{}`",
+                    binary.display(),
+                    line.trim()
+                ))
+            }
+        }
+    }
+}
+
+impl Drop for HnServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 fn tempfile_dir() -> std::io::Result<PathBuf> {
