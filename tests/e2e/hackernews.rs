@@ -7,11 +7,11 @@ use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 use crate::postgresql::{Schema, psql};
 use crate::sqlite::query;
-use crate::support::{QUARRY, Workdir, shared_cache};
+use crate::state::sync_killed_after_a_checkpoint;
+use crate::support::{QUARRY, Workdir};
 
 /// The recorded items: 39600001..=39600300, the first 40 older than the tutorial's start_time.
 const FIRST_ID: u64 = 39_600_001;
@@ -218,33 +218,7 @@ fn a_sync_killed_mid_run_resumes_after_its_cursor_and_misses_no_item() {
             a = server.address
         ),
     );
-    let mut child = Command::new(QUARRY)
-        .current_dir(w.path())
-        .env("QUARRY_CACHE_DIR", shared_cache())
-        .env("QUARRY_STATE_INTERVAL", "0.05")
-        .args(["sync", "spec.yml"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start quarry");
-    let cursor = || -> u64 {
-        if psql(&format!("select to_regclass('{s}.cq_state') is not null")) != "t" {
-            return 0;
-        }
-        psql(&format!(
-            "select coalesce(max(value::bigint), 0) from {s}.cq_state"
-        ))
-        .parse()
-        .unwrap_or(0)
-    };
-    let started = Instant::now();
-    while cursor() == 0 {
-        assert!(started.elapsed().as_secs() < 120, "no cursor was saved");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.kill().expect("kill -9");
-    child.wait().expect("reap");
-    let saved = cursor();
+    let saved = sync_killed_after_a_checkpoint(&w, s);
     assert!(saved < LAST_ID, "killed mid-sync, at cursor {saved}");
     server.take_requested_items();
 

@@ -96,34 +96,7 @@ fn a_sync_killed_mid_run_resumes_from_its_saved_cursor_and_misses_nothing() {
             "kind: source\nspec:\n  name: test\n  path: quarry/test\n  tables: [test_increments]\n  destinations: [pg]\n  backend_options:\n    table_name: cq_state\n    connection: \"@@plugins.pg.connection\"\n  spec: {{ num_rows: {rows}, batch_size: 1000 }}\n---\nkind: destination\nspec:\n  name: pg\n  path: quarry/postgresql\n  write_mode: overwrite\n  batch_size: 1000\n  spec:\n    connection_string: postgres://postgres@127.0.0.1:5432/test\n    schema: {s}\n  permissions: {{ network: ['127.0.0.1:5432'] }}\n"
         ),
     );
-    let mut child = Command::new(QUARRY)
-        .current_dir(w.path())
-        .env("QUARRY_CACHE_DIR", shared_cache())
-        .env("QUARRY_STATE_INTERVAL", "0.05")
-        .args(["sync", "spec.yml"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start quarry");
-    let cursor = |s: &str| -> u64 {
-        let exists = psql(&format!("select to_regclass('{s}.cq_state') is not null"));
-        if exists != "t" {
-            return 0;
-        }
-        psql(&format!(
-            "select coalesce(max(value::bigint), 0) from {s}.cq_state"
-        ))
-        .parse()
-        .unwrap_or(0)
-    };
-    let started = Instant::now();
-    while cursor(s) == 0 {
-        assert!(started.elapsed().as_secs() < 120, "no cursor was saved");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.kill().expect("kill -9");
-    child.wait().expect("reap");
-    let saved = cursor(s);
+    let saved = sync_killed_after_a_checkpoint(&w, s);
     let written: u64 = psql(&format!("select count(*) from {s}.test_increments"))
         .parse()
         .unwrap();
@@ -148,4 +121,39 @@ fn a_sync_killed_mid_run_resumes_from_its_saved_cursor_and_misses_nothing() {
         psql(&format!("select value from {s}.cq_state")),
         total.to_string()
     );
+}
+
+/// Runs `quarry sync spec.yml` in `w`, saving state every 50 ms into `{schema}.cq_state`, kills
+/// it with `kill -9` once a cursor was saved, and returns the cursor it left.
+pub fn sync_killed_after_a_checkpoint(w: &Workdir, schema: &str) -> u64 {
+    let mut child = Command::new(QUARRY)
+        .current_dir(w.path())
+        .env("QUARRY_CACHE_DIR", shared_cache())
+        .env("QUARRY_STATE_INTERVAL", "0.05")
+        .args(["sync", "spec.yml"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start quarry");
+    let cursor = || -> u64 {
+        if psql(&format!(
+            "select to_regclass('{schema}.cq_state') is not null"
+        )) != "t"
+        {
+            return 0;
+        }
+        psql(&format!(
+            "select coalesce(max(value::bigint), 0) from {schema}.cq_state"
+        ))
+        .parse()
+        .unwrap_or(0)
+    };
+    let started = Instant::now();
+    while cursor() == 0 {
+        assert!(started.elapsed().as_secs() < 120, "no cursor was saved");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().expect("kill -9");
+    child.wait().expect("reap");
+    cursor()
 }
