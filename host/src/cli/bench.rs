@@ -142,7 +142,8 @@ pub async fn run(args: BenchArgs) -> Exit {
         return Exit::Failure;
     }
     println!(
-        "quarry bench: {} rows of test_rows, batch_size {}, median of {} runs",
+        "quarry bench: {} rows of test_rows, batch_size {} ({HN_ITEMS} items for hackernews), \
+         median of {} runs",
         args.rows, args.batch_size, args.runs
     );
     println!(
