@@ -179,7 +179,9 @@ impl SocketPolicy {
     }
 
     async fn allows_connect(&self, addr: SocketAddr) -> bool {
-        for grant in self.grants.iter().filter(|g| g.port_matches(addr.port())) {
+        // A grant with a scheme is for outbound HTTP only, not for a raw socket.
+        let grants = self.grants.iter().filter(|g| g.scheme.is_none());
+        for grant in grants.filter(|g| g.port_matches(addr.port())) {
             let allowed = match &grant.host {
                 HostPattern::Ip(ip) => *ip == addr.ip(),
                 HostPattern::Name(name) => tokio::net::lookup_host((name.as_str(), addr.port()))
@@ -259,12 +261,17 @@ mod tests {
             HostGrant::parse("127.0.0.1:5432").unwrap(),
             HostGrant::parse("localhost:6379").unwrap(),
             HostGrant::parse("*.example.com").unwrap(),
+            HostGrant::parse("http://127.0.0.1:8080").unwrap(),
         ]);
         let addr = |s: &str| s.parse::<SocketAddr>().unwrap();
         let connect = SocketAddrUse::TcpConnect;
         assert!(policy.allows(addr("127.0.0.1:5432"), connect).await);
         assert!(!policy.allows(addr("127.0.0.1:5433"), connect).await);
         assert!(!policy.allows(addr("10.0.0.1:5432"), connect).await);
+        assert!(
+            !policy.allows(addr("127.0.0.1:8080"), connect).await,
+            "a grant with a scheme is for HTTP only"
+        );
         assert!(
             policy.allows(addr("127.0.0.1:6379"), connect).await,
             "localhost resolves to 127.0.0.1"
