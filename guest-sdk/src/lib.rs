@@ -53,6 +53,7 @@ mod plugin;
 pub mod sql;
 mod sync;
 mod table;
+pub mod time;
 
 #[doc(hidden)]
 pub mod bindings;
@@ -62,8 +63,8 @@ pub use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 pub use error::{Error, ErrorKind, Result};
 pub use plugin::{Destination, Info, Plugin, Source, WriteMode};
 pub use sync::{
-    ChildRows, DeleteRequest, Grouping, Message, Predicate, PredicateGroup, Relation, SyncContext,
-    SyncOptions, matches_glob, run_sync, select_tables,
+    ChildRows, DeleteRequest, Grouping, Message, PatternList, Predicate, PredicateGroup, Relation,
+    SelectionError, SyncContext, SyncOptions, matches_glob, run_sync, select_tables, selection,
 };
 pub use table::{Column, Extension, Table, metadata, parse_mac, table_name};
 

@@ -106,9 +106,12 @@ pub trait Plugin: Sized + 'static {
     /// Creates the plugin from the user's validated spec.
     fn new(spec: Self::Spec) -> Result<Self>;
 
-    /// Checks that the configured service can be reached with the given credentials.
+    /// Checks that the configured service can be reached with the given credentials. A plugin
+    /// that reaches nothing keeps this default, which tells the host it has no such test.
     fn test_connection(&mut self) -> Result<()> {
-        Ok(())
+        Err(crate::Error::not_supported(
+            "this plugin has no connection test",
+        ))
     }
 
     /// Releases what the plugin holds. Called once, last.

@@ -408,6 +408,67 @@ pub fn matches_glob(pattern: &str, name: &str) -> bool {
     p[pi..].iter().all(|&c| c == '*')
 }
 
+/// Which list of a source's spec a table pattern comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PatternList {
+    /// `tables`.
+    Tables,
+    /// `skip_tables`.
+    SkipTables,
+}
+
+/// Why a table selection is wrong, with the pattern at fault as data: the host points at that
+/// pattern in the user's YAML without reading the message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SelectionError {
+    /// A pattern selects no table.
+    NoMatch {
+        /// The list the pattern is in, and its index there.
+        list: PatternList,
+        /// Its index in that list.
+        index: usize,
+        /// The pattern.
+        pattern: String,
+        /// The names of every table, comma-separated.
+        tables: String,
+    },
+    /// A child table is selected but its parent is not.
+    OrphanChild {
+        /// The child table.
+        table: String,
+        /// Its parent.
+        parent: String,
+        /// The pattern that caused it: the skip pattern that removed the parent, else the
+        /// pattern that selected the child.
+        list: PatternList,
+        /// Its index in that list.
+        index: usize,
+    },
+}
+
+impl std::fmt::Display for SelectionError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SelectionError::NoMatch {
+                pattern, tables, ..
+            } => write!(
+                f,
+                "table pattern `{pattern}` matches no table; the tables are: {tables}"
+            ),
+            SelectionError::OrphanChild { table, parent, .. } => write!(
+                f,
+                "table `{table}` is a child of `{parent}`, which is not selected; select `{parent}` too, or add `{table}` to `skip_tables`"
+            ),
+        }
+    }
+}
+
+impl From<SelectionError> for Error {
+    fn from(e: SelectionError) -> Self {
+        Error::invalid_spec(e.to_string())
+    }
+}
+
 /// The tables of `all` that the patterns select, in `all`'s order. A pattern that selects
 /// nothing is an error that lists the tables there are, so a typo is never a silent no-op.
 /// Child tables follow their parent unless `skip_dependent_tables` is set.
@@ -417,22 +478,40 @@ pub fn select_tables(
     skip_tables: &[String],
     skip_dependent_tables: bool,
 ) -> Result<Vec<Table>> {
-    let names = || {
-        all.iter()
-            .map(|t| t.name.as_str())
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    for pattern in tables.iter().chain(skip_tables) {
-        if !all.iter().any(|t| matches_glob(pattern, &t.name)) {
-            return Err(Error::invalid_spec(format!(
-                "table pattern `{pattern}` matches no table; the tables are: {}",
-                names()
-            )));
+    Ok(selection(all, tables, skip_tables, skip_dependent_tables)?)
+}
+
+/// [`select_tables`] with its error as data.
+pub fn selection(
+    all: &[Table],
+    tables: &[String],
+    skip_tables: &[String],
+    skip_dependent_tables: bool,
+) -> Result<Vec<Table>, SelectionError> {
+    let lists = [
+        (PatternList::Tables, tables),
+        (PatternList::SkipTables, skip_tables),
+    ];
+    for (list, patterns) in lists {
+        for (index, pattern) in patterns.iter().enumerate() {
+            if !all.iter().any(|t| matches_glob(pattern, &t.name)) {
+                return Err(SelectionError::NoMatch {
+                    list,
+                    index,
+                    pattern: pattern.clone(),
+                    tables: all
+                        .iter()
+                        .map(|t| t.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                });
+            }
         }
     }
-    let skipped = |t: &Table| skip_tables.iter().any(|p| matches_glob(p, &t.name));
-    let chosen = |t: &Table| tables.iter().any(|p| matches_glob(p, &t.name));
+    let first =
+        |patterns: &[String], name: &str| patterns.iter().position(|p| matches_glob(p, name));
+    let skipped = |t: &Table| first(skip_tables, &t.name).is_some();
+    let chosen = |t: &Table| first(tables, &t.name).is_some();
     let mut selected: Vec<&Table> = all.iter().filter(|t| chosen(t) && !skipped(t)).collect();
     if !skip_dependent_tables {
         // Add descendants of selected tables, to any depth.
@@ -456,10 +535,16 @@ pub fn select_tables(
         if let Some(parent) = &t.parent
             && !selected.iter().any(|s| &s.name == parent)
         {
-            return Err(Error::invalid_spec(format!(
-                "table `{}` is a child of `{parent}`, which is not selected; select `{parent}` too, or add `{}` to `skip_tables`",
-                t.name, t.name
-            )));
+            let (list, index) = match first(skip_tables, parent) {
+                Some(index) => (PatternList::SkipTables, index),
+                None => (PatternList::Tables, first(tables, &t.name).unwrap_or(0)),
+            };
+            return Err(SelectionError::OrphanChild {
+                table: t.name.clone(),
+                parent: parent.clone(),
+                list,
+                index,
+            });
         }
     }
     Ok(all
@@ -722,5 +807,33 @@ mod tests {
             err.message,
             "table `a_child` is a child of `a`, which is not selected; select `a` too, or add `a_child` to `skip_tables`"
         );
+        // The pattern at fault, as data: the skip pattern that removed the parent.
+        let err = selection(&all, &s(&["b", "a*"]), &s(&["x*", "a"]), false);
+        assert!(matches!(
+            err,
+            Err(SelectionError::NoMatch {
+                list: PatternList::SkipTables,
+                index: 0,
+                ..
+            })
+        ));
+        let err = selection(&all, &s(&["b", "a*"]), &s(&["b", "a"]), false);
+        assert!(matches!(
+            err,
+            Err(SelectionError::OrphanChild {
+                list: PatternList::SkipTables,
+                index: 1,
+                ..
+            })
+        ));
+        let err = selection(&all, &s(&["b", "a_child"]), &[], false);
+        assert!(matches!(
+            err,
+            Err(SelectionError::OrphanChild {
+                list: PatternList::Tables,
+                index: 1,
+                ..
+            })
+        ));
     }
 }

@@ -1,17 +1,24 @@
-//! The command line: one file per command under `cli/`, and the exit codes in one place.
+//! The command line: one file per command under `cli/`, the exit codes, and the error every
+//! command returns ([`CliError`]), which `main.rs` reports and turns into an exit code.
 
 mod bench;
+mod init;
+mod migrate;
 mod plugin;
 mod serve;
 mod state;
 mod sync;
+mod tables;
+mod test_connection;
+mod validate;
 
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use crate::plan::RunError;
+use crate::plan::{Environment, OpenError, Opened, RunError, open, registry_of};
 use crate::runtime::{ErrorKind, PluginError};
+use crate::spec::{Permissions, SpecError, SyncSpec};
 use crate::telemetry::{LogFormat, LogLevel};
 
 /// Quarry moves data from sources to destinations; plugins run as sandboxed WebAssembly
@@ -25,6 +32,22 @@ pub struct Cli {
     /// Log format on standard error.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    /// Log to the console, with no live progress display (CloudQuery's flag; Quarry always logs
+    /// to standard error).
+    #[arg(long, global = true)]
+    pub log_console: bool,
+    /// Accepted for CloudQuery compatibility: Quarry writes no log file.
+    #[arg(long, global = true)]
+    pub no_log_file: bool,
+    /// Accepted for CloudQuery compatibility: Quarry writes no log file.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub log_file_name: Option<PathBuf>,
+    /// The id of this run (a UUID), used as the summary's `sync_id`; random by default.
+    #[arg(long, global = true, value_name = "UUID")]
+    pub invocation_id: Option<String>,
+    /// Accepted for CloudQuery compatibility: Quarry never sends telemetry, at any level.
+    #[arg(long, global = true, value_name = "LEVEL", env = "CQ_TELEMETRY_LEVEL")]
+    pub telemetry_level: Option<String>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -33,6 +56,17 @@ pub struct Cli {
 pub enum Command {
     /// Run the syncs described by spec files (or directories of them).
     Sync(sync::SyncArgs),
+    /// Check specs without moving data: plugins, grants, schemas, tables, migrations.
+    #[command(alias = "validate-config")]
+    Validate(validate::ValidateArgs),
+    /// Create and alter the destination tables the specs need, and nothing else.
+    Migrate(migrate::MigrateArgs),
+    /// Ask each plugin of the specs whether it can reach what its spec configures.
+    TestConnection(test_connection::TestConnectionArgs),
+    /// Document the tables of each source of the specs, as JSON or Markdown files.
+    Tables(tables::TablesArgs),
+    /// Write a commented spec for a source and a destination, from their spec schemas.
+    Init(init::InitArgs),
     /// Inspect plugins.
     #[command(subcommand)]
     Plugin(plugin::PluginCommand),
@@ -46,11 +80,11 @@ pub enum Command {
 }
 
 /// How a command ended; the process exit code.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Exit {
     /// Everything worked.
     Ok = 0,
-    /// The sync ran to the end but recorded errors.
+    /// The sync ran to the end but recorded errors (or a connection test failed).
     SyncErrors = 1,
     /// The configuration or the command line is wrong.
     Config = 2,
@@ -60,32 +94,82 @@ pub enum Exit {
 
 impl Exit {
     /// The exit code for a plugin failure: a crash, a limit or a load failure is a failure of the
-    /// run; an error the plugin returned is an error of the sync.
+    /// run; a spec the plugin refuses is the configuration's; any other error the plugin
+    /// returned is an error of the sync.
     pub fn for_plugin_error(e: &PluginError) -> Exit {
-        match e.kind {
-            ErrorKind::Trap | ErrorKind::Timeout | ErrorKind::MemoryLimit | ErrorKind::Load => {
-                Exit::Failure
-            }
-            ErrorKind::InvalidSpec => Exit::Config,
-            _ => Exit::SyncErrors,
-        }
-    }
-}
-
-/// Prints an error the way every command does: `error: ...` and an indented help line.
-pub fn report(e: &RunError) -> Exit {
-    match e {
-        RunError::Config(e) => {
-            eprintln!("{e}");
-            Exit::Config
-        }
-        RunError::Plugin(e) => {
-            report_plugin_error(e);
+        if e.kind.is_failure_of_the_run() {
             Exit::Failure
+        } else if e.kind == ErrorKind::InvalidSpec {
+            Exit::Config
+        } else {
+            Exit::SyncErrors
         }
     }
 }
 
+/// Why a command stopped: reported once, with its exit code, by `main.rs`.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// The spec is wrong (the error names its file, line and column).
+    #[error("{0}")]
+    Config(#[from] SpecError),
+    /// A plugin failed before or outside a sync.
+    #[error("{0}")]
+    Plugin(#[from] PluginError),
+    /// The command line asks for something that cannot be done.
+    #[error("error: {0}")]
+    Usage(String),
+    /// The host itself failed (no cache directory, an unwritable output file, ...).
+    #[error("error: {0:#}")]
+    Runtime(#[from] anyhow::Error),
+}
+
+impl From<RunError> for CliError {
+    fn from(e: RunError) -> Self {
+        match e {
+            RunError::Config(e) => CliError::Config(e),
+            RunError::Plugin(e) => CliError::Plugin(e),
+        }
+    }
+}
+
+/// The spec files a command reads.
+#[derive(Debug, clap::Args)]
+pub struct Specs {
+    /// Spec files, or directories whose `*.yml`/`*.yaml` files are specs.
+    #[arg(required = true)]
+    pub paths: Vec<PathBuf>,
+}
+
+/// What every command that reads specs starts from.
+pub(crate) fn load(specs: &Specs) -> Result<(SyncSpec, Environment), CliError> {
+    let spec = crate::spec::load(&specs.paths)?;
+    let env = Environment::from_process()?;
+    Ok((spec, env))
+}
+
+/// Opens a plugin named on the command line (`quarry/<name>`, or a file), with no grants and
+/// not initialised.
+pub(crate) async fn open_reference(
+    env: &Environment,
+    reference: &str,
+    name: &str,
+) -> Result<Opened, CliError> {
+    let resolved = env
+        .resolver
+        .resolve(registry_of(reference, &env.cwd), reference, &env.cwd)
+        .map_err(|e| CliError::Usage(e.to_string()))?;
+    open(env, name, resolved, &Permissions::default())
+        .await
+        .map_err(|e| match e {
+            OpenError::Config(message) | OpenError::Grants(message) => {
+                CliError::Usage(format!("`{reference}`: {message}"))
+            }
+            OpenError::Plugin(e) => CliError::Plugin(e),
+        })
+}
+
+/// Prints a plugin's error the way every command does: `error: ...` and an indented help line.
 pub fn report_plugin_error(e: &PluginError) {
     eprintln!("error: {e}");
     if let Some(help) = &e.help {
@@ -93,22 +177,19 @@ pub fn report_plugin_error(e: &PluginError) {
     }
 }
 
-impl PartialOrd for Exit {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for Exit {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        (*self as u8).cmp(&(*other as u8))
-    }
-}
-
 /// Runs the parsed command line.
-pub async fn run(cli: Cli) -> Exit {
+pub async fn run(cli: Cli) -> Result<Exit, CliError> {
+    let globals = Globals {
+        invocation_id: cli.invocation_id,
+        log_console: cli.log_console || cli.log_format == LogFormat::Json,
+    };
     match cli.command {
-        Command::Sync(args) => sync::run(args).await,
+        Command::Sync(args) => sync::run(args, &globals).await,
+        Command::Validate(args) => validate::run(args).await,
+        Command::Migrate(args) => migrate::run(args).await,
+        Command::TestConnection(args) => test_connection::run(args).await,
+        Command::Tables(args) => tables::run(args).await,
+        Command::Init(args) => init::run(args).await,
         Command::Plugin(command) => plugin::run(command).await,
         Command::Bench(args) => bench::run(args).await,
         Command::Serve(args) => serve::run(args).await,
@@ -116,6 +197,9 @@ pub async fn run(cli: Cli) -> Exit {
     }
 }
 
-fn current_exe() -> Option<PathBuf> {
-    std::env::current_exe().ok()
+/// The global flags commands act on.
+pub struct Globals {
+    pub invocation_id: Option<String>,
+    /// No live display: logs go to the console as they are (`--log-console`, JSON logs).
+    pub log_console: bool,
 }

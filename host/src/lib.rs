@@ -1,5 +1,6 @@
 //! Quarry's host: spec loading, the plugin runtimes and their sandbox, the sync engine, the CLI.
-//! See `DESIGN.md` for the map; each module's documentation opens with its job.
+//! See `ARCHITECTURE.md` at the repository root for the map; each module's documentation opens
+//! with its job.
 
 pub mod cli;
 pub mod plan;

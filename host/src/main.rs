@@ -1,5 +1,5 @@
 use clap::Parser;
-use quarry::cli::{self, Cli, Exit};
+use quarry::cli::{self, Cli, CliError, Exit};
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
@@ -8,16 +8,40 @@ fn main() -> std::process::ExitCode {
     } else {
         quarry::telemetry::init(cli.log_level, cli.log_format);
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+    let exit = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
     {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return std::process::ExitCode::from(Exit::Failure as u8);
-        }
+        Ok(runtime) => runtime
+            .block_on(cli::run(cli))
+            .unwrap_or_else(|e| report(&e)),
+        Err(e) => report(&CliError::Runtime(
+            anyhow::Error::new(e).context("cannot start the async runtime"),
+        )),
     };
-    let exit = runtime.block_on(cli::run(cli));
     std::process::ExitCode::from(exit as u8)
+}
+
+/// The one edge where a command's error is printed and becomes the exit code the README lists:
+/// 2 for the configuration or the command line, 3 for a plugin or the runtime that failed (1
+/// for an error a plugin returned, as during a sync).
+fn report(e: &CliError) -> Exit {
+    match e {
+        CliError::Config(e) => {
+            eprintln!("{e}");
+            Exit::Config
+        }
+        CliError::Plugin(e) => {
+            cli::report_plugin_error(e);
+            Exit::for_plugin_error(e).max(Exit::SyncErrors)
+        }
+        CliError::Usage(_) => {
+            eprintln!("{e}");
+            Exit::Config
+        }
+        CliError::Runtime(_) => {
+            eprintln!("{e}");
+            Exit::Failure
+        }
+    }
 }

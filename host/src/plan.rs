@@ -1,36 +1,43 @@
-//! From a loaded spec to a finished sync: resolve every plugin, start it in its sandbox with its
-//! grants, validate its `spec:` against the schema it declares, initialise it, then run each
-//! source into its destinations and close everything. Configuration mistakes surface here,
-//! before any row moves, with the file, line and column they came from.
+//! From a loaded spec to a [`SyncPlan`], by validation alone: every plugin resolved, opened in
+//! its sandbox with its grants and initialised with its `spec:` (checked against the schema it
+//! declares), each source's table selection resolved, the state backend found, each
+//! destination's batching and, per destination and table, the [`MigrationPlan`]. Nothing is
+//! written anywhere. Configuration mistakes surface here, before any row moves, with the file,
+//! line and column they came from. `quarry validate` prints the plan, `quarry migrate` applies
+//! its migrations, `quarry sync` hands it to the engine (`crate::sync::execute`).
 
-use std::collections::HashMap;
+mod migration;
+mod open;
+mod state;
+
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-use quarry_registry::{RegistryKind, Resolved, Resolver};
+use arrow_schema::SchemaRef;
+use quarry_registry::Resolver;
 
-use crate::runtime::grpc::GrpcPlugin;
+pub use migration::{MigrationPlan, Refusal, TableMigration, plan_table};
+pub use open::{OpenError, Opened, Origin, PluginRef, Role, open, registry_of};
+pub use state::{StateAction, state, state_destination};
+
 use crate::runtime::wasm::WasmRuntime;
 use crate::runtime::{AnyPlugin, ErrorKind, PluginError, TableSelection};
-use crate::sandbox::Grants;
-use crate::spec::{
-    DestinationSpec, Location, MigrateMode, Permissions, PluginSpec, Registry, SourceSpec,
-    SpecError, SyncSpec,
-};
+use crate::spec::{DestinationSpec, Location, PluginSpec, SourceSpec, SpecError, SyncSpec};
 use crate::sync::batcher::Limits;
-use crate::sync::{self, DestinationSlot, SourceRun, SourceSummary};
 
-/// Why a sync could not run (as opposed to a sync that ran and recorded errors).
+/// Why a plan could not be made or a sync could not run (as opposed to a sync that ran and
+/// recorded errors).
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     /// The configuration is wrong: exit code 2.
     #[error("{0}")]
     Config(#[from] SpecError),
-    /// A plugin could not be loaded or failed before the sync started: exit code 3.
+    /// A plugin could not be loaded or failed before the sync started.
     #[error("{0}")]
     Plugin(#[from] PluginError),
 }
 
-/// What a sync runs with.
+/// What plans and syncs run with.
 pub struct Environment {
     pub runtime: WasmRuntime,
     pub resolver: Resolver,
@@ -38,387 +45,280 @@ pub struct Environment {
     pub cwd: PathBuf,
 }
 
-/// One plugin reference from a spec document.
-struct PluginRef<'a> {
-    name: &'a str,
-    registry: Registry,
-    path: &'a str,
-    version: Option<&'a str>,
-    permissions: &'a Permissions,
-    spec: &'a PluginSpec,
-    at: &'a Location,
-}
-
-impl<'a> From<&'a SourceSpec> for PluginRef<'a> {
-    fn from(s: &'a SourceSpec) -> Self {
-        PluginRef {
-            name: &s.name,
-            registry: s.registry,
-            path: &s.path,
-            version: s.version.as_deref(),
-            permissions: &s.permissions,
-            spec: &s.spec,
-            at: &s.at,
-        }
-    }
-}
-
-impl<'a> From<&'a DestinationSpec> for PluginRef<'a> {
-    fn from(s: &'a DestinationSpec) -> Self {
-        PluginRef {
-            name: &s.name,
-            registry: s.registry,
-            path: &s.path,
-            version: s.version.as_deref(),
-            permissions: &s.permissions,
-            spec: &s.spec,
-            at: &s.at,
-        }
-    }
-}
-
-fn registry_kind(registry: Registry) -> RegistryKind {
-    match registry {
-        Registry::Quarry => RegistryKind::Quarry,
-        Registry::Local => RegistryKind::Local,
-        Registry::Grpc => RegistryKind::Grpc,
-        Registry::Oci => RegistryKind::Oci,
-    }
-}
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Role {
-    Source,
-    Destination,
-}
-
 impl Environment {
-    /// Resolves, starts, validates and initialises one plugin.
-    async fn start(
-        &self,
-        plugin: PluginRef<'_>,
-        role: Role,
-    ) -> Result<Box<dyn AnyPlugin>, RunError> {
-        let at = |message: String| SpecError::at(plugin.at.clone(), message);
-        let resolved = self
-            .resolver
-            .resolve(registry_kind(plugin.registry), plugin.path, &self.cwd)
-            .map_err(|e| at(format!("plugin `{}`: {e}", plugin.name)))?;
-        let (mut instance, origin): (Box<dyn AnyPlugin>, String) = match resolved {
-            Resolved::Component(artifact) => {
-                // A file that is not a component for this contract is the spec's mistake: say
-                // where.
-                let loaded = self
-                    .runtime
-                    .load(plugin.name, &artifact.bytes)
-                    .map_err(|e| {
-                        at(format!(
-                            "plugin `{}` ({}): {}",
-                            plugin.name, plugin.path, e.message
-                        ))
-                    })?;
-                let grants = Grants::resolve(plugin.permissions, &self.cwd)
-                    .map_err(|e| at(format!("plugin `{}`: {e}", plugin.name)))?;
-                let instance = self.runtime.start(&loaded, plugin.name, &grants).await?;
-                (Box::new(instance), format!("digest {}", loaded.digest))
-            }
-            Resolved::Executable(path) => {
-                self.warn_unsandboxed(&plugin);
-                let instance = GrpcPlugin::spawn(plugin.name, &path).await?;
-                (Box::new(instance), format!("executable {}", path.display()))
-            }
-            Resolved::Address(address) => {
-                self.warn_unsandboxed(&plugin);
-                let instance = GrpcPlugin::dial(plugin.name, &address).await?;
-                (Box::new(instance), format!("address {address}"))
-            }
-        };
-        let info = instance.info().clone();
-        let (wanted, has) = match role {
-            Role::Source => ("source", info.source),
-            Role::Destination => ("destination", info.destination),
-        };
-        if !has {
-            let is = if info.source { "source" } else { "destination" };
-            return Err(at(format!(
-                "`{}` is a {is} plugin, not a {wanted} plugin",
-                plugin.path
-            ))
-            .with_help(format!("declare it as `kind: {is}`"))
-            .into());
-        }
-        if let Some(version) = plugin.version
-            && version.trim_start_matches('v') != info.version
-        {
-            return Err(at(format!(
-                "plugin `{}` is version {}, but the spec asks for {version}",
-                plugin.path, info.version
-            ))
-            .with_help("change `version:` or remove it to use the plugin that is installed")
-            .into());
-        }
-        if let Some(schema) = instance.spec_schema().await? {
-            plugin.spec.validate(plugin.name, &schema)?;
-        }
-        instance
-            .init(plugin.spec.value.to_string())
-            .await
-            .map_err(|e| match e.kind {
-                ErrorKind::InvalidSpec => {
-                    RunError::Config(at(format!("plugin `{}` spec: {}", plugin.name, e.message)))
-                }
-                _ => RunError::Plugin(e),
-            })?;
-        tracing::debug!(plugin = plugin.name, version = %info.version, %origin, "plugin ready");
-        Ok(instance)
-    }
-
-    fn warn_unsandboxed(&self, plugin: &PluginRef<'_>) {
-        if *plugin.permissions != Permissions::default() {
-            tracing::warn!(
-                plugin = plugin.name,
-                "`permissions` apply only to wasm plugins; `{}` runs natively with your own rights",
-                plugin.path
-            );
-        }
+    /// The environment of this process: the component cache, the plugin search path beside the
+    /// executable, the working directory.
+    pub fn from_process() -> anyhow::Result<Environment> {
+        Ok(Environment {
+            runtime: WasmRuntime::new(cache_dir())?,
+            resolver: Resolver::from_env(std::env::current_exe().ok().as_deref()),
+            cwd: std::env::current_dir()?,
+        })
     }
 }
 
-/// Runs every source of `spec` into its destinations. Returns one summary per source; errors
-/// that happened while rows moved are in the summaries, not in the `Err`.
-pub async fn execute(spec: &SyncSpec, env: &Environment) -> Result<Vec<SourceSummary>, RunError> {
-    let mut slots: HashMap<String, DestinationSlot> = HashMap::new();
-    for d in &spec.destinations {
-        let plugin = env.start(d.into(), Role::Destination).await?;
-        let modes = &plugin.info().write_modes;
-        if !modes.contains(&d.write_mode) {
-            let supported: Vec<String> = modes.iter().map(|m| format!("`{m}`")).collect();
-            let first = modes.first().map(|m| m.to_string()).unwrap_or_default();
-            return Err(SpecError::at(
-                d.at.clone(),
-                format!(
-                    "destination `{}` asks for write_mode `{}`, but `{}` supports only {}",
-                    d.name,
-                    d.write_mode,
-                    d.path,
-                    supported.join(", ")
-                ),
-            )
-            .with_help(format!(
-                "set `write_mode: {first}` in this destination's spec"
-            ))
-            .into());
+/// Everything a sync will do, validated; its plugins are open and initialised.
+pub struct SyncPlan<'s> {
+    pub sources: Vec<SourcePlan<'s>>,
+    pub destinations: Vec<DestinationPlan<'s>>,
+}
+
+pub struct SourcePlan<'s> {
+    pub spec: &'s SourceSpec,
+    pub plugin: Box<dyn AnyPlugin>,
+    pub origin: Origin,
+    pub selection: TableSelection,
+    /// The selected tables, as the source declares them.
+    pub tables: Vec<SchemaRef>,
+    /// Indices into [`SyncPlan::destinations`].
+    pub destinations: Vec<usize>,
+    pub state: Option<StatePlan>,
+}
+
+/// Where a source keeps its cursors: a table of one of its destinations.
+#[derive(Debug, Clone)]
+pub struct StatePlan {
+    /// An index into [`SyncPlan::destinations`].
+    pub destination: usize,
+    pub table: String,
+    /// How often, at most, cursors are saved while the source runs (always at its end).
+    pub interval: Duration,
+}
+
+pub struct DestinationPlan<'s> {
+    pub spec: &'s DestinationSpec,
+    pub plugin: Box<dyn AnyPlugin>,
+    pub origin: Origin,
+    pub batching: Limits,
+    /// Per table its sources bring, in the order they come.
+    pub migrations: Vec<TableMigration>,
+}
+
+impl SyncPlan<'_> {
+    /// The migrations `migrate_mode: safe` refuses, as one error at the first such destination
+    /// listing each table and change.
+    pub fn refusals(&self) -> Result<(), SpecError> {
+        for d in &self.destinations {
+            let refused: Vec<Refusal> = d
+                .migrations
+                .iter()
+                .filter_map(|m| match &m.plan {
+                    MigrationPlan::Refused(changes) => Some(Refusal {
+                        destination: d.spec.name.clone(),
+                        table: m.table.clone(),
+                        changes: changes.clone(),
+                    }),
+                    _ => None,
+                })
+                .collect();
+            if let Some(first) = refused.first() {
+                let messages: Vec<String> = refused.iter().map(|r| r.to_string()).collect();
+                return Err(SpecError::at(
+                    d.spec.at.clone(),
+                    format!(
+                        "destination `{}` (migrate_mode: safe): {}",
+                        d.spec.name,
+                        messages.join("\n")
+                    ),
+                )
+                .with_help(first.help()));
+            }
         }
-        let batching = batching(d, plugin.info());
-        slots.insert(
-            d.name.clone(),
-            DestinationSlot {
-                name: d.name.clone(),
-                plugin,
-                write_mode: d.write_mode,
-                migrate_mode: d.migrate_mode,
-                pk_mode: d.pk_mode,
-                batching,
-            },
-        );
+        Ok(())
+    }
+
+    /// Closes every plugin of the plan; the errors of those that failed to close.
+    pub async fn close(self) -> Vec<PluginError> {
+        let plugins = self
+            .sources
+            .into_iter()
+            .map(|s| s.plugin)
+            .chain(self.destinations.into_iter().map(|d| d.plugin));
+        let mut errors = Vec::new();
+        for mut plugin in plugins {
+            if let Err(e) = plugin.close().await {
+                errors.push(e);
+            }
+        }
+        errors
+    }
+}
+
+/// Makes the plan of `spec`: opens and initialises every plugin, and asks each destination
+/// what its tables need. Changes nothing in any destination.
+pub async fn build<'s>(spec: &'s SyncSpec, env: &Environment) -> Result<SyncPlan<'s>, RunError> {
+    let mut destinations = Vec::new();
+    for d in &spec.destinations {
+        destinations.push(plan_destination(env, d).await?);
     }
     let mut sources = Vec::new();
     for s in &spec.sources {
-        let mut plugin = env.start(s.into(), Role::Source).await?;
-        // The table selection is checked before any source runs: a pattern that matches nothing
-        // is a mistake in this spec, not a failure halfway through a sync.
-        let schemas = plugin
-            .tables(&selection(s))
-            .await
-            .map_err(|e| match e.kind {
-                ErrorKind::InvalidSpec => RunError::Config(
-                    SpecError::at(
-                        selection_error_at(s, &e.message),
-                        format!("source `{}`: {}", s.name, e.message),
-                    )
-                    .with_help("fix `tables` or `skip_tables` in this source's spec"),
-                ),
-                _ => RunError::Plugin(e),
-            })?;
-        sources.push((s, plugin, schemas));
+        sources.push(plan_source(env, s, &spec.destinations).await?);
     }
-    check_migrations(spec, &sources, &mut slots).await?;
-    for (s, _, _) in &sources {
-        state_destination(s)?;
-    }
-
-    let sync_time_us = sync::now_us();
-    let mut summaries = Vec::new();
-    for (spec, mut plugin, _) in sources {
-        let state = match (&spec.backend_options, state_destination(spec)?) {
-            (Some(options), Some(destination)) => {
-                let slot = slots
-                    .get_mut(destination)
-                    .expect("checked by state_destination");
-                let cursors =
-                    sync::state::load(slot.plugin.as_mut(), &slot.name, &options.table_name)
-                        .await?;
-                tracing::debug!(source = %spec.name, destination, table = %options.table_name, cursors = cursors.len(), "state loaded");
-                Some(sync::StateBackend {
-                    destination: destination.to_string(),
-                    table: options.table_name.clone(),
-                    cursors,
-                    interval: state_interval(),
-                })
-            }
-            _ => None,
-        };
-        let run = SourceRun {
-            name: &spec.name,
-            plugin: plugin.as_mut(),
-            selection: selection(spec),
-            deterministic_cq_id: spec.deterministic_cq_id,
-            state,
-        };
-        let destinations = spec
-            .destinations
-            .iter()
-            .filter_map(|name| slots.remove(name))
-            .collect();
-        let (returned, mut summary) = sync::run(run, destinations, sync_time_us).await;
-        for slot in returned {
-            slots.insert(slot.name.clone(), slot);
-        }
-        if let Err(e) = plugin.close().await {
-            summary.plugin_errors.push(e);
-        }
-        tracing::info!(
-            source = %spec.name,
-            rows = summary.rows(),
-            errors = summary.error_count(),
-            elapsed_ms = summary.duration.as_millis() as u64,
-            "source finished"
-        );
-        summaries.push(summary);
-    }
-    for (name, mut slot) in slots {
-        if let Err(e) = slot.plugin.close().await {
-            match summaries
-                .iter_mut()
-                .find(|s| s.destinations.iter().any(|d| d.name == name))
-            {
-                Some(summary) => summary.plugin_errors.push(e),
-                None => tracing::warn!(destination = %name, "closing failed: {e}"),
-            }
-        }
-    }
-    Ok(summaries)
+    let mut plan = SyncPlan {
+        sources,
+        destinations,
+    };
+    plan_migrations(&mut plan).await?;
+    Ok(plan)
 }
 
-/// What `quarry state` does with a source's cursors.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StateAction {
-    Show,
-    Reset,
-}
-
-/// Starts only the state backend of source `source` and shows or deletes its cursors. Returns
-/// the cursors it held, sorted by key.
-pub async fn state(
-    spec: &SyncSpec,
+async fn plan_destination<'s>(
     env: &Environment,
-    source: &str,
-    action: StateAction,
-) -> Result<Vec<(String, String)>, RunError> {
-    let Some(s) = spec.sources.iter().find(|s| s.name == source) else {
-        let names: Vec<&str> = spec.sources.iter().map(|s| s.name.as_str()).collect();
-        return Err(SpecError::new(format!(
-            "no source named `{source}` in the spec (its sources: {})",
-            names.join(", ")
+    d: &'s DestinationSpec,
+) -> Result<DestinationPlan<'s>, RunError> {
+    let Opened { mut plugin, origin } = env.open(d.into(), Role::Destination).await?;
+    let modes = &plugin.info().write_modes;
+    if !modes.contains(&d.write_mode) {
+        let supported: Vec<String> = modes.iter().map(|m| format!("`{m}`")).collect();
+        let first = modes.first().map(|m| m.to_string()).unwrap_or_default();
+        return Err(SpecError::at(
+            d.at.clone(),
+            format!(
+                "destination `{}` asks for write_mode `{}`, but `{}` supports only {}",
+                d.name,
+                d.write_mode,
+                d.path,
+                supported.join(", ")
+            ),
+        )
+        .with_help(format!(
+            "set `write_mode: {first}` in this destination's spec"
         ))
         .into());
-    };
-    let (Some(options), Some(backend)) = (&s.backend_options, state_destination(s)?) else {
-        return Err(SpecError::at(
-            s.at.clone(),
-            format!("source `{source}` keeps no state: it has no `backend_options`"),
-        )
-        .with_help("add `backend_options: { table_name: cq_state, connection: \"@@plugins.DESTINATION.connection\" }`")
-        .into());
-    };
-    let d = spec
-        .destinations
-        .iter()
-        .find(|d| d.name == backend)
-        .ok_or_else(|| SpecError::at(s.at.clone(), format!("no destination named `{backend}`")))?;
-    let mut plugin = env.start(d.into(), Role::Destination).await?;
-    let result = async {
-        let cursors = sync::state::load(plugin.as_mut(), backend, &options.table_name).await?;
-        if action == StateAction::Reset {
-            sync::state::reset(plugin.as_mut(), &options.table_name).await?;
-        }
-        Ok::<_, PluginError>(cursors)
     }
-    .await;
-    let closed = plugin.close().await;
-    let mut cursors: Vec<(String, String)> = result?.into_iter().collect();
-    closed?;
-    cursors.sort();
-    Ok(cursors)
+    env.initialise(d.into(), plugin.as_mut()).await?;
+    let batching = batching(d, plugin.info());
+    Ok(DestinationPlan {
+        spec: d,
+        plugin,
+        origin,
+        batching,
+        migrations: Vec::new(),
+    })
 }
 
-/// The destination a source's `backend_options` keep its cursors in: `connection` must be
-/// `@@plugins.NAME.connection` (CloudQuery's spelling) and NAME one of the source's destinations.
-pub fn state_destination(source: &SourceSpec) -> Result<Option<&str>, SpecError> {
-    let Some(options) = &source.backend_options else {
+async fn plan_source<'s>(
+    env: &Environment,
+    s: &'s SourceSpec,
+    destinations: &[DestinationSpec],
+) -> Result<SourcePlan<'s>, RunError> {
+    let Opened { mut plugin, origin } = env.open(s.into(), Role::Source).await?;
+    let spec = with_concurrency(s, plugin.as_mut()).await?;
+    let reference = PluginRef {
+        spec: spec.as_ref().unwrap_or(&s.spec),
+        ..s.into()
+    };
+    env.initialise(reference, plugin.as_mut()).await?;
+    let selection = selection(s);
+    // The table selection is checked before any source runs: a pattern that matches nothing is
+    // a mistake in this spec, not a failure halfway through a sync.
+    let tables = match plugin.tables(&selection).await {
+        Ok(tables) => tables,
+        Err(e) if e.kind == ErrorKind::InvalidSpec => {
+            let at = selection_error_at(s, plugin.as_mut()).await;
+            return Err(
+                SpecError::at(at, format!("source `{}`: {}", s.name, e.message))
+                    .with_help("fix `tables` or `skip_tables` in this source's spec")
+                    .into(),
+            );
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let index = |name: &str| destinations.iter().position(|d| d.name == name);
+    let state = match (&s.backend_options, state_destination(s)?) {
+        (Some(options), Some(name)) => Some(StatePlan {
+            destination: index(name).expect("checked by state_destination"),
+            table: options.table_name.clone(),
+            interval: state::state_interval(),
+        }),
+        _ => None,
+    };
+    Ok(SourcePlan {
+        spec: s,
+        plugin,
+        origin,
+        selection,
+        tables,
+        destinations: s.destinations.iter().filter_map(|n| index(n)).collect(),
+        state,
+    })
+}
+
+/// A source's `concurrency` is handed to its plugin as the `concurrency` field of its spec, for
+/// a plugin whose schema has one (as CloudQuery's plugins do); for any other plugin it is an
+/// error, never silently ignored. Returns the spec with it, if it was set.
+async fn with_concurrency(
+    s: &SourceSpec,
+    plugin: &mut dyn AnyPlugin,
+) -> Result<Option<PluginSpec>, RunError> {
+    let Some(concurrency) = s.concurrency else {
         return Ok(None);
     };
-    let name = options
-        .connection
-        .strip_prefix("@@plugins.")
-        .and_then(|rest| rest.strip_suffix(".connection"))
-        .filter(|name| !name.is_empty());
-    let Some(name) = name else {
+    let schema = plugin.spec_schema().await?;
+    let declared = schema
+        .as_deref()
+        .and_then(|text| serde_json::from_str::<serde_json::Value>(text).ok())
+        .is_some_and(|schema| schema.pointer("/properties/concurrency").is_some());
+    if !declared {
         return Err(SpecError::at(
-            source.at.clone(),
+            s.at.clone(),
             format!(
-                "source `{}`: backend_options.connection is `{}`, but Quarry keeps state only in a destination of the sync",
-                source.name, options.connection
+                "source `{}` sets `concurrency`, but plugin `{}` has no `concurrency` setting",
+                s.name, s.path
             ),
         )
-        .with_help("write `connection: \"@@plugins.DESTINATION.connection\"` with one of this source's destinations"));
-    };
-    if !source.destinations.iter().any(|d| d == name) {
-        return Err(SpecError::at(
-            source.at.clone(),
-            format!(
-                "source `{}`: backend_options.connection names destination `{name}`, which is not one of its destinations ({})",
-                source.name,
-                source.destinations.join(", ")
-            ),
-        )
-        .with_help(format!("add `{name}` to this source's `destinations`, or name one of them")));
+        .with_help("remove `concurrency`, or use the plugin's own setting under `spec:` (see `quarry plugin inspect`)")
+        .into());
     }
-    if options.table_name.trim().is_empty() {
-        return Err(SpecError::at(
-            source.at.clone(),
-            format!(
-                "source `{}`: backend_options.table_name is empty",
-                source.name
-            ),
-        )
-        .with_help("name the table the cursors are kept in, e.g. `table_name: cq_state`"));
+    let mut spec = s.spec.clone();
+    if let Some(fields) = spec.value.as_object_mut() {
+        fields
+            .entry("concurrency")
+            .or_insert_with(|| concurrency.into());
     }
-    Ok(Some(name))
+    Ok(Some(spec))
 }
 
-/// How often cursors are saved while a source runs: `QUARRY_STATE_INTERVAL` seconds (for
-/// operators who want more frequent saves of long runs), else every 10 seconds.
-fn state_interval() -> std::time::Duration {
-    let seconds = std::env::var("QUARRY_STATE_INTERVAL")
-        .ok()
-        .and_then(|v| v.parse::<f64>().ok())
-        .filter(|s| s.is_finite() && *s >= 0.0)
-        .unwrap_or(10.0);
-    std::time::Duration::from_secs_f64(seconds)
+/// Per destination, what each table its sources bring needs.
+async fn plan_migrations(plan: &mut SyncPlan<'_>) -> Result<(), RunError> {
+    for source in &plan.sources {
+        for &i in &source.destinations {
+            let d = &mut plan.destinations[i];
+            for schema in &source.tables {
+                let wanted =
+                    crate::sync::destination_schema(schema, d.spec.write_mode, d.spec.pk_mode)
+                        .map_err(|e| {
+                            SpecError::at(
+                                d.spec.at.clone(),
+                                format!("destination `{}`: {e}", d.spec.name),
+                            )
+                        })?;
+                let table = quarry_sdk::table_name(&wanted).to_string();
+                if d.migrations.iter().any(|m| m.table == table) {
+                    continue;
+                }
+                let plan = plan_table(
+                    d.plugin.as_mut(),
+                    &d.spec.name,
+                    d.spec.migrate_mode,
+                    &wanted,
+                )
+                .await
+                .map_err(|e| e.for_table(&table))?;
+                d.migrations.push(TableMigration {
+                    table,
+                    wanted,
+                    plan,
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
-fn selection(spec: &SourceSpec) -> TableSelection {
+/// Which tables a source's spec selects.
+pub fn selection(spec: &SourceSpec) -> TableSelection {
     TableSelection {
         tables: spec.tables.clone(),
         skip_tables: spec.skip_tables.clone(),
@@ -426,24 +326,40 @@ fn selection(spec: &SourceSpec) -> TableSelection {
     }
 }
 
-/// The directory compiled components are cached in: `QUARRY_CACHE_DIR`, else the user's cache
-/// directory (`$XDG_CACHE_HOME/quarry` or `~/.cache/quarry`).
-pub fn cache_dir() -> Option<PathBuf> {
-    if let Some(dir) = std::env::var_os("QUARRY_CACHE_DIR") {
-        return Some(PathBuf::from(dir));
-    }
-    let base = std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache")))?;
-    Some(base.join("quarry").join("components"))
-}
-
-/// Where a table-selection error points: the pattern it quotes, or else `tables`.
-fn selection_error_at(source: &SourceSpec, message: &str) -> Location {
+/// Where a table-selection error points: the pattern at fault, found by redoing the selection
+/// over every table the source has with the error as data; else `tables`.
+async fn selection_error_at(source: &SourceSpec, plugin: &mut dyn AnyPlugin) -> Location {
+    let everything = TableSelection {
+        tables: vec!["*".into()],
+        ..TableSelection::default()
+    };
+    let Ok(all) = plugin.tables(&everything).await else {
+        return source.tables_at.clone();
+    };
+    let Ok(all) = all
+        .iter()
+        .map(|s| quarry_sdk::Table::from_schema(s))
+        .collect::<Result<Vec<_>, _>>()
+    else {
+        return source.tables_at.clone();
+    };
+    let (list, index) = match quarry_sdk::selection(
+        &all,
+        &source.tables,
+        &source.skip_tables,
+        source.skip_dependent_tables,
+    ) {
+        Err(quarry_sdk::SelectionError::NoMatch { list, index, .. })
+        | Err(quarry_sdk::SelectionError::OrphanChild { list, index, .. }) => (list, index),
+        Ok(_) => return source.tables_at.clone(),
+    };
+    let index = match list {
+        quarry_sdk::PatternList::Tables => index,
+        quarry_sdk::PatternList::SkipTables => source.tables.len() + index,
+    };
     source
         .patterns_at
-        .iter()
-        .find(|(pattern, _)| message.contains(&format!("`{pattern}`")))
+        .get(index)
         .map_or_else(|| source.tables_at.clone(), |(_, at)| at.clone())
 }
 
@@ -466,67 +382,14 @@ fn batching(d: &DestinationSpec, info: &crate::runtime::PluginInfo) -> Limits {
     }
 }
 
-/// Refuses, before any source runs, a sync whose tables would need a breaking migration in a
-/// `migrate_mode: safe` destination: every such table and change is listed at once. The engine
-/// checks again when each table's schema arrives, for sources whose schemas change as they run.
-async fn check_migrations(
-    spec: &SyncSpec,
-    sources: &[(
-        &SourceSpec,
-        Box<dyn AnyPlugin>,
-        Vec<arrow_schema::SchemaRef>,
-    )],
-    slots: &mut HashMap<String, DestinationSlot>,
-) -> Result<(), RunError> {
-    for d in &spec.destinations {
-        let Some(slot) = slots.get_mut(&d.name) else {
-            continue;
-        };
-        if slot.migrate_mode == MigrateMode::Forced {
-            continue;
-        }
-        let mut refused = Vec::new();
-        let mut help = None;
-        for (_, _, schemas) in sources
-            .iter()
-            .filter(|(s, ..)| s.destinations.contains(&d.name))
-        {
-            for schema in schemas {
-                let wanted = sync::destination_schema(schema, slot.write_mode, slot.pk_mode)
-                    .map_err(|e| {
-                        SpecError::at(d.at.clone(), format!("destination `{}`: {e}", d.name))
-                    })?;
-                match sync::migrate::plan(
-                    slot.plugin.as_mut(),
-                    &slot.name,
-                    slot.migrate_mode,
-                    &wanted,
-                )
-                .await
-                {
-                    Ok(_) => {}
-                    Err(e) if e.kind == ErrorKind::BreakingMigration => {
-                        help = help.or(e.help.clone());
-                        refused.push(e.message);
-                    }
-                    Err(e) => return Err(RunError::Plugin(e)),
-                }
-            }
-        }
-        if !refused.is_empty() {
-            let mut error = SpecError::at(
-                d.at.clone(),
-                format!(
-                    "destination `{}` (migrate_mode: safe): {}",
-                    d.name,
-                    refused.join("\n")
-                ),
-            );
-            if let Some(help) = help {
-                error = error.with_help(help);
-            }
-            return Err(error.into());
-        }
+/// The directory compiled components are cached in: `QUARRY_CACHE_DIR`, else the user's cache
+/// directory (`$XDG_CACHE_HOME/quarry` or `~/.cache/quarry`).
+pub fn cache_dir() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os("QUARRY_CACHE_DIR") {
+        return Some(PathBuf::from(dir));
     }
-    Ok(())
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache")))?;
+    Some(base.join("quarry").join("components"))
 }

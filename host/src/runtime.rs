@@ -49,8 +49,31 @@ pub enum ErrorKind {
     MemoryLimit,
     /// The plugin could not be loaded or instantiated.
     Load,
-    /// A migration would lose data and `migrate_mode` is `safe`; the engine refused it.
-    BreakingMigration,
+}
+
+impl ErrorKind {
+    /// The kind as a failure code, in the spelling of CloudQuery's `TestConnection` codes.
+    pub fn code(self) -> &'static str {
+        match self {
+            ErrorKind::InvalidSpec => "INVALID_SPEC",
+            ErrorKind::Unauthorized => "UNAUTHORIZED",
+            ErrorKind::Unavailable => "UNAVAILABLE",
+            ErrorKind::NotSupported => "UNIMPLEMENTED",
+            ErrorKind::Internal => "INTERNAL",
+            ErrorKind::Trap => "TRAP",
+            ErrorKind::Timeout => "TIMEOUT",
+            ErrorKind::MemoryLimit => "MEMORY_LIMIT",
+            ErrorKind::Load => "LOAD",
+        }
+    }
+
+    /// Whether the sandbox stopped the plugin (as opposed to an error the plugin returned).
+    pub fn is_failure_of_the_run(self) -> bool {
+        matches!(
+            self,
+            ErrorKind::Trap | ErrorKind::Timeout | ErrorKind::MemoryLimit | ErrorKind::Load
+        )
+    }
 }
 
 /// The step of a plugin's life an error happened in.
@@ -58,6 +81,7 @@ pub enum ErrorKind {
 pub enum Phase {
     Load,
     Init,
+    TestConnection,
     Tables,
     Sync,
     Migrate,
@@ -71,6 +95,7 @@ impl fmt::Display for Phase {
         f.write_str(match self {
             Phase::Load => "load",
             Phase::Init => "init",
+            Phase::TestConnection => "test-connection",
             Phase::Tables => "tables",
             Phase::Sync => "sync",
             Phase::Migrate => "migrate-table",
@@ -127,6 +152,19 @@ impl PluginError {
     }
 }
 
+/// What a plugin's connection test found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Connection {
+    Succeeded,
+    /// The plugin's failure code (CloudQuery's, or the error kind) and its description.
+    Failed {
+        code: String,
+        message: String,
+    },
+    /// The plugin does not implement a connection test.
+    NotImplemented,
+}
+
 /// Which tables a source should produce (globs over table names).
 #[derive(Debug, Clone, Default)]
 pub struct TableSelection {
@@ -168,6 +206,11 @@ pub trait Plugin: Send {
     /// Initialises the plugin with its `spec:` as JSON text.
     async fn init(&mut self, spec_json: String) -> Result<(), PluginError>;
 
+    /// Checks that what `spec_json` configures can be reached with its credentials. A wasm
+    /// plugin is initialised with the spec and asked; a gRPC plugin gets CloudQuery's
+    /// `TestConnection`, which needs no `init`.
+    async fn test_connection(&mut self, spec_json: String) -> Result<Connection, PluginError>;
+
     /// Flushes and releases everything; the plugin is not called again.
     async fn close(&mut self) -> Result<(), PluginError>;
 }
@@ -200,8 +243,14 @@ pub trait Source: Plugin {
 /// A plugin that stores tables.
 #[async_trait::async_trait]
 pub trait Destination: Plugin {
-    /// The table as the destination holds it, or `None` if it does not exist (or the destination
-    /// cannot say). `wanted` is the schema about to be migrated to.
+    /// Whether [`Destination::existing_table`] says what the destination holds; a gRPC plugin
+    /// cannot (protocol v3 has no call for it) and decides migrations itself.
+    fn reports_tables(&self) -> bool {
+        true
+    }
+
+    /// The table as the destination holds it, or `None` if it does not exist. `wanted` is the
+    /// schema about to be migrated to.
     async fn existing_table(
         &mut self,
         wanted: &SchemaRef,

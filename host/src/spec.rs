@@ -1,4 +1,4 @@
-//! The spec loader: reads the user's CloudQuery-compatible YAML files (DESIGN §7) into a checked
+//! The spec loader: reads the user's CloudQuery-compatible YAML files (ARCHITECTURE.md) into a checked
 //! [`SyncSpec`], or into one [`SpecError`] that names the file, line and column at fault.
 //!
 //! Pipeline: YAML text → node tree with positions (`yaml`) → `${...}` expansion on parsed values

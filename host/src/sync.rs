@@ -9,6 +9,7 @@
 pub mod batcher;
 mod columns;
 pub mod migrate;
+pub mod progress;
 pub mod state;
 pub mod summary;
 
@@ -24,6 +25,9 @@ use tokio::sync::mpsc;
 pub use columns::{SOURCE_NAME, SYNC_TIME};
 pub use summary::{DestinationSummary, SourceSummary, TableSummary};
 
+use crate::plan::{
+    DestinationPlan, MigrationPlan, Refusal, StatePlan, SyncPlan, TableMigration, plan_table,
+};
 use crate::runtime::{
     DeleteRequest, Destination, ErrorKind, Phase, PluginError, Source, SourceMessage,
     TableSelection,
@@ -42,9 +46,43 @@ pub struct DestinationSlot {
     pub migrate_mode: MigrateMode,
     pub pk_mode: PkMode,
     pub batching: batcher::Limits,
+    /// The plan's migrations not yet applied, by table: each is applied before its table's
+    /// first row, then removed (a table's later schemas, and a second source of the same table,
+    /// are compared anew).
+    pub planned: HashMap<String, TableMigration>,
+    /// `--no-migrate`: tables are used as they are; one that needs a migration is an error.
+    pub no_migrate: bool,
 }
 
-/// A source run: which source, which tables, which destinations (indices into the slots).
+impl DestinationSlot {
+    pub fn new(plan: DestinationPlan<'_>, no_migrate: bool) -> Self {
+        DestinationSlot {
+            name: plan.spec.name.clone(),
+            plugin: plan.plugin,
+            write_mode: plan.spec.write_mode,
+            migrate_mode: plan.spec.migrate_mode,
+            pk_mode: plan.spec.pk_mode,
+            batching: plan.batching,
+            planned: plan
+                .migrations
+                .into_iter()
+                .map(|m| (m.table.clone(), m))
+                .collect(),
+            no_migrate,
+        }
+    }
+}
+
+/// How the engine runs a plan.
+#[derive(Default)]
+pub struct RunOptions {
+    /// Skip migrations (`quarry sync --no-migrate`).
+    pub no_migrate: bool,
+    /// Where rows and batches are reported as they move.
+    pub progress: progress::Progress,
+}
+
+/// A source run: which source, which tables, where its cursors are.
 pub struct SourceRun<'a> {
     pub name: &'a str,
     pub plugin: &'a mut dyn Source,
@@ -64,8 +102,36 @@ pub struct StateBackend {
     pub interval: Duration,
 }
 
+impl StateBackend {
+    /// Creates the state table in the backend destination if needed and reads the cursors.
+    async fn load(slot: &mut DestinationSlot, plan: &StatePlan) -> Result<Self, PluginError> {
+        let cursors = state::load(slot.plugin.as_mut(), &slot.name, &plan.table).await?;
+        tracing::debug!(destination = %slot.name, table = %plan.table, cursors = cursors.len(), "state loaded");
+        Ok(StateBackend {
+            destination: slot.name.clone(),
+            table: plan.table.clone(),
+            cursors,
+            interval: plan.interval,
+        })
+    }
+}
+
+/// Why a destination stopped.
+#[derive(Debug)]
+enum WriteError {
+    Plugin(PluginError),
+    /// The engine refused a migration that would lose data.
+    Refused(Refusal),
+}
+
+impl From<PluginError> for WriteError {
+    fn from(e: PluginError) -> Self {
+        WriteError::Plugin(e)
+    }
+}
+
 #[derive(Clone)]
-enum WriteMessage {
+pub(crate) enum WriteMessage {
     Migrate(SchemaRef),
     Insert(RecordBatch),
     Delete(DeleteRequest),
@@ -95,21 +161,98 @@ pub fn now_us() -> i64 {
         .unwrap_or(0)
 }
 
-/// Runs `source` into `destinations` and returns them with the run's summary.
-pub async fn run(
+/// Runs every source of `plan` into its destinations, one source after another. Returns one
+/// summary per source; errors that happened while rows moved are in the summaries, not in the
+/// `Err` (which is for a state backend that could not be read before its source started).
+pub async fn execute(
+    plan: SyncPlan<'_>,
+    options: &RunOptions,
+) -> Result<Vec<SourceSummary>, PluginError> {
+    let mut slots: Vec<Option<DestinationSlot>> = plan
+        .destinations
+        .into_iter()
+        .map(|d| Some(DestinationSlot::new(d, options.no_migrate)))
+        .collect();
+    let sync_time_us = now_us();
+    let mut summaries = Vec::new();
+    for mut source in plan.sources {
+        let state = match &source.state {
+            Some(plan) => {
+                let slot = slots[plan.destination]
+                    .as_mut()
+                    .expect("slots return after each source");
+                Some(StateBackend::load(slot, plan).await?)
+            }
+            None => None,
+        };
+        let run = SourceRun {
+            name: &source.spec.name,
+            plugin: source.plugin.as_mut(),
+            selection: source.selection.clone(),
+            deterministic_cq_id: source.spec.deterministic_cq_id,
+            state,
+        };
+        let destinations = source
+            .destinations
+            .iter()
+            .filter_map(|&i| slots[i].take().map(|slot| (i, slot)))
+            .collect();
+        let (returned, mut summary) = run_source(run, destinations, sync_time_us, options).await;
+        for (i, slot) in returned {
+            slots[i] = Some(slot);
+        }
+        if let Err(e) = source.plugin.close().await {
+            summary.plugin_errors.push(e);
+        }
+        summary.warnings = crate::telemetry::plugin_log_counts(&source.spec.name).warnings;
+        tracing::info!(
+            source = %source.spec.name,
+            rows = summary.rows(),
+            errors = summary.error_count(),
+            elapsed_ms = summary.duration.as_millis() as u64,
+            "source finished"
+        );
+        summaries.push(summary);
+    }
+    close_destinations(slots.into_iter().flatten(), &mut summaries).await;
+    Ok(summaries)
+}
+
+/// Closes every destination; a failure is counted against the last source that wrote to it.
+async fn close_destinations(
+    slots: impl Iterator<Item = DestinationSlot>,
+    summaries: &mut [SourceSummary],
+) {
+    for mut slot in slots {
+        if let Err(e) = slot.plugin.close().await {
+            match summaries
+                .iter_mut()
+                .rev()
+                .find(|s| s.destinations.iter().any(|d| d.name == slot.name))
+            {
+                Some(summary) => summary.plugin_errors.push(e),
+                None => tracing::warn!(destination = %slot.name, "closing failed: {e}"),
+            }
+        }
+    }
+}
+
+/// Runs `source` into `destinations` (each with its index in the plan) and returns them with
+/// the run's summary.
+async fn run_source(
     source: SourceRun<'_>,
-    destinations: Vec<DestinationSlot>,
+    destinations: Vec<(usize, DestinationSlot)>,
     sync_time_us: i64,
-) -> (Vec<DestinationSlot>, SourceSummary) {
+    options: &RunOptions,
+) -> (Vec<(usize, DestinationSlot)>, SourceSummary) {
     let started = Instant::now();
     let mut summary = SourceSummary::new(source.name);
-    let mut columns = columns::InternalColumns::new(source.name, sync_time_us);
-
+    summary.sync_time_us = sync_time_us;
     let (backend, cursors) = match source.state {
         Some(b) => (
             destinations
                 .iter()
-                .position(|d| d.name == b.destination)
+                .position(|(_, d)| d.name == b.destination)
                 .map(|i| (i, b.table, b.interval)),
             b.cursors,
         ),
@@ -117,147 +260,48 @@ pub async fn run(
     };
     let mut queues = Vec::new();
     let mut writers = Vec::new();
-    for slot in destinations {
+    for (index, slot) in destinations {
         let (tx, rx) = mpsc::channel::<WriteMessage>(QUEUE);
+        let progress = options.progress.destination(source.name, &slot.name, &tx);
         queues.push(Some(tx));
-        writers.push(tokio::spawn(write(slot, rx)));
+        writers.push((index, tokio::spawn(write(slot, rx, progress))));
     }
-
-    let (tx, mut rx) = mpsc::channel::<SourceMessage>(QUEUE);
+    let (tx, rx) = mpsc::channel::<SourceMessage>(QUEUE);
     let sync = source
         .plugin
         .sync(&source.selection, source.deterministic_cq_id, cursors, tx);
-    let forward = async {
-        let mut tables: BTreeMap<String, TableSummary> = BTreeMap::new();
-        let mut incremental = Vec::new();
-        let mut engine_error = None;
-        let mut table_errors = Vec::new();
-        // The cursors the source has set; `unsaved` when they changed since the last checkpoint.
-        let mut cursors: BTreeMap<String, String> = BTreeMap::new();
-        let mut unsaved = false;
-        let mut last_checkpoint = Instant::now();
-        while let Some(message) = rx.recv().await {
-            let outgoing = match message {
-                SourceMessage::MigrateTable(schema) => {
-                    let table = table_name(&schema);
-                    tables.entry(table.clone()).or_default().seen();
-                    if is_incremental(&schema) && !incremental.contains(&table) {
-                        incremental.push(table.clone());
-                    }
-                    WriteMessage::Migrate(columns.migrate(&table, &schema))
-                }
-                SourceMessage::Insert { batch, ipc_bytes } => {
-                    let table = table_name(batch.schema_ref());
-                    let stats = tables.entry(table.clone()).or_default();
-                    stats.seen();
-                    stats.rows += batch.num_rows() as u64;
-                    stats.ipc_bytes += ipc_bytes as u64;
-                    stats.batches += 1;
-                    match columns.extend(&table, &batch) {
-                        Ok(batch) => WriteMessage::Insert(batch),
-                        Err(e) => {
-                            engine_error = Some(format!("source `{}`: {e}", source.name));
-                            break;
-                        }
-                    }
-                }
-                SourceMessage::DeleteRecord(request) => {
-                    let stats = tables.entry(request.table.clone()).or_default();
-                    stats.seen();
-                    stats.delete_requests += 1;
-                    WriteMessage::Delete(request)
-                }
-                SourceMessage::TableError { table, message } => {
-                    tables.entry(table.clone()).or_default().seen();
-                    table_errors.push(
-                        PluginError::new(source.name, Phase::Sync, ErrorKind::Internal, message)
-                            .for_table(&table),
-                    );
-                    continue;
-                }
-                SourceMessage::State { key, value } => {
-                    cursors.insert(key, value);
-                    unsaved = true;
-                    if let Some((at, table, interval)) = &backend
-                        && last_checkpoint.elapsed() >= *interval
-                    {
-                        checkpoint(&mut queues, *at, table, &cursors).await;
-                        unsaved = false;
-                        last_checkpoint = Instant::now();
-                    }
-                    continue;
-                }
-            };
-            let mut open = 0;
-            for queue in queues.iter_mut() {
-                if let Some(tx) = queue {
-                    if tx.send(outgoing.clone()).await.is_err() {
-                        // The destination stopped; its task reports why.
-                        *queue = None;
-                    } else {
-                        open += 1;
-                    }
-                }
-            }
-            if open == 0 {
-                break;
-            }
-        }
-        // Dropping the receiver cancels the source if it is still sending.
-        drop(rx);
-        // The last cursors describe every row sent: saved once all of them are flushed.
-        if let Some((at, table, _)) = &backend
-            && unsaved
-            && engine_error.is_none()
-        {
-            checkpoint(&mut queues, *at, table, &cursors).await;
-        }
-        queues.clear();
-        (tables, engine_error, table_errors, incremental)
+    let forwarder = Forwarder {
+        source: source.name,
+        columns: columns::InternalColumns::new(source.name, sync_time_us),
+        queues,
+        backend,
+        progress: options.progress.source(source.name),
+        out: Forwarded::default(),
+        cursors: BTreeMap::new(),
+        unsaved: false,
+        last_checkpoint: Instant::now(),
     };
-    let (sync_result, (tables, engine_error, table_errors, incremental)) =
-        tokio::join!(sync, forward);
-    summary.tables = tables;
-
-    let mut slots = Vec::new();
-    for writer in writers {
-        match writer.await {
-            Ok((slot, result)) => {
-                let mut report = DestinationSummary::new(&slot.name);
-                if let Err(e) = result {
-                    report.error = Some(e.to_string());
-                    summary.plugin_errors.push(e);
-                }
-                summary.destinations.push(report);
-                slots.push(slot);
-            }
-            Err(e) => summary
-                .errors
-                .push(format!("a destination task failed: {e}")),
-        }
-    }
-    if let Some(e) = engine_error {
+    let (sync_result, forwarded) = tokio::join!(sync, forwarder.run(rx));
+    summary.tables = forwarded.tables;
+    let mut slots = collect_writers(writers, &mut summary).await;
+    if let Some(e) = forwarded.engine_error {
         summary.errors.push(e);
     }
     match sync_result {
         // A source cancelled because every destination failed reports the destinations' errors.
-        Err(e)
-            if summary.plugin_errors.is_empty()
-                || e.kind != crate::runtime::ErrorKind::Unavailable =>
-        {
+        Err(e) if summary.plugin_errors.is_empty() || e.kind != ErrorKind::Unavailable => {
             summary.plugin_errors.insert(0, e)
         }
         _ => {}
     }
-    summary.plugin_errors.extend(table_errors);
-
+    summary.plugin_errors.extend(forwarded.table_errors);
     if summary.ok() {
         delete_stale(
             &mut slots,
             &mut summary,
             source.name,
             sync_time_us,
-            &incremental,
+            &forwarded.incremental,
         )
         .await;
     }
@@ -266,14 +310,178 @@ pub async fn run(
     (slots, summary)
 }
 
+/// What forwarding a source's messages found.
+#[derive(Default)]
+struct Forwarded {
+    tables: BTreeMap<String, TableSummary>,
+    incremental: Vec<String>,
+    engine_error: Option<String>,
+    table_errors: Vec<PluginError>,
+}
+
+/// Takes a source's messages, adds the internal columns, counts, and sends each to every open
+/// destination queue; sends checkpoints when the source sets cursors.
+struct Forwarder<'a> {
+    source: &'a str,
+    columns: columns::InternalColumns,
+    queues: Vec<Option<mpsc::Sender<WriteMessage>>>,
+    /// The backend destination's position in `queues`, its state table, the save interval.
+    backend: Option<(usize, String, Duration)>,
+    progress: progress::SourceProgress,
+    out: Forwarded,
+    /// The cursors the source has set; `unsaved` when they changed since the last checkpoint.
+    cursors: BTreeMap<String, String>,
+    unsaved: bool,
+    last_checkpoint: Instant,
+}
+
+impl Forwarder<'_> {
+    async fn run(mut self, mut rx: mpsc::Receiver<SourceMessage>) -> Forwarded {
+        while let Some(message) = rx.recv().await {
+            let Some(outgoing) = self.handle(message).await else {
+                if self.out.engine_error.is_some() {
+                    break;
+                }
+                continue;
+            };
+            if !self.send(outgoing).await {
+                break;
+            }
+        }
+        // Dropping the receiver cancels the source if it is still sending.
+        drop(rx);
+        // The last cursors describe every row sent: saved once all of them are flushed.
+        if let Some((at, table, _)) = &self.backend
+            && self.unsaved
+            && self.out.engine_error.is_none()
+        {
+            checkpoint(&mut self.queues, *at, table, &self.cursors).await;
+        }
+        self.out
+    }
+
+    /// The message for the destinations, if the source's message is one.
+    async fn handle(&mut self, message: SourceMessage) -> Option<WriteMessage> {
+        match message {
+            SourceMessage::MigrateTable(schema) => {
+                let table = table_name(&schema);
+                self.out.tables.entry(table.clone()).or_default().seen();
+                if is_incremental(&schema) && !self.out.incremental.contains(&table) {
+                    self.out.incremental.push(table.clone());
+                }
+                Some(WriteMessage::Migrate(self.columns.migrate(&table, &schema)))
+            }
+            SourceMessage::Insert { batch, ipc_bytes } => {
+                let table = table_name(batch.schema_ref());
+                let stats = self.out.tables.entry(table.clone()).or_default();
+                stats.seen();
+                stats.rows += batch.num_rows() as u64;
+                stats.ipc_bytes += ipc_bytes as u64;
+                stats.batches += 1;
+                self.progress
+                    .rows(&table, batch.num_rows() as u64, ipc_bytes as u64);
+                match self.columns.extend(&table, &batch) {
+                    Ok(batch) => Some(WriteMessage::Insert(batch)),
+                    Err(e) => {
+                        self.out.engine_error = Some(format!("source `{}`: {e}", self.source));
+                        None
+                    }
+                }
+            }
+            SourceMessage::DeleteRecord(request) => {
+                let stats = self.out.tables.entry(request.table.clone()).or_default();
+                stats.seen();
+                stats.delete_requests += 1;
+                Some(WriteMessage::Delete(request))
+            }
+            SourceMessage::TableError { table, message } => {
+                self.out.tables.entry(table.clone()).or_default().seen();
+                self.progress.error(&table);
+                self.out.table_errors.push(
+                    PluginError::new(self.source, Phase::Sync, ErrorKind::Internal, message)
+                        .for_table(&table),
+                );
+                None
+            }
+            SourceMessage::State { key, value } => {
+                self.cursors.insert(key, value);
+                self.unsaved = true;
+                if let Some((at, table, interval)) = &self.backend
+                    && self.last_checkpoint.elapsed() >= *interval
+                {
+                    checkpoint(&mut self.queues, *at, table, &self.cursors).await;
+                    self.unsaved = false;
+                    self.last_checkpoint = Instant::now();
+                }
+                None
+            }
+        }
+    }
+
+    /// Sends `message` to every open queue; false once none is open.
+    async fn send(&mut self, message: WriteMessage) -> bool {
+        let mut open = 0;
+        for queue in self.queues.iter_mut() {
+            if let Some(tx) = queue {
+                if tx.send(message.clone()).await.is_err() {
+                    // The destination stopped; its task reports why.
+                    *queue = None;
+                } else {
+                    open += 1;
+                }
+            }
+        }
+        open > 0
+    }
+}
+
+/// Waits for every destination task and records how each ended.
+async fn collect_writers(
+    writers: Vec<(
+        usize,
+        tokio::task::JoinHandle<(DestinationSlot, Result<(), WriteError>)>,
+    )>,
+    summary: &mut SourceSummary,
+) -> Vec<(usize, DestinationSlot)> {
+    let mut slots = Vec::new();
+    for (index, writer) in writers {
+        match writer.await {
+            Ok((slot, result)) => {
+                let mut report = DestinationSummary::new(&slot.name);
+                match result {
+                    Ok(()) => {}
+                    Err(WriteError::Plugin(e)) => {
+                        report.error = Some(e.to_string());
+                        summary.plugin_errors.push(e);
+                    }
+                    Err(WriteError::Refused(refusal)) => {
+                        let message = format!("destination `{}`: {refusal}", refusal.destination);
+                        report.error = Some(message.clone());
+                        summary
+                            .errors
+                            .push(format!("{message}\n  = help: {}", refusal.help()));
+                    }
+                }
+                summary.destinations.push(report);
+                slots.push((index, slot));
+            }
+            Err(e) => summary
+                .errors
+                .push(format!("a destination task failed: {e}")),
+        }
+    }
+    slots
+}
+
 /// Drives one destination from its queue, batching its rows, then writes what is pending and
 /// flushes. On the first failure it stops taking messages (the engine sees the queue close) but
 /// still flushes, so what was written before the failure is kept.
 async fn write(
     mut slot: DestinationSlot,
     mut rx: mpsc::Receiver<WriteMessage>,
-) -> (DestinationSlot, Result<(), PluginError>) {
-    let result = drive(&mut slot, &mut rx).await;
+    progress: progress::DestinationProgress,
+) -> (DestinationSlot, Result<(), WriteError>) {
+    let result = drive(&mut slot, &mut rx, &progress).await;
     // Checkpoints this destination will not reach fail: their cursors are not saved.
     rx.close();
     while let Some(message) = rx.recv().await {
@@ -282,13 +490,14 @@ async fn write(
         }
     }
     let flushed = slot.plugin.flush().await;
-    (slot, result.and(flushed))
+    (slot, result.and(flushed.map_err(WriteError::from)))
 }
 
 async fn drive(
     slot: &mut DestinationSlot,
     rx: &mut mpsc::Receiver<WriteMessage>,
-) -> Result<(), PluginError> {
+    progress: &progress::DestinationProgress,
+) -> Result<(), WriteError> {
     let mut batcher = batcher::Batcher::new(slot.batching);
     // Per table: the schema this destination stores, when it differs from the source's
     // (write mode and pk_mode applied); batches are re-labelled with it.
@@ -302,7 +511,7 @@ async fn drive(
             _ = tokio::time::sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)), if deadline.is_some() => {
                 let expired = batcher.take_expired(tokio::time::Instant::now()).map_err(|e| engine_error(&slot.name, e))?;
                 for batch in expired {
-                    write_batch(slot, &batch).await?;
+                    write_batch(slot, &batch, progress).await?;
                 }
                 continue;
             }
@@ -311,15 +520,13 @@ async fn drive(
             Some(WriteMessage::Migrate(schema)) => {
                 let table = table_name(&schema);
                 // Rows batched under an earlier schema of the table go first.
-                flush_table(slot, &mut batcher, &table).await?;
+                flush_table(slot, &mut batcher, &table, progress).await?;
                 let wanted = migrate::destination_schema(&schema, slot.write_mode, slot.pk_mode)
                     .map_err(|e| {
                         PluginError::new(&slot.name, Phase::Migrate, ErrorKind::InvalidSpec, e)
                             .for_table(&table)
                     })?;
-                migrate::migrate(slot.plugin.as_mut(), &slot.name, slot.migrate_mode, &wanted)
-                    .await
-                    .map_err(|e| e.for_table(&table))?;
+                migrate_table(slot, &table, &wanted).await?;
                 if Arc::ptr_eq(&wanted, &schema) {
                     schemas.remove(&table);
                 } else {
@@ -337,24 +544,25 @@ async fn drive(
                     .push(&table, batch)
                     .map_err(|e| engine_error(&slot.name, e))?;
                 for batch in ready {
-                    write_batch(slot, &batch).await?;
+                    write_batch(slot, &batch, progress).await?;
                 }
             }
             Some(WriteMessage::Delete(request)) => {
                 // The table's rows sent before the request must be written before it applies.
-                flush_table(slot, &mut batcher, &request.table).await?;
+                flush_table(slot, &mut batcher, &request.table, progress).await?;
                 slot.plugin
                     .delete_record(&request)
                     .await
                     .map_err(|e| e.for_table(&request.table))?;
             }
             Some(WriteMessage::Checkpoint { checkpoint, save }) => {
-                let mut flushed = write_pending(slot, &mut batcher).await;
+                let mut flushed = write_pending(slot, &mut batcher, progress).await;
                 if flushed.is_ok() {
                     flushed = slot.plugin.flush().await;
                 }
                 checkpoint.ack(flushed.is_ok());
                 flushed?;
+                progress.flushed();
                 if let Some(save) = save
                     && checkpoint.all_flushed().await
                 {
@@ -365,28 +573,92 @@ async fn drive(
             None => break,
         }
     }
-    write_pending(slot, &mut batcher).await
+    Ok(write_pending(slot, &mut batcher, progress).await?)
+}
+
+/// Brings `table` in the destination to `wanted`: the plan's migration when it was made for
+/// this schema, else one planned now (the source's schema changed while it ran, or a second
+/// source brings the table).
+async fn migrate_table(
+    slot: &mut DestinationSlot,
+    table: &str,
+    wanted: &SchemaRef,
+) -> Result<(), WriteError> {
+    let planned = slot.planned.remove(table).filter(|m| m.wanted == *wanted);
+    let plan = match planned {
+        Some(m) => m.plan,
+        None => plan_table(slot.plugin.as_mut(), &slot.name, slot.migrate_mode, wanted)
+            .await
+            .map_err(|e| e.for_table(table))?,
+    };
+    if let MigrationPlan::Refused(changes) = plan {
+        return Err(WriteError::Refused(Refusal {
+            destination: slot.name.clone(),
+            table: table.to_string(),
+            changes,
+        }));
+    }
+    if slot.no_migrate {
+        match &plan {
+            // A gRPC destination is told nothing: any migration message could change its table.
+            MigrationPlan::Unknown => return Ok(()),
+            // The table is as wanted: the call changes nothing, and tells the destination the
+            // schema its rows come in.
+            plan if plan.up_to_date() => {}
+            plan => return Err(no_migrate_error(&slot.name, table, plan).into()),
+        }
+    }
+    let force = plan.force(slot.migrate_mode);
+    Ok(slot
+        .plugin
+        .migrate_table(wanted, force)
+        .await
+        .map_err(|e| e.for_table(table))?)
+}
+
+/// The error of a table that `--no-migrate` finds in need of a migration.
+pub fn no_migrate_error(destination: &str, table: &str, plan: &MigrationPlan) -> PluginError {
+    let what = match plan {
+        MigrationPlan::Create => "does not exist".to_string(),
+        other => format!("needs a migration ({other})"),
+    };
+    PluginError::new(
+        destination,
+        Phase::Migrate,
+        ErrorKind::InvalidSpec,
+        format!("table `{table}` {what}, and `--no-migrate` skips migrations"),
+    )
+    .for_table(table)
+    .with_help("run `quarry migrate` with the same specs first, or sync without `--no-migrate`")
 }
 
 /// Writes every batch the batcher holds.
 async fn write_pending(
     slot: &mut DestinationSlot,
     batcher: &mut batcher::Batcher,
+    progress: &progress::DestinationProgress,
 ) -> Result<(), PluginError> {
     let batches = batcher
         .take_all()
         .map_err(|e| PluginError::new(&slot.name, Phase::Write, ErrorKind::Internal, e))?;
     for batch in batches {
-        write_batch(slot, &batch).await?;
+        write_batch(slot, &batch, progress).await?;
     }
     Ok(())
 }
 
-async fn write_batch(slot: &mut DestinationSlot, batch: &RecordBatch) -> Result<(), PluginError> {
+async fn write_batch(
+    slot: &mut DestinationSlot,
+    batch: &RecordBatch,
+    progress: &progress::DestinationProgress,
+) -> Result<(), PluginError> {
+    let table = table_name(batch.schema_ref());
     slot.plugin
         .insert(batch)
         .await
-        .map_err(|e| e.for_table(&table_name(batch.schema_ref())))
+        .map_err(|e| e.for_table(&table))?;
+    progress.written(&table, batch.num_rows() as u64);
+    Ok(())
 }
 
 /// Writes the rows of `table` the batcher holds.
@@ -394,12 +666,13 @@ async fn flush_table(
     slot: &mut DestinationSlot,
     batcher: &mut batcher::Batcher,
     table: &str,
+    progress: &progress::DestinationProgress,
 ) -> Result<(), PluginError> {
     let pending = batcher
         .take(table)
         .map_err(|e| PluginError::new(&slot.name, Phase::Write, ErrorKind::Internal, e))?;
     if let Some(batch) = pending {
-        write_batch(slot, &batch).await?;
+        write_batch(slot, &batch, progress).await?;
     }
     Ok(())
 }
@@ -440,7 +713,7 @@ fn is_incremental(schema: &SchemaRef) -> bool {
 /// Deletes, in each `overwrite-delete-stale` destination, the rows of this source's tables that
 /// this sync did not write. Incremental tables are left alone: a sync sends only their new rows.
 async fn delete_stale(
-    slots: &mut [DestinationSlot],
+    slots: &mut [(usize, DestinationSlot)],
     summary: &mut SourceSummary,
     source: &str,
     sync_time_us: i64,
@@ -452,9 +725,9 @@ async fn delete_stale(
         .filter(|t| !incremental.contains(t))
         .cloned()
         .collect();
-    for slot in slots
+    for (_, slot) in slots
         .iter_mut()
-        .filter(|s| s.write_mode == WriteMode::OverwriteDeleteStale)
+        .filter(|(_, s)| s.write_mode == WriteMode::OverwriteDeleteStale)
     {
         let mut deleted = Ok(());
         for table in &tables {

@@ -12,8 +12,7 @@ use arrow_array::types::{Float64Type, Int64Type, TimestampMicrosecondType};
 use arrow_schema::{DataType, TimeUnit};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
-use crate::grpc::{make_executable, served};
-use crate::support::{Workdir, files, shared_cache};
+use crate::support::{Workdir, files, make_executable, served, shared_cache};
 
 /// Where `scripts/tools` installed them. Missing tools fail the test: CI installs them.
 fn tools() -> PathBuf {

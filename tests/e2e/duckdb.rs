@@ -2,41 +2,10 @@
 //! every write mode over two syncs, safe and forced migration, every type of the `test` source,
 //! and a million rows. The database is read back with the plugin's own `query` command.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-
 use crate::support::{
-    FIRST, ITEMS as COLUMNS, ITEMS_NAME_INT64, ITEMS_WITH_NOTE, QUARRY, Run, SECOND, Workdir,
-    golden, store_source,
+    FIRST, ITEMS as COLUMNS, ITEMS_NAME_INT64, ITEMS_WITH_NOTE, Run, SECOND, Workdir,
+    duckdb_query as query, golden, store_source,
 };
-
-/// The plugin's executable, built beside `quarry` (`cargo build -p quarry-plugin-duckdb`).
-fn plugin() -> PathBuf {
-    let path = Path::new(QUARRY)
-        .parent()
-        .expect("target dir")
-        .join("quarry-plugin-duckdb");
-    assert!(
-        path.exists(),
-        "{} is missing: `cargo test --workspace` builds it (for the plugin's own CLI test), or `cargo build -p quarry-plugin-duckdb`",
-        path.display()
-    );
-    path
-}
-
-/// A query's rows, tab-separated.
-pub fn query(db: &Path, sql: &str) -> String {
-    let out = Command::new(plugin())
-        .args(["query", db.to_str().expect("path"), sql])
-        .output()
-        .expect("run quarry-plugin-duckdb query");
-    assert!(
-        out.status.success(),
-        "{sql}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim_end().to_string()
-}
 
 fn store_spec(columns: &str, rows: &str, destination: &str) -> String {
     format!(

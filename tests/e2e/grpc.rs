@@ -1,28 +1,11 @@
 //! Plugins over gRPC (CloudQuery plugin protocol v3): wasm plugins served by `quarry serve`,
 //! started by quarry as local executables or dialed at an address.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::{QUARRY, Workdir, hostile_plugin, shared_cache};
-
-/// An executable in `work` that serves `plugin` the way CloudQuery's CLI starts a plugin:
-/// `<file> serve --network ... --address ...`.
-pub fn served(work: &Workdir, file: &str, plugin: &str, grants: &[&str]) -> PathBuf {
-    let script = format!(
-        "#!/bin/sh\n[ \"$1\" = serve ] && shift\nexec '{QUARRY}' serve '{plugin}' {} \"$@\"\n",
-        grants.join(" ")
-    );
-    let path = work.write(file, &script);
-    make_executable(&path);
-    path
-}
-
-pub fn make_executable(path: &Path) {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-}
+use crate::support::{QUARRY, Workdir, hostile_plugin, make_executable, served, shared_cache};
 
 /// The ids of a JSON-lines table written by the `file` plugin.
 fn json_ids(path: &Path) -> Vec<i64> {

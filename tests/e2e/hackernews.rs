@@ -8,10 +8,10 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
-use crate::postgresql::{Schema, psql};
-use crate::sqlite::query;
-use crate::state::sync_killed_after_a_checkpoint;
 use crate::support::{QUARRY, Workdir};
+use crate::support::{
+    Schema, duckdb_query, psql, sqlite_query as query, sync_killed_after_a_checkpoint,
+};
 
 /// The recorded items: 39600001..=39600300, the first 40 older than the tutorial's start_time.
 const FIRST_ID: u64 = 39_600_001;
@@ -150,7 +150,7 @@ spec:
 
 /// Every id in the DuckDB table, duplicates included, in order.
 fn duckdb_ids(w: &Workdir) -> Vec<u64> {
-    ids(&crate::duckdb::query(
+    ids(&duckdb_query(
         &w.path().join("hn.db"),
         "SELECT id FROM hackernews_items ORDER BY id",
     ))

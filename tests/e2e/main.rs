@@ -2,6 +2,7 @@
 //! directories. The plugins must be built first (`cargo plugins`; `scripts/test` does it).
 
 mod cloudquery;
+mod commands;
 mod duckdb;
 mod grpc;
 mod hackernews;

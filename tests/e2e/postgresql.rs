@@ -1,62 +1,9 @@
 //! The `postgresql` destination, a sandboxed component, against the real server on
 //! 127.0.0.1:5432 (database `test`), each test in a schema of its own.
 
-use std::process::Command;
-use std::sync::atomic::{AtomicUsize, Ordering};
-
-use crate::support::{ITEMS as COLUMNS, ITEMS_NAME_INT64, ITEMS_WITH_NOTE, Workdir, store_source};
-
-/// A schema for one test, dropped when the test ends.
-pub struct Schema(pub String);
-
-impl Schema {
-    pub fn new() -> Self {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let name = format!(
-            "quarry_e2e_{}_{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::SeqCst)
-        );
-        psql(&format!("drop schema if exists {name} cascade"));
-        Schema(name)
-    }
-}
-
-impl Drop for Schema {
-    fn drop(&mut self) {
-        let _ = Command::new("psql")
-            .args(["-h", "127.0.0.1", "-U", "postgres", "-d", "test", "-qc"])
-            .arg(format!("drop schema if exists {} cascade", self.0))
-            .output();
-    }
-}
-
-/// Runs `sql` with psql and returns its unaligned output.
-pub fn psql(sql: &str) -> String {
-    let out = Command::new("psql")
-        .env("PGTZ", "UTC")
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-U",
-            "postgres",
-            "-d",
-            "test",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-Atc",
-        ])
-        .arg(sql)
-        .output()
-        .expect("psql (PostgreSQL's client) on PATH");
-    assert!(
-        out.status.success(),
-        "psql failed on {sql}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
+use crate::support::{
+    ITEMS as COLUMNS, ITEMS_NAME_INT64, ITEMS_WITH_NOTE, Schema, Workdir, psql, store_source,
+};
 fn spec(schema: &str, rows: u64, grant: &str, write_mode: &str) -> String {
     format!(
         "kind: source\nspec:\n  name: test\n  path: quarry/test\n  tables: [test_rows, test_parents]\n  destinations: [pg]\n  deterministic_cq_id: true\n  spec: {{ num_rows: {rows}, batch_size: 3000, children_per_parent: 2 }}\n---\nkind: destination\nspec:\n  name: pg\n  path: quarry/postgresql\n  write_mode: {write_mode}\n  spec:\n    connection_string: postgres://postgres@127.0.0.1:5432/test\n    schema: {schema}\n  permissions: {{ {grant} }}\n"

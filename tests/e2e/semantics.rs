@@ -12,7 +12,8 @@ use arrow_ipc::reader::FileReader;
 use arrow_schema::DataType;
 
 use crate::support::{
-    FIRST, ITEMS as COLUMNS, ITEMS_WITH_NOTE, Run, SECOND, Workdir, store_plugin, store_source,
+    FIRST, ITEMS as COLUMNS, ITEMS_WITH_NOTE, Run, SECOND, Workdir, golden, store_plugin,
+    store_source,
 };
 
 /// A spec: the store fixture as a source of `items` (columns and rows given as YAML flow
@@ -188,6 +189,18 @@ fn safe_migration_adds_nullable_columns_and_refuses_breaking_changes_until_force
         before,
         "a refused migration must not touch the table"
     );
+    // `quarry validate` prints the plan with the refusal, exits 2 and changes nothing either.
+    let run = w.quarry(&["validate", "spec.yml"]);
+    assert_eq!(run.code, 2, "{run:?}");
+    let plugin = store_plugin().display().to_string();
+    golden(
+        &format!("--- stdout\n{}--- stderr\n{}", run.stdout, run.stderr).replace(&plugin, "STORE"),
+        "validate/refused_migration.txt",
+    );
+    assert_eq!(
+        std::fs::read(db.join("items.arrow")).expect("table file"),
+        before
+    );
 
     // Forced: the table is recreated with the new schema and holds the new sync's rows.
     let run = sync(
@@ -240,17 +253,28 @@ fn the_file_destination_refuses_delete_record_with_an_error() {
             .contains("plugin `out` failed in write of table `items`: file cannot delete records"),
         "{run:?}"
     );
-    let summary: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(w.path().join("summary.json")).expect("summary.json"),
-    )
-    .expect("summary JSON");
-    let items = &summary[0]["tables"]["items"];
-    assert_eq!(items["rows"], 3, "{summary}");
-    assert_eq!(items["errors"], 1, "{summary}");
-    assert_eq!(items["delete_requests"], 1, "{summary}");
-    assert!(items["duration_ms"].is_u64(), "{summary}");
+    // One JSON line per source and destination, with CloudQuery's field names.
+    let text = std::fs::read_to_string(w.path().join("summary.json")).expect("summary.json");
+    assert_eq!(text.lines().count(), 1, "{text}");
+    let summary: serde_json::Value = serde_json::from_str(&text).expect("summary JSON line");
+    assert_eq!(summary["source_name"], "src", "{summary}");
+    assert_eq!(summary["destination_name"], "out", "{summary}");
+    assert_eq!(summary["destination_path"], "quarry/file", "{summary}");
+    assert_eq!(summary["resources"], 3, "{summary}");
+    assert_eq!(summary["resources_per_table"]["items"], 3, "{summary}");
+    assert_eq!(summary["errors_per_table"]["items"], 1, "{summary}");
+    assert_eq!(summary["destination_errors"], 1, "{summary}");
     assert!(
-        summary[0]["destinations"][0]["error"]
+        summary["durations_per_table_ms"]["items"].is_u64(),
+        "{summary}"
+    );
+    assert_eq!(
+        summary["source_tables"],
+        serde_json::json!(["items"]),
+        "{summary}"
+    );
+    assert!(
+        summary["destination_error"]
             .as_str()
             .is_some_and(|e| e.contains("cannot delete records")),
         "{summary}"
@@ -258,6 +282,10 @@ fn the_file_destination_refuses_delete_record_with_an_error() {
     // The rows sent before the request were written.
     let written = std::fs::read_to_string(w.path().join("out/items.json")).expect("json file");
     assert_eq!(written.lines().count(), 3);
+    // A second run appends its line.
+    w.quarry(&["sync", "spec.yml", "--summary-location", "summary.json"]);
+    let text = std::fs::read_to_string(w.path().join("summary.json")).expect("summary.json");
+    assert_eq!(text.lines().count(), 2, "{text}");
 }
 
 fn family_spec(deterministic: bool) -> String {

@@ -1,7 +1,8 @@
 //! Golden tests of what users read when a spec is wrong: every `tests/ui/**/*.yaml` fails with
 //! exit code 2 and exactly the diagnostic in the `.stderr` file beside it. `tests/ui/*.yaml` are
 //! errors of the spec loader; `tests/ui/plan/*.yaml` are errors found when plugins are resolved
-//! and their specs validated. `QUARRY_BLESS=1` rewrites the expected files.
+//! and their specs validated. `quarry sync` and `quarry validate` must print the same.
+//! `QUARRY_BLESS=1` rewrites the expected files.
 
 use std::path::{Path, PathBuf};
 
@@ -42,13 +43,18 @@ fn bad_specs_fail_with_their_golden_diagnostic() {
     let bless = std::env::var_os("QUARRY_BLESS").is_some();
     let mut failures = Vec::new();
     let work = Workdir::new();
-    for case in &cases {
+    // `sync` and `validate` find the same mistakes, before any source runs.
+    for (case, command) in cases
+        .iter()
+        .flat_map(|case| ["sync", "validate"].map(|command| (case, command)))
+    {
         let spec = workspace().join(case);
         let run = work.quarry_in(
             &workspace(),
-            &["--log-level", "error", "sync", case.to_str().unwrap()],
+            &["--log-level", "error", command, case.to_str().unwrap()],
         );
-        assert_eq!(run.code, 2, "{}: {run:?}", spec.display());
+        assert_eq!(run.code, 2, "{command} {}: {run:?}", spec.display());
+        assert_eq!(run.stdout, "", "{command} {}: {run:?}", spec.display());
         let expected_path = spec.with_extension("stderr");
         if bless {
             std::fs::write(&expected_path, &run.stderr).expect("bless");
@@ -57,7 +63,7 @@ fn bad_specs_fail_with_their_golden_diagnostic() {
         let expected = std::fs::read_to_string(&expected_path).unwrap_or_default();
         if run.stderr != expected {
             failures.push(format!(
-                "{}\n--- expected\n{expected}--- actual\n{}",
+                "{command} {}\n--- expected\n{expected}--- actual\n{}",
                 case.display(),
                 run.stderr
             ));

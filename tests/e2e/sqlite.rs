@@ -2,37 +2,10 @@
 //! two syncs, safe and forced migration, every type of the `test` source, a million rows, and
 //! the grant it needs. The database is read back with SQLite itself (rusqlite).
 
-use std::path::Path;
-
-use rusqlite::types::ValueRef;
-
 use crate::support::{
-    FIRST, ITEMS, ITEMS_NAME_INT64, ITEMS_WITH_NOTE, Run, SECOND, Workdir, golden, store_source,
+    FIRST, ITEMS, ITEMS_NAME_INT64, ITEMS_WITH_NOTE, Run, SECOND, Workdir, golden,
+    sqlite_query as query, store_source,
 };
-
-/// A query's rows, tab-separated; blobs as hex, nulls as `NULL`.
-pub fn query(db: &Path, sql: &str) -> String {
-    let conn =
-        rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-            .unwrap_or_else(|e| panic!("open {}: {e}", db.display()));
-    let mut statement = conn.prepare(sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
-    let n = statement.column_count();
-    let mut rows = statement.query([]).expect("query");
-    let mut lines = Vec::new();
-    while let Some(row) = rows.next().expect("row") {
-        let values: Vec<String> = (0..n)
-            .map(|i| match row.get_ref(i).expect("value") {
-                ValueRef::Null => "NULL".into(),
-                ValueRef::Integer(v) => v.to_string(),
-                ValueRef::Real(v) => v.to_string(),
-                ValueRef::Text(t) => String::from_utf8_lossy(t).into_owned(),
-                ValueRef::Blob(b) => b.iter().map(|x| format!("{x:02x}")).collect(),
-            })
-            .collect();
-        lines.push(values.join("\t"));
-    }
-    lines.join("\n")
-}
 
 /// The destination document: `data/sync.db`, its directory granted.
 fn destination(settings: &str) -> String {

@@ -2,12 +2,9 @@
 //! destination flushed the rows before them, shown and reset with `quarry state`. The source is
 //! the `test` plugin's incremental table, `test_increments`.
 
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
-
-use crate::postgresql::{Schema, psql};
-use crate::sqlite::query;
-use crate::support::{QUARRY, Run, Workdir, shared_cache};
+use crate::support::{
+    Run, Schema, Workdir, psql, sqlite_query as query, sync_killed_after_a_checkpoint,
+};
 
 fn sqlite_spec(rows: u64) -> String {
     format!(
@@ -121,39 +118,4 @@ fn a_sync_killed_mid_run_resumes_from_its_saved_cursor_and_misses_nothing() {
         psql(&format!("select value from {s}.cq_state")),
         total.to_string()
     );
-}
-
-/// Runs `quarry sync spec.yml` in `w`, saving state every 50 ms into `{schema}.cq_state`, kills
-/// it with `kill -9` once a cursor was saved, and returns the cursor it left.
-pub fn sync_killed_after_a_checkpoint(w: &Workdir, schema: &str) -> u64 {
-    let mut child = Command::new(QUARRY)
-        .current_dir(w.path())
-        .env("QUARRY_CACHE_DIR", shared_cache())
-        .env("QUARRY_STATE_INTERVAL", "0.05")
-        .args(["sync", "spec.yml"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start quarry");
-    let cursor = || -> u64 {
-        if psql(&format!(
-            "select to_regclass('{schema}.cq_state') is not null"
-        )) != "t"
-        {
-            return 0;
-        }
-        psql(&format!(
-            "select coalesce(max(value::bigint), 0) from {schema}.cq_state"
-        ))
-        .parse()
-        .unwrap_or(0)
-    };
-    let started = Instant::now();
-    while cursor() == 0 {
-        assert!(started.elapsed().as_secs() < 120, "no cursor was saved");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.kill().expect("kill -9");
-    child.wait().expect("reap");
-    cursor()
 }

@@ -2,8 +2,12 @@
 //! (so parallel tests do not all compile the same components), and captured output.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::sync::Once;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use rusqlite::types::ValueRef;
 
 pub const QUARRY: &str = env!("CARGO_BIN_EXE_quarry");
 
@@ -183,4 +187,161 @@ pub fn golden(actual: &str, name: &str) {
     let expected = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("{}: {e} (QUARRY_BLESS=1 writes it)", path.display()));
     assert_eq!(actual, expected.trim_end(), "{} differs", path.display());
+}
+
+// Destinations read back, and servers and processes the tests share.
+
+/// A schema for one test, dropped when the test ends.
+pub struct Schema(pub String);
+
+impl Schema {
+    pub fn new() -> Self {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let name = format!(
+            "quarry_e2e_{}_{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::SeqCst)
+        );
+        psql(&format!("drop schema if exists {name} cascade"));
+        Schema(name)
+    }
+}
+
+impl Drop for Schema {
+    fn drop(&mut self) {
+        let _ = Command::new("psql")
+            .args(["-h", "127.0.0.1", "-U", "postgres", "-d", "test", "-qc"])
+            .arg(format!("drop schema if exists {} cascade", self.0))
+            .output();
+    }
+}
+
+/// Runs `sql` with psql and returns its unaligned output.
+pub fn psql(sql: &str) -> String {
+    let out = Command::new("psql")
+        .env("PGTZ", "UTC")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "postgres",
+            "-d",
+            "test",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-Atc",
+        ])
+        .arg(sql)
+        .output()
+        .expect("psql (PostgreSQL's client) on PATH");
+    assert!(
+        out.status.success(),
+        "psql failed on {sql}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// The plugin's executable, built beside `quarry` (`cargo build -p quarry-plugin-duckdb`).
+pub fn duckdb_plugin() -> PathBuf {
+    let path = Path::new(QUARRY)
+        .parent()
+        .expect("target dir")
+        .join("quarry-plugin-duckdb");
+    assert!(
+        path.exists(),
+        "{} is missing: `cargo test --workspace` builds it (for the plugin's own CLI test), or `cargo build -p quarry-plugin-duckdb`",
+        path.display()
+    );
+    path
+}
+
+/// A query's rows, tab-separated.
+pub fn duckdb_query(db: &Path, sql: &str) -> String {
+    let out = Command::new(duckdb_plugin())
+        .args(["query", db.to_str().expect("path"), sql])
+        .output()
+        .expect("run quarry-plugin-duckdb query");
+    assert!(
+        out.status.success(),
+        "{sql}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim_end().to_string()
+}
+
+/// A query's rows, tab-separated; blobs as hex, nulls as `NULL`.
+pub fn sqlite_query(db: &Path, sql: &str) -> String {
+    let conn =
+        rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .unwrap_or_else(|e| panic!("open {}: {e}", db.display()));
+    let mut statement = conn.prepare(sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
+    let n = statement.column_count();
+    let mut rows = statement.query([]).expect("query");
+    let mut lines = Vec::new();
+    while let Some(row) = rows.next().expect("row") {
+        let values: Vec<String> = (0..n)
+            .map(|i| match row.get_ref(i).expect("value") {
+                ValueRef::Null => "NULL".into(),
+                ValueRef::Integer(v) => v.to_string(),
+                ValueRef::Real(v) => v.to_string(),
+                ValueRef::Text(t) => String::from_utf8_lossy(t).into_owned(),
+                ValueRef::Blob(b) => b.iter().map(|x| format!("{x:02x}")).collect(),
+            })
+            .collect();
+        lines.push(values.join("\t"));
+    }
+    lines.join("\n")
+}
+
+/// An executable in `work` that serves `plugin` the way CloudQuery's CLI starts a plugin:
+/// `<file> serve --network ... --address ...`.
+pub fn served(work: &Workdir, file: &str, plugin: &str, grants: &[&str]) -> PathBuf {
+    let script = format!(
+        "#!/bin/sh\n[ \"$1\" = serve ] && shift\nexec '{QUARRY}' serve '{plugin}' {} \"$@\"\n",
+        grants.join(" ")
+    );
+    let path = work.write(file, &script);
+    make_executable(&path);
+    path
+}
+
+pub fn make_executable(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+}
+
+/// Runs `quarry sync spec.yml` in `w`, saving state every 50 ms into `{schema}.cq_state`, kills
+/// it with `kill -9` once a cursor was saved, and returns the cursor it left.
+pub fn sync_killed_after_a_checkpoint(w: &Workdir, schema: &str) -> u64 {
+    let mut child = Command::new(QUARRY)
+        .current_dir(w.path())
+        .env("QUARRY_CACHE_DIR", shared_cache())
+        .env("QUARRY_STATE_INTERVAL", "0.05")
+        .args(["sync", "spec.yml"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start quarry");
+    let cursor = || -> u64 {
+        if psql(&format!(
+            "select to_regclass('{schema}.cq_state') is not null"
+        )) != "t"
+        {
+            return 0;
+        }
+        psql(&format!(
+            "select coalesce(max(value::bigint), 0) from {schema}.cq_state"
+        ))
+        .parse()
+        .unwrap_or(0)
+    };
+    let started = Instant::now();
+    while cursor() == 0 {
+        assert!(started.elapsed().as_secs() < 120, "no cursor was saved");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().expect("kill -9");
+    child.wait().expect("reap");
+    cursor()
 }

@@ -14,7 +14,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use super::Exit;
+use anyhow::Context;
+
+use super::{CliError, Exit};
 
 #[derive(Debug, clap::Args)]
 pub struct BenchArgs {
@@ -116,31 +118,10 @@ struct Sample {
     peak_rss_kib: u64,
 }
 
-pub async fn run(args: BenchArgs) -> Exit {
-    let Some(exe) = super::current_exe() else {
-        eprintln!("error: cannot find the quarry executable to run");
-        return Exit::Failure;
-    };
-    let work = match tempfile_dir() {
-        Ok(dir) => dir,
-        Err(e) => {
-            eprintln!("error: cannot create a working directory: {e}");
-            return Exit::Failure;
-        }
-    };
-    let served = work.join("served-test");
-    let script = format!(
-        "#!/bin/sh\n[ \"$1\" = serve ] && shift\nexec '{}' serve quarry/test \"$@\"\n",
-        exe.display()
-    );
-    let written = std::fs::write(&served, script).and_then(|()| {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&served, std::fs::Permissions::from_mode(0o755))
-    });
-    if let Err(e) = written {
-        eprintln!("error: cannot write {}: {e}", served.display());
-        return Exit::Failure;
-    }
+pub async fn run(args: BenchArgs) -> Result<Exit, CliError> {
+    let exe = std::env::current_exe().context("cannot find the quarry executable to run")?;
+    let work = tempfile_dir().context("cannot create a working directory")?;
+    write_served_test(&exe, &work)?;
     println!(
         "quarry bench: {} rows of test_rows, batch_size {} ({HN_ITEMS} items for hackernews), \
          median of {} runs",
@@ -157,34 +138,14 @@ pub async fn run(args: BenchArgs) -> Exit {
             .as_ref()
             .is_none_or(|o| s.name.contains(o.as_str()))
     }) {
-        let mut source = scenario
-            .source
-            .replace("{{ROWS}}", &args.rows.to_string())
-            .replace("{{BATCH}}", &args.batch_size.to_string());
-        if source.contains("{{HN}}") {
-            if hn_server.is_none() {
-                match HnServer::start(&exe, &work) {
-                    Ok(server) => hn_server = Some(server),
-                    Err(e) => {
-                        eprintln!("error: {}: {e}", scenario.name);
-                        exit = Exit::Failure;
-                        continue;
-                    }
-                }
+        let spec_path = match write_spec(scenario, &args, &exe, &work, &mut hn_server) {
+            Ok(path) => path,
+            Err(e) => {
+                eprintln!("error: {}: {e}", scenario.name);
+                exit = Exit::Failure;
+                continue;
             }
-            if let Some(server) = &hn_server {
-                source = source.replace("{{HN}}", &server.address);
-            }
-        }
-        let spec = format!(
-            "kind: source\nspec:\n  name: bench_source\n{source}  destinations: [bench]\n---\nkind: destination\nspec:\n  name: bench\n{}",
-            scenario.destination
-        );
-        let spec_path = work.join("bench.yml");
-        if let Err(e) = std::fs::write(&spec_path, spec) {
-            eprintln!("error: cannot write {}: {e}", spec_path.display());
-            return Exit::Failure;
-        }
+        };
         let mut samples = Vec::new();
         for i in 0..=args.runs {
             let _ = std::fs::remove_dir_all(work.join("out"));
@@ -198,26 +159,77 @@ pub async fn run(args: BenchArgs) -> Exit {
                 }
             }
         }
-        if samples.is_empty() {
-            continue;
-        }
-        let median = |f: &dyn Fn(&Sample) -> f64| {
-            let mut v: Vec<f64> = samples.iter().map(f).collect();
-            v.sort_by(|a, b| a.total_cmp(b));
-            v[v.len() / 2]
-        };
-        let rows_per_s = median(&|s| s.rows as f64 / s.seconds);
-        let mb_per_s = median(&|s| s.ipc_bytes as f64 / 1e6 / s.seconds);
-        let rss = median(&|s| s.peak_rss_kib as f64 / 1024.0);
-        let seconds = median(&|s| s.seconds);
-        println!(
-            "{:<32} {:>12.0} {:>10.1} {:>12.1} {:>10.2}",
-            scenario.name, rows_per_s, mb_per_s, rss, seconds
-        );
+        print_medians(scenario.name, &samples);
     }
     drop(hn_server);
     let _ = std::fs::remove_dir_all(&work);
-    exit
+    Ok(exit)
+}
+
+/// A native-plugin stand-in for the gRPC scenario: `quarry serve quarry/test` behind a script.
+fn write_served_test(exe: &Path, work: &Path) -> Result<(), CliError> {
+    let served = work.join("served-test");
+    let script = format!(
+        "#!/bin/sh\n[ \"$1\" = serve ] && shift\nexec '{}' serve quarry/test \"$@\"\n",
+        exe.display()
+    );
+    std::fs::write(&served, script)
+        .and_then(|()| {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&served, std::fs::Permissions::from_mode(0o755))
+        })
+        .with_context(|| format!("cannot write {}", served.display()))?;
+    Ok(())
+}
+
+/// Writes the scenario's spec (starting the Hacker News fixture server the first time one needs
+/// it) and returns its path.
+fn write_spec(
+    scenario: &Scenario,
+    args: &BenchArgs,
+    exe: &Path,
+    work: &Path,
+    hn_server: &mut Option<HnServer>,
+) -> Result<PathBuf, String> {
+    let mut source = scenario
+        .source
+        .replace("{{ROWS}}", &args.rows.to_string())
+        .replace("{{BATCH}}", &args.batch_size.to_string());
+    if source.contains("{{HN}}") {
+        if hn_server.is_none() {
+            *hn_server = Some(HnServer::start(exe, work)?);
+        }
+        if let Some(server) = hn_server {
+            source = source.replace("{{HN}}", &server.address);
+        }
+    }
+    let spec = format!(
+        "kind: source\nspec:\n  name: bench_source\n{source}  destinations: [bench]\n---\nkind: destination\nspec:\n  name: bench\n{}",
+        scenario.destination
+    );
+    let spec_path = work.join("bench.yml");
+    std::fs::write(&spec_path, spec)
+        .map_err(|e| format!("cannot write {}: {e}", spec_path.display()))?;
+    Ok(spec_path)
+}
+
+fn print_medians(name: &str, samples: &[Sample]) {
+    if samples.is_empty() {
+        return;
+    }
+    let median = |f: &dyn Fn(&Sample) -> f64| {
+        let mut v: Vec<f64> = samples.iter().map(f).collect();
+        v.sort_by(|a, b| a.total_cmp(b));
+        v[v.len() / 2]
+    };
+    let rows_per_s = median(&|s| s.rows as f64 / s.seconds);
+    let mb_per_s = median(&|s| s.ipc_bytes as f64 / 1e6 / s.seconds);
+    let rss = median(&|s| s.peak_rss_kib as f64 / 1024.0);
+    let seconds = median(&|s| s.seconds);
+    println!(
+        "{:<32} {:>12.0} {:>10.1} {:>12.1} {:>10.2}",
+        name, rows_per_s, mb_per_s, rss, seconds
+    );
 }
 
 /// The fixture server with [`HN_ITEMS`] generated stories, answering after [`HN_LATENCY_MS`].
@@ -313,18 +325,12 @@ fn run_once(exe: &Path, work: &Path, spec: &Path) -> Result<Sample, String> {
         ));
     }
     let text = std::fs::read_to_string(&summary_path).map_err(|e| format!("no summary: {e}"))?;
-    let summaries: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| format!("bad summary: {e}"))?;
-    let first = &summaries[0];
-    let tables = first["tables"]
-        .as_object()
-        .ok_or("summary without tables")?;
-    let rows = tables.values().filter_map(|t| t["rows"].as_u64()).sum();
-    let ipc_bytes = tables
-        .values()
-        .filter_map(|t| t["ipc_bytes"].as_u64())
-        .sum();
-    let ms = first["duration_ms"]
+    let _ = std::fs::remove_file(&summary_path);
+    let first: serde_json::Value = serde_json::from_str(text.lines().next().unwrap_or(""))
+        .map_err(|e| format!("bad summary: {e}"))?;
+    let rows = first["resources"].as_u64().ok_or("summary without rows")?;
+    let ipc_bytes = first["ipc_bytes"].as_u64().unwrap_or(0);
+    let ms = first["sync_duration_ms"]
         .as_u64()
         .ok_or("summary without duration")?;
     Ok(Sample {

@@ -2,12 +2,9 @@
 
 use std::path::Path;
 
-use quarry_registry::{RegistryKind, Resolved};
-
-use super::{Exit, report_plugin_error};
-use crate::runtime::AnyPlugin;
-use crate::runtime::grpc::GrpcPlugin;
-use crate::sandbox::Grants;
+use super::{CliError, Exit};
+use crate::plan::{Environment, Origin};
+use crate::runtime::PluginInfo;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum PluginCommand {
@@ -19,67 +16,30 @@ pub enum PluginCommand {
     },
 }
 
-pub async fn run(command: PluginCommand) -> Exit {
+pub async fn run(command: PluginCommand) -> Result<Exit, CliError> {
     let PluginCommand::Inspect { plugin } = command;
-    let env = match super::sync::environment() {
-        Ok(env) => env,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            return Exit::Failure;
-        }
-    };
-    let registry = if plugin.starts_with("quarry/") || !Path::new(&plugin).exists() {
-        RegistryKind::Quarry
-    } else {
-        RegistryKind::Local
-    };
-    let resolved = match env.resolver.resolve(registry, &plugin, &env.cwd) {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Exit::Config;
-        }
-    };
+    let env = Environment::from_process()?;
     let name = Path::new(&plugin)
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or(plugin.clone());
-    let result = async {
-        let (mut instance, digest): (Box<dyn AnyPlugin>, String) = match resolved {
-            Resolved::Component(artifact) => {
-                let loaded = env.runtime.load(&name, &artifact.bytes)?;
-                let instance = env.runtime.start(&loaded, &name, &Grants::none()).await?;
-                (Box::new(instance), loaded.digest.clone())
-            }
-            Resolved::Executable(path) => {
-                let digest = std::fs::read(&path)
-                    .map(|bytes| crate::runtime::wasm::sha256_hex(&bytes))
-                    .unwrap_or_default();
-                (Box::new(GrpcPlugin::spawn(&name, &path).await?), digest)
-            }
-            Resolved::Address(address) => (
-                Box::new(GrpcPlugin::dial(&name, &address).await?),
-                "-".into(),
-            ),
-        };
-        let schema = instance.spec_schema().await?;
-        let info = instance.info().clone();
-        // A plugin that was never initialised may refuse to close; only a process needs stopping.
-        let _ = instance.close().await;
-        Ok::<_, crate::runtime::PluginError>((
-            info,
-            schema.unwrap_or_else(|| "true".into()),
-            digest,
-        ))
-    }
-    .await;
-    let (info, schema, digest) = match result {
-        Ok(r) => r,
-        Err(e) => {
-            report_plugin_error(&e);
-            return Exit::Failure;
-        }
+    let mut opened = super::open_reference(&env, &plugin, &name).await?;
+    let schema = opened.plugin.spec_schema().await;
+    // A plugin that was never initialised may refuse to close; only a process needs stopping.
+    let _ = opened.plugin.close().await;
+    let schema = schema?.unwrap_or_else(|| "true".into());
+    let digest = match &opened.origin {
+        Origin::Component { digest } => digest.clone(),
+        Origin::Executable(path) => std::fs::read(path)
+            .map(|bytes| crate::runtime::wasm::sha256_hex(&bytes))
+            .unwrap_or_default(),
+        Origin::Address(_) => "-".into(),
     };
+    print_info(opened.plugin.info(), &digest, &schema);
+    Ok(Exit::Ok)
+}
+
+fn print_info(info: &PluginInfo, digest: &str, schema: &str) {
     let kinds: Vec<&str> = [(info.source, "source"), (info.destination, "destination")]
         .iter()
         .filter(|k| k.0)
@@ -123,9 +83,8 @@ pub async fn run(command: PluginCommand) -> Exit {
             )
         );
     }
-    let pretty = serde_json::from_str::<serde_json::Value>(&schema)
+    let pretty = serde_json::from_str::<serde_json::Value>(schema)
         .and_then(|v| serde_json::to_string_pretty(&v))
-        .unwrap_or(schema);
+        .unwrap_or(schema.to_string());
     println!("spec schema:\n{pretty}");
-    Exit::Ok
 }

@@ -9,11 +9,12 @@ use std::sync::Arc;
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 use quarry_grpc::serve::{Selection, Served, SyncMessage, WriteMessage};
-use quarry_registry::{RegistryKind, Resolved};
+use quarry_registry::Resolved;
 use tokio::sync::{Mutex, mpsc};
 use tonic::Status;
 
-use super::Exit;
+use super::{CliError, Exit};
+use crate::plan::{Environment, registry_of};
 use crate::runtime::wasm::{LoadedComponent, WasmPlugin, WasmRuntime};
 use crate::runtime::{
     Destination, ErrorKind, Plugin, PluginError, PluginInfo, Source, SourceMessage, TableSelection,
@@ -66,25 +67,23 @@ impl ServeCommand {
     }
 }
 
-pub async fn run(args: ServeCommand) -> Exit {
+pub async fn run(args: ServeCommand) -> Result<Exit, CliError> {
     match serve(&args).await {
-        Ok(()) => Exit::Ok,
+        Ok(()) => Ok(Exit::Ok),
         Err((exit, message)) => {
             tracing::error!("{message}");
-            eprintln!("error: {message}");
-            exit
+            Err(match exit {
+                Exit::Config => CliError::Usage(message),
+                _ => CliError::Runtime(anyhow::Error::msg(message)),
+            })
         }
     }
 }
 
 async fn serve(args: &ServeCommand) -> Result<(), (Exit, String)> {
     let config = |m: String| (Exit::Config, m);
-    let env = super::sync::environment().map_err(|e| (Exit::Failure, format!("{e:#}")))?;
-    let registry = if args.plugin.ends_with(".wasm") {
-        RegistryKind::Local
-    } else {
-        RegistryKind::Quarry
-    };
+    let env = Environment::from_process().map_err(|e| (Exit::Failure, format!("{e:#}")))?;
+    let registry = registry_of(&args.plugin, &env.cwd);
     let artifact = match env.resolver.resolve(registry, &args.plugin, &env.cwd) {
         Ok(Resolved::Component(artifact)) => artifact,
         Ok(_) => {
@@ -155,7 +154,7 @@ fn status(e: PluginError) -> Status {
         message.push_str(&format!(" (help: {help})"));
     }
     match e.kind {
-        ErrorKind::InvalidSpec | ErrorKind::BreakingMigration => Status::invalid_argument(message),
+        ErrorKind::InvalidSpec => Status::invalid_argument(message),
         ErrorKind::Unauthorized => Status::permission_denied(message),
         ErrorKind::Unavailable => Status::unavailable(message),
         ErrorKind::NotSupported => Status::unimplemented(message),

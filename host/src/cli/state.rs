@@ -1,11 +1,8 @@
 //! `quarry state show|reset <source> <spec>...`: an operator's view of a source's incremental
 //! cursors, read from (or deleted in) its state backend.
 
-use std::path::PathBuf;
-
-use super::{Exit, report};
+use super::{CliError, Exit};
 use crate::plan::{self, StateAction};
-use crate::spec;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum StateCommand {
@@ -19,46 +16,28 @@ pub enum StateCommand {
 pub struct StateArgs {
     /// The source's name.
     pub source: String,
-    /// Spec files, or directories whose `*.yml`/`*.yaml` files are specs.
-    #[arg(required = true)]
-    pub paths: Vec<PathBuf>,
+    #[command(flatten)]
+    pub specs: super::Specs,
 }
 
-pub async fn run(command: StateCommand) -> Exit {
+pub async fn run(command: StateCommand) -> Result<Exit, CliError> {
     let (args, action) = match command {
         StateCommand::Show(args) => (args, StateAction::Show),
         StateCommand::Reset(args) => (args, StateAction::Reset),
     };
-    let spec = match spec::load(&args.paths) {
-        Ok(spec) => spec,
-        Err(e) => {
-            eprintln!("{e}");
-            return Exit::Config;
-        }
-    };
-    let env = match super::sync::environment() {
-        Ok(env) => env,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            return Exit::Failure;
-        }
-    };
-    match plan::state(&spec, &env, &args.source, action).await {
-        Ok(cursors) => {
-            match action {
-                StateAction::Show => {
-                    for (key, value) in &cursors {
-                        println!("{key}\t{value}");
-                    }
-                }
-                StateAction::Reset => eprintln!(
-                    "Deleted {} cursor(s) of source `{}`; its next sync starts from the beginning",
-                    cursors.len(),
-                    args.source
-                ),
+    let (spec, env) = super::load(&args.specs)?;
+    let cursors = plan::state(&spec, &env, &args.source, action).await?;
+    match action {
+        StateAction::Show => {
+            for (key, value) in &cursors {
+                println!("{key}\t{value}");
             }
-            Exit::Ok
         }
-        Err(e) => report(&e),
+        StateAction::Reset => eprintln!(
+            "Deleted {} cursor(s) of source `{}`; its next sync starts from the beginning",
+            cursors.len(),
+            args.source
+        ),
     }
+    Ok(Exit::Ok)
 }

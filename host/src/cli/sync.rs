@@ -1,43 +1,55 @@
-//! `quarry sync <spec>...`
+//! `quarry sync <spec>...`: plan, then run the plan; a summary per source, and per source and
+//! destination a JSON line with `--summary-location`.
 
 use std::path::PathBuf;
 
-use quarry_registry::Resolver;
-
-use super::{Exit, report, report_plugin_error};
-use crate::plan::{self, Environment};
-use crate::runtime::wasm::WasmRuntime;
-use crate::spec;
+use super::{CliError, Exit, Globals, report_plugin_error};
+use crate::plan;
+use crate::sync::progress::Progress;
+use crate::sync::summary::SummaryLine;
+use crate::sync::{self, RunOptions};
 
 #[derive(Debug, clap::Args)]
 pub struct SyncArgs {
-    /// Spec files, or directories whose `*.yml`/`*.yaml` files are specs.
-    #[arg(required = true)]
-    pub paths: Vec<PathBuf>,
-    /// Also write the summary of the run, as JSON, to this file.
-    #[arg(long)]
+    #[command(flatten)]
+    pub specs: super::Specs,
+    /// Append one JSON line per source and destination, with CloudQuery's field names, to this
+    /// file.
+    #[arg(long, value_name = "FILE")]
     pub summary_location: Option<PathBuf>,
+    /// Write to the destination tables as they are: no table is created or altered, and a table
+    /// that is missing or needs a migration is an error before any source runs.
+    #[arg(long)]
+    pub no_migrate: bool,
+    /// Append one JSON line per table (rows, errors, duration) to this file.
+    #[arg(long, value_name = "FILE")]
+    pub tables_metrics_location: Option<PathBuf>,
 }
 
-pub async fn run(args: SyncArgs) -> Exit {
-    let spec = match spec::load(&args.paths) {
-        Ok(spec) => spec,
-        Err(e) => {
-            eprintln!("{e}");
-            return Exit::Config;
-        }
+pub async fn run(args: SyncArgs, globals: &Globals) -> Result<Exit, CliError> {
+    let (spec, env) = super::load(&args.specs)?;
+    let plan = plan::build(&spec, &env).await?;
+    plan.refusals()?;
+    if args.no_migrate {
+        check_no_migrate(&plan)?;
+    }
+    let sources = plan
+        .sources
+        .iter()
+        .map(|s| SummaryLine::describe_source(s))
+        .collect::<Vec<_>>();
+    let destinations = plan
+        .destinations
+        .iter()
+        .map(|d| SummaryLine::describe_destination(d))
+        .collect::<Vec<_>>();
+    let progress = Progress::start(globals.log_console);
+    let options = RunOptions {
+        no_migrate: args.no_migrate,
+        progress: progress.clone(),
     };
-    let env = match environment() {
-        Ok(env) => env,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            return Exit::Failure;
-        }
-    };
-    let summaries = match plan::execute(&spec, &env).await {
-        Ok(summaries) => summaries,
-        Err(e) => return report(&e),
-    };
+    let summaries = sync::execute(plan, &options).await?;
+    progress.finish().await;
     let mut exit = Exit::Ok;
     for summary in &summaries {
         for e in &summary.plugin_errors {
@@ -48,24 +60,56 @@ pub async fn run(args: SyncArgs) -> Exit {
             eprintln!("error: {e}");
             exit = exit.max(Exit::SyncErrors);
         }
-        println!("{summary}");
+        print!("{summary}");
     }
+    let sync_id = globals
+        .invocation_id
+        .clone()
+        .unwrap_or_else(crate::runtime::grpc::invocation_id);
+    let lines = SummaryLine::all(&sync_id, &summaries, &sources, &destinations);
     if let Some(path) = &args.summary_location {
-        let written = serde_json::to_vec_pretty(&summaries)
-            .map_err(std::io::Error::other)
-            .and_then(|json| std::fs::write(path, json));
-        if let Err(e) = written {
-            eprintln!("error: cannot write the summary to {}: {e}", path.display());
-            exit = exit.max(Exit::SyncErrors);
-        }
+        exit = exit.max(append_lines(path, &lines));
     }
-    exit
+    if let Some(path) = &args.tables_metrics_location {
+        let tables: Vec<serde_json::Value> = summaries
+            .iter()
+            .flat_map(|s| s.table_metrics(&sync_id))
+            .collect();
+        exit = exit.max(append_lines(path, &tables));
+    }
+    Ok(exit)
 }
 
-pub fn environment() -> anyhow::Result<Environment> {
-    Ok(Environment {
-        runtime: WasmRuntime::new(plan::cache_dir())?,
-        resolver: Resolver::from_env(super::current_exe().as_deref()),
-        cwd: std::env::current_dir()?,
-    })
+/// With `--no-migrate`, every table must be usable as it is before any source runs.
+fn check_no_migrate(plan: &plan::SyncPlan<'_>) -> Result<(), CliError> {
+    for d in &plan.destinations {
+        if let Some(m) = d.migrations.iter().find(|m| !m.plan.up_to_date()) {
+            return Err(sync::no_migrate_error(&d.spec.name, &m.table, &m.plan).into());
+        }
+    }
+    Ok(())
+}
+
+/// Appends one JSON line per item to `path`; an error is reported and makes the exit 1.
+fn append_lines<T: serde::Serialize>(path: &std::path::Path, items: &[T]) -> Exit {
+    use std::io::Write;
+    let written = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .and_then(|mut file| {
+            let mut text = Vec::new();
+            for item in items {
+                serde_json::to_writer(&mut text, item)?;
+                text.push(b'\n');
+            }
+            file.write_all(&text)
+        });
+    match written {
+        Ok(()) => Exit::Ok,
+        Err(e) => {
+            eprintln!("error: cannot write to {}: {e}", path.display());
+            Exit::SyncErrors
+        }
+    }
 }

@@ -21,8 +21,8 @@ use tonic::transport::Channel;
 
 use self::process::PluginProcess;
 use super::{
-    DeleteRequest, Destination, ErrorKind, Phase, Plugin, PluginError, PluginInfo, Source,
-    SourceMessage, TableSelection,
+    Connection, DeleteRequest, Destination, ErrorKind, Phase, Plugin, PluginError, PluginInfo,
+    Source, SourceMessage, TableSelection,
 };
 use crate::spec::WriteMode;
 
@@ -239,6 +239,29 @@ impl Plugin for GrpcPlugin {
         }
     }
 
+    async fn test_connection(&mut self, spec_json: String) -> Result<Connection, PluginError> {
+        let request = pb::test_connection::Request {
+            spec: spec_json.into_bytes(),
+        };
+        match self.client.test_connection(request).await {
+            Ok(r) => {
+                let r = r.into_inner();
+                Ok(if r.success {
+                    Connection::Succeeded
+                } else {
+                    Connection::Failed {
+                        code: r.failure_code,
+                        message: r.failure_description,
+                    }
+                })
+            }
+            Err(status) if status.code() == tonic::Code::Unimplemented => {
+                Ok(Connection::NotImplemented)
+            }
+            Err(status) => Err(self.failed(Phase::TestConnection, status).await),
+        }
+    }
+
     async fn close(&mut self) -> Result<(), PluginError> {
         if self.closed {
             return Ok(());
@@ -257,7 +280,7 @@ impl Plugin for GrpcPlugin {
 }
 
 /// A fresh id for one run, as CloudQuery's CLI sends (a random UUID).
-fn invocation_id() -> String {
+pub fn invocation_id() -> String {
     let mut bytes = [0u8; 16];
     let seed = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -379,8 +402,12 @@ impl Source for GrpcPlugin {
 
 #[async_trait::async_trait]
 impl Destination for GrpcPlugin {
+    fn reports_tables(&self) -> bool {
+        // Protocol v3 has no way to ask; the plugin decides, told whether `migrate_mode` is forced.
+        false
+    }
+
     async fn existing_table(&mut self, _: &SchemaRef) -> Result<Option<SchemaRef>, PluginError> {
-        // Protocol v3 has no way to ask; the engine then lets `migrate_mode` decide.
         Ok(None)
     }
 

@@ -1,4 +1,4 @@
-//! The `permissions:` block of a plugin: everything the sandbox may grant it (DESIGN §3).
+//! The `permissions:` block of a plugin: everything the sandbox may grant it (ARCHITECTURE.md, `sandbox`).
 //! Values are kept as written; the sandbox interprets host patterns and paths.
 
 use std::fmt;

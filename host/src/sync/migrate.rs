@@ -1,17 +1,14 @@
-//! Migrations as the engine runs them for one destination: the schema the destination gets
-//! (write mode and `pk_mode` applied), the comparison with the table it holds, and the refusal
-//! of a breaking change in `migrate_mode: safe`.
+//! The schema a destination gets for a source's table: write mode and `pk_mode` applied. What
+//! the destination's table then needs is planned in `crate::plan::migration`.
 
 use std::sync::Arc;
 
 use arrow_schema::{Field, Schema, SchemaRef};
 use quarry_sdk::cq_id::CQ_ID;
 use quarry_sdk::metadata::PRIMARY_KEY;
-use quarry_sdk::migrate::{Change, changes};
-use quarry_sdk::{Table, metadata::TRUE};
+use quarry_sdk::metadata::TRUE;
 
-use crate::runtime::{Destination, ErrorKind, Phase, PluginError};
-use crate::spec::{MigrateMode, PkMode, WriteMode};
+use crate::spec::{PkMode, WriteMode};
 
 /// The table's schema as this destination stores it. In `append` mode primary keys are not
 /// enforced, so no column is a key; with `pk_mode: cq-id-only` the key is `_cq_id` alone. The
@@ -62,76 +59,10 @@ pub fn destination_schema(
     )))
 }
 
-/// Creates or migrates `wanted` in `destination`. The destination's current table is compared
-/// with `wanted`: safe changes are applied as they are; breaking ones only in `forced` mode
-/// (the destination drops and recreates the table), and in `safe` mode the migration is refused
-/// with every breaking change listed, before anything is written to the table.
-pub async fn migrate(
-    destination: &mut dyn Destination,
-    name: &str,
-    mode: MigrateMode,
-    wanted: &SchemaRef,
-) -> Result<(), PluginError> {
-    let force = plan(destination, name, mode, wanted).await?;
-    destination.migrate_table(wanted, force).await
-}
-
-/// Whether migrating to `wanted` needs `force`; an error of kind `BreakingMigration` if it does
-/// and `mode` is `safe`. Changes nothing.
-pub async fn plan(
-    destination: &mut dyn Destination,
-    name: &str,
-    mode: MigrateMode,
-    wanted: &SchemaRef,
-) -> Result<bool, PluginError> {
-    let forced = mode == MigrateMode::Forced;
-    Ok(match destination.existing_table(wanted).await? {
-        // A destination that cannot say decides itself, as CloudQuery's destinations do.
-        None => forced,
-        Some(existing) => {
-            let table = quarry_sdk::table_name(wanted);
-            let parse = |s: &Schema| {
-                Table::from_schema(s).map_err(|e| {
-                    PluginError::new(name, Phase::Migrate, ErrorKind::Internal, e.message)
-                })
-            };
-            let found = changes(&parse(&existing)?, &parse(wanted)?);
-            let breaking: Vec<&Change> = found.iter().filter(|c| c.is_breaking()).collect();
-            for change in &found {
-                tracing::debug!(destination = name, table, "migration: {change}");
-            }
-            if breaking.is_empty() {
-                false
-            } else if forced {
-                tracing::warn!(
-                    destination = name,
-                    table,
-                    "migrate_mode is forced: dropping and recreating the table for {} breaking change(s)",
-                    breaking.len()
-                );
-                true
-            } else {
-                let list: String = breaking.iter().map(|c| format!("\n  - {c}")).collect();
-                return Err(PluginError::new(
-                    name,
-                    Phase::Migrate,
-                    ErrorKind::BreakingMigration,
-                    format!(
-                        "table `{table}` needs changes that lose data, which `migrate_mode: safe` does not make; nothing was written to it:{list}"
-                    ),
-                )
-                .with_help(format!(
-                    "to drop and recreate `{table}` (its rows are lost and synced anew), set `migrate_mode: forced` on destination `{name}`"
-                )));
-            }
-        }
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use arrow_schema::DataType;
-    use quarry_sdk::Column;
+    use quarry_sdk::{Column, Table};
 
     use super::*;
 

@@ -37,7 +37,26 @@ pub async fn load(
     table: &str,
 ) -> Result<HashMap<String, String>, PluginError> {
     let schema = schema(table);
-    super::migrate::migrate(destination, name, MigrateMode::Safe, &schema)
+    // Quarry's own table, created or brought up to date even with `--no-migrate`.
+    let plan = crate::plan::plan_table(destination, name, MigrateMode::Safe, &schema)
+        .await
+        .map_err(|e| e.for_table(table))?;
+    if let crate::plan::MigrationPlan::Refused(changes) = plan {
+        let refusal = crate::plan::Refusal {
+            destination: name.to_string(),
+            table: table.to_string(),
+            changes,
+        };
+        return Err(PluginError::new(
+            name,
+            Phase::Migrate,
+            ErrorKind::InvalidSpec,
+            format!("the state table is not Quarry's: {refusal}"),
+        )
+        .with_help("name another table in `backend_options.table_name`"));
+    }
+    destination
+        .migrate_table(&schema, false)
         .await
         .map_err(|e| e.for_table(table))?;
     let batches = destination

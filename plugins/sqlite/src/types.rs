@@ -249,7 +249,7 @@ pub fn timestamp_text(value: i64, unit: TimeUnit) -> String {
     let per_second = per_second(unit);
     let (seconds, fraction) = (value.div_euclid(per_second), value.rem_euclid(per_second));
     let (days, second_of_day) = (seconds.div_euclid(86_400), seconds.rem_euclid(86_400));
-    let (y, m, d) = civil_from_days(days);
+    let (y, m, d) = quarry_sdk::time::civil_from_days(days);
     let mut text = format!("{y:04}-{m:02}-{d:02} ");
     push_time(&mut text, second_of_day, fraction, unit);
     text
@@ -267,21 +267,6 @@ fn push_time(text: &mut String, second_of_day: i64, fraction: i64, unit: TimeUni
     if width > 0 {
         let _ = write!(text, ".{fraction:0width$}");
     }
-}
-
-/// The proleptic Gregorian date of a day number (days since 1970-01-01), after Howard
-/// Hinnant's `civil_from_days`.
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
 }
 
 /// Times and timestamps as fixed-width text.

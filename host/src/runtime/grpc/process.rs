@@ -295,6 +295,7 @@ fn relog(plugin: &str, line: &str, logged: &Mutex<VecDeque<String>>) {
         "trace" => tracing::trace!(plugin, "{full}"),
         "debug" => tracing::debug!(plugin, "{full}"),
         "warn" | "warning" | "error" | "fatal" | "panic" | "critical" => {
+            crate::telemetry::plugin_logged(plugin, !level.starts_with('w'));
             if level.starts_with('w') {
                 tracing::warn!(plugin, "{full}");
             } else {

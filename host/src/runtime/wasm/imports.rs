@@ -63,8 +63,14 @@ impl host::Host for PluginState {
             types::LogLevel::Trace => tracing::trace!(plugin, "{message}{fields}"),
             types::LogLevel::Debug => tracing::debug!(plugin, "{message}{fields}"),
             types::LogLevel::Info => tracing::info!(plugin, "{message}{fields}"),
-            types::LogLevel::Warn => tracing::warn!(plugin, "{message}{fields}"),
-            types::LogLevel::Error => tracing::error!(plugin, "{message}{fields}"),
+            types::LogLevel::Warn => {
+                crate::telemetry::plugin_logged(plugin, false);
+                tracing::warn!(plugin, "{message}{fields}")
+            }
+            types::LogLevel::Error => {
+                crate::telemetry::plugin_logged(plugin, true);
+                tracing::error!(plugin, "{message}{fields}")
+            }
         }
     }
 }

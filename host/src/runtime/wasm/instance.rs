@@ -17,8 +17,8 @@ use super::bindings::exports::quarry::plugin::{destination, plugin, source};
 use super::bindings::quarry::plugin::types as wit;
 use super::{PluginState, imports};
 use crate::runtime::{
-    DeleteRequest, Destination, ErrorKind, Phase, Plugin, PluginError, PluginInfo, Source,
-    SourceMessage, TableSelection,
+    Connection, DeleteRequest, Destination, ErrorKind, Phase, Plugin, PluginError, PluginInfo,
+    Source, SourceMessage, TableSelection,
 };
 use crate::sandbox::{PluginOutput, human_bytes};
 
@@ -183,6 +183,27 @@ impl Plugin for WasmPlugin {
             Box::pin(async move { g.plugin.call_init(store, &spec_json).await })
         })
         .await
+    }
+
+    async fn test_connection(&mut self, spec_json: String) -> Result<Connection, PluginError> {
+        let tested = match self.init(spec_json).await {
+            Ok(()) => {
+                self.guard(Phase::TestConnection, |store, g| {
+                    Box::pin(async move { g.plugin.call_test_connection(store).await })
+                })
+                .await
+            }
+            Err(e) => Err(e),
+        };
+        match tested {
+            Ok(()) => Ok(Connection::Succeeded),
+            Err(e) if e.kind == ErrorKind::NotSupported => Ok(Connection::NotImplemented),
+            Err(e) if e.kind.is_failure_of_the_run() => Err(e),
+            Err(e) => Ok(Connection::Failed {
+                code: e.kind.code().to_string(),
+                message: e.message,
+            }),
+        }
     }
 
     async fn close(&mut self) -> Result<(), PluginError> {

@@ -1,0 +1,226 @@
+//! `quarry init --source P --destination P`: writes a commented spec for one source and one
+//! destination from what the plugins say about themselves — their spec schemas (required
+//! fields, defaults, descriptions) and the grants they declare they need — ready for
+//! `quarry validate` once its required fields are filled.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use serde_json::Value;
+
+use super::{CliError, Exit};
+use crate::plan::{Environment, Origin};
+use crate::runtime::PluginInfo;
+
+#[derive(Debug, clap::Args)]
+pub struct InitArgs {
+    /// The source plugin: `quarry/<name>`, or a `.wasm` component or native executable.
+    #[arg(long, default_value = "quarry/test")]
+    pub source: String,
+    /// The destination plugin.
+    #[arg(long, default_value = "quarry/sqlite")]
+    pub destination: String,
+    /// Where to write the spec (default: `<source>_to_<destination>.yaml`); `-` for standard
+    /// output.
+    #[arg(long, value_name = "FILE")]
+    pub spec_path: Option<PathBuf>,
+}
+
+/// What a plugin says about itself, for its part of the spec.
+struct Described {
+    reference: String,
+    name: String,
+    info: PluginInfo,
+    schema: Value,
+    sandboxed: bool,
+}
+
+pub async fn run(args: InitArgs) -> Result<Exit, CliError> {
+    let env = Environment::from_process()?;
+    let source = describe(&env, &args.source).await?;
+    let mut destination = describe(&env, &args.destination).await?;
+    if !source.info.source {
+        return Err(CliError::Usage(format!(
+            "`{}` is not a source plugin",
+            args.source
+        )));
+    }
+    if !destination.info.destination {
+        return Err(CliError::Usage(format!(
+            "`{}` is not a destination plugin",
+            args.destination
+        )));
+    }
+    if destination.name == source.name {
+        destination.name += "_destination";
+    }
+    let text = render(&source, &destination);
+    let path = args
+        .spec_path
+        .unwrap_or_else(|| PathBuf::from(format!("{}_to_{}.yaml", source.name, destination.name)));
+    if path.as_os_str() == "-" {
+        print!("{text}");
+        return Ok(Exit::Ok);
+    }
+    if path.exists() {
+        return Err(CliError::Usage(format!(
+            "{} exists; choose another file with `--spec-path`, or remove it",
+            path.display()
+        )));
+    }
+    std::fs::write(&path, &text).with_context(|| format!("cannot write {}", path.display()))?;
+    println!(
+        "Wrote {}: fill in the fields marked REQUIRED, then run `quarry validate {}`",
+        path.display(),
+        path.display()
+    );
+    Ok(Exit::Ok)
+}
+
+async fn describe(env: &Environment, reference: &str) -> Result<Described, CliError> {
+    let mut opened = super::open_reference(env, reference, reference).await?;
+    let schema = opened.plugin.spec_schema().await;
+    let _ = opened.plugin.close().await;
+    let schema = schema?
+        .and_then(|text| serde_json::from_str(&text).ok())
+        .unwrap_or(Value::Bool(true));
+    let name = reference
+        .rsplit('/')
+        .next()
+        .unwrap_or(reference)
+        .trim_end_matches(".wasm")
+        .replace(|c: char| !c.is_ascii_alphanumeric() && c != '_', "_");
+    Ok(Described {
+        reference: reference.to_string(),
+        name,
+        info: opened.plugin.info().clone(),
+        schema,
+        sandboxed: matches!(opened.origin, Origin::Component { .. }),
+    })
+}
+
+fn render(source: &Described, destination: &Described) -> String {
+    let mut out = format!(
+        "# A Quarry sync: {} → {}.\n# Fill in every field marked REQUIRED, then check the spec with `quarry validate`.\n",
+        source.reference, destination.reference
+    );
+    out += "kind: source\nspec:\n";
+    header(&mut out, source);
+    out += "  tables: [\"*\"]                # globs of table names; `quarry tables` lists them\n";
+    let _ = writeln!(out, "  destinations: [\"{}\"]", destination.name);
+    plugin_spec(&mut out, &source.schema);
+    permissions(&mut out, source);
+    out += "---\nkind: destination\nspec:\n";
+    header(&mut out, destination);
+    let modes: Vec<String> = destination
+        .info
+        .write_modes
+        .iter()
+        .map(|m| m.to_string())
+        .collect();
+    if let Some(first) = modes.first() {
+        let chosen = if modes.iter().any(|m| m == "overwrite-delete-stale") {
+            "overwrite-delete-stale"
+        } else {
+            first
+        };
+        let _ = writeln!(
+            out,
+            "  write_mode: {chosen}       # this plugin supports: {}",
+            modes.join(", ")
+        );
+    }
+    out += "  migrate_mode: safe          # forced: drop and recreate a table when a change loses data\n";
+    plugin_spec(&mut out, &destination.schema);
+    permissions(&mut out, destination);
+    out
+}
+
+fn header(out: &mut String, plugin: &Described) {
+    let _ = writeln!(out, "  name: {}", plugin.name);
+    let registry = if plugin.reference.starts_with("quarry/") {
+        String::new()
+    } else {
+        "  registry: local\n".to_string()
+    };
+    let _ = write!(out, "{registry}");
+    let _ = writeln!(
+        out,
+        "  path: {}                # {} {}",
+        plugin.reference,
+        plugin.info.version,
+        one_line(&plugin.info.description)
+    );
+}
+
+/// The plugin's `spec:` from its schema: required fields to fill in, the others commented out
+/// with their defaults.
+fn plugin_spec(out: &mut String, schema: &Value) {
+    let properties = schema.get("properties").and_then(Value::as_object);
+    let Some(properties) = properties.filter(|p| !p.is_empty()) else {
+        return;
+    };
+    let required: Vec<&str> = schema
+        .get("required")
+        .and_then(Value::as_array)
+        .map(|r| r.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    out.push_str("  spec:\n");
+    for (field, property) in properties {
+        let description = property
+            .get("description")
+            .and_then(Value::as_str)
+            .map(one_line)
+            .unwrap_or_default();
+        let default = property.get("default").filter(|d| !d.is_null());
+        if required.contains(&field.as_str()) && default.is_none() {
+            let _ = writeln!(out, "    # REQUIRED. {description}");
+            let _ = writeln!(out, "    {field}:");
+        } else {
+            if !description.is_empty() {
+                let _ = writeln!(out, "    # {description}");
+            }
+            let value = default.map_or_else(String::new, |d| format!(" {d}"));
+            let _ = writeln!(out, "    # {field}:{value}");
+        }
+    }
+}
+
+/// The grants the plugin declares it needs; a native plugin runs unsandboxed and takes none.
+fn permissions(out: &mut String, plugin: &Described) {
+    let needs = &plugin.info;
+    if !plugin.sandboxed {
+        out.push_str(
+            "  # A native plugin: it runs with your own rights, and takes no `permissions`.\n",
+        );
+        return;
+    }
+    if needs.needs_network.is_empty() && needs.needs_files.is_empty() && needs.needs_env.is_empty()
+    {
+        return;
+    }
+    out.push_str("  permissions:                # what the sandbox lets the plugin reach\n");
+    if !needs.needs_network.is_empty() {
+        let hosts: Vec<String> = needs
+            .needs_network
+            .iter()
+            .map(|h| format!("\"{h}\""))
+            .collect();
+        let _ = writeln!(out, "    network: [{}]", hosts.join(", "));
+    }
+    if !needs.needs_files.is_empty() {
+        let _ = writeln!(
+            out,
+            "    files: {{ \".\": write }}     # the directories of {}; narrow it to them",
+            needs.needs_files.join(", ")
+        );
+    }
+    if !needs.needs_env.is_empty() {
+        let _ = writeln!(out, "    env: [{}]", needs.needs_env.join(", "));
+    }
+}
+
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}

@@ -1,0 +1,270 @@
+//! Opening a plugin: one function for every transport (a wasm component started in its sandbox,
+//! a native executable spawned, a running plugin dialed), and the checks every plugin of a spec
+//! passes before it is used: its kind, its version, its `spec:` against its schema, `init`.
+
+use std::path::{Path, PathBuf};
+
+use quarry_registry::{RegistryKind, Resolved};
+
+use super::{Environment, RunError};
+use crate::runtime::grpc::GrpcPlugin;
+use crate::runtime::{AnyPlugin, ErrorKind, PluginError};
+use crate::sandbox::Grants;
+use crate::spec::{
+    DestinationSpec, Location, Permissions, PluginSpec, Registry, SourceSpec, SpecError,
+};
+
+/// One plugin reference from a spec document.
+#[derive(Clone, Copy)]
+pub struct PluginRef<'a> {
+    pub name: &'a str,
+    pub registry: Registry,
+    pub path: &'a str,
+    pub version: Option<&'a str>,
+    pub permissions: &'a Permissions,
+    pub spec: &'a PluginSpec,
+    pub at: &'a Location,
+}
+
+impl<'a> From<&'a SourceSpec> for PluginRef<'a> {
+    fn from(s: &'a SourceSpec) -> Self {
+        PluginRef {
+            name: &s.name,
+            registry: s.registry,
+            path: &s.path,
+            version: s.version.as_deref(),
+            permissions: &s.permissions,
+            spec: &s.spec,
+            at: &s.at,
+        }
+    }
+}
+
+impl<'a> From<&'a DestinationSpec> for PluginRef<'a> {
+    fn from(s: &'a DestinationSpec) -> Self {
+        PluginRef {
+            name: &s.name,
+            registry: s.registry,
+            path: &s.path,
+            version: s.version.as_deref(),
+            permissions: &s.permissions,
+            spec: &s.spec,
+            at: &s.at,
+        }
+    }
+}
+
+/// The role a spec document gives a plugin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Source,
+    Destination,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Source => "source",
+            Role::Destination => "destination",
+        }
+    }
+}
+
+/// Where an opened plugin came from.
+#[derive(Debug, Clone)]
+pub enum Origin {
+    /// A component, by the sha256 of its bytes.
+    Component {
+        digest: String,
+    },
+    Executable(PathBuf),
+    Address(String),
+}
+
+impl Origin {
+    /// Whether the plugin runs in the sandbox (only components do).
+    pub fn sandboxed(&self) -> bool {
+        matches!(self, Origin::Component { .. })
+    }
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Origin::Component { digest } => write!(f, "component sha256:{digest}"),
+            Origin::Executable(path) => write!(f, "executable {}", path.display()),
+            Origin::Address(address) => write!(f, "address {address}"),
+        }
+    }
+}
+
+/// A plugin that is running but not yet initialised.
+pub struct Opened {
+    pub plugin: Box<dyn AnyPlugin>,
+    pub origin: Origin,
+}
+
+/// Why a plugin could not be opened.
+#[derive(Debug)]
+pub enum OpenError {
+    /// The file is not a component for this contract (the spec's mistake): the message says why.
+    Config(String),
+    /// The grants are wrong: the message says which and why.
+    Grants(String),
+    /// The plugin failed while starting.
+    Plugin(PluginError),
+}
+
+impl From<PluginError> for OpenError {
+    fn from(e: PluginError) -> Self {
+        OpenError::Plugin(e)
+    }
+}
+
+/// Opens a resolved plugin, whatever its transport. A component runs with the grants of
+/// `permissions`; a native plugin runs with the user's own rights.
+pub async fn open(
+    env: &Environment,
+    name: &str,
+    resolved: Resolved,
+    permissions: &Permissions,
+) -> Result<Opened, OpenError> {
+    Ok(match resolved {
+        Resolved::Component(artifact) => {
+            let loaded = env
+                .runtime
+                .load(name, &artifact.bytes)
+                .map_err(|e| OpenError::Config(e.message))?;
+            let grants = Grants::resolve(permissions, &env.cwd)
+                .map_err(|e| OpenError::Grants(e.to_string()))?;
+            let instance = env.runtime.start(&loaded, name, &grants).await?;
+            Opened {
+                plugin: Box::new(instance),
+                origin: Origin::Component {
+                    digest: loaded.digest.clone(),
+                },
+            }
+        }
+        Resolved::Executable(path) => Opened {
+            plugin: Box::new(GrpcPlugin::spawn(name, &path).await?),
+            origin: Origin::Executable(path),
+        },
+        Resolved::Address(address) => Opened {
+            plugin: Box::new(GrpcPlugin::dial(name, &address).await?),
+            origin: Origin::Address(address),
+        },
+    })
+}
+
+/// The registry a plugin named on the command line comes from: `quarry/<name>` is first-party,
+/// an existing file is local, and anything else is tried as a first-party name (whose error
+/// lists the plugins there are).
+pub fn registry_of(reference: &str, cwd: &Path) -> RegistryKind {
+    if !reference.starts_with("quarry/") && cwd.join(reference).exists() {
+        RegistryKind::Local
+    } else {
+        RegistryKind::Quarry
+    }
+}
+
+/// The registry kind the resolver knows a spec's `registry:` as.
+pub fn registry_kind(registry: Registry) -> RegistryKind {
+    match registry {
+        Registry::Quarry => RegistryKind::Quarry,
+        Registry::Local => RegistryKind::Local,
+        Registry::Grpc => RegistryKind::Grpc,
+        Registry::Oci => RegistryKind::Oci,
+    }
+}
+
+impl Environment {
+    /// Resolves and opens one plugin of the spec, and checks that it can play `role` in the
+    /// version the spec asks for. The plugin is not initialised.
+    pub async fn open(&self, plugin: PluginRef<'_>, role: Role) -> Result<Opened, RunError> {
+        let at = |message: String| SpecError::at(plugin.at.clone(), message);
+        let resolved = self
+            .resolver
+            .resolve(registry_kind(plugin.registry), plugin.path, &self.cwd)
+            .map_err(|e| at(format!("plugin `{}`: {e}", plugin.name)))?;
+        let opened = open(self, plugin.name, resolved, plugin.permissions)
+            .await
+            .map_err(|e| match e {
+                OpenError::Config(message) => RunError::Config(at(format!(
+                    "plugin `{}` ({}): {message}",
+                    plugin.name, plugin.path
+                ))),
+                OpenError::Grants(message) => {
+                    RunError::Config(at(format!("plugin `{}`: {message}", plugin.name)))
+                }
+                OpenError::Plugin(e) => RunError::Plugin(e),
+            })?;
+        if !opened.origin.sandboxed() && *plugin.permissions != Permissions::default() {
+            tracing::warn!(
+                plugin = plugin.name,
+                "`permissions` apply only to wasm plugins; `{}` runs natively with your own rights",
+                plugin.path
+            );
+        }
+        let info = opened.plugin.info();
+        let has = match role {
+            Role::Source => info.source,
+            Role::Destination => info.destination,
+        };
+        if !has {
+            let is = if info.source { "source" } else { "destination" };
+            return Err(at(format!(
+                "`{}` is a {is} plugin, not a {} plugin",
+                plugin.path,
+                role.as_str()
+            ))
+            .with_help(format!("declare it as `kind: {is}`"))
+            .into());
+        }
+        if let Some(version) = plugin.version
+            && version.trim_start_matches('v') != info.version
+        {
+            return Err(at(format!(
+                "plugin `{}` is version {}, but the spec asks for {version}",
+                plugin.path, info.version
+            ))
+            .with_help("change `version:` or remove it to use the plugin that is installed")
+            .into());
+        }
+        Ok(opened)
+    }
+
+    /// Checks the plugin's `spec:` against the schema it declares, then initialises it.
+    pub async fn initialise(
+        &self,
+        plugin: PluginRef<'_>,
+        instance: &mut dyn AnyPlugin,
+    ) -> Result<(), RunError> {
+        if let Some(schema) = instance.spec_schema().await? {
+            plugin.spec.validate(plugin.name, &schema)?;
+        }
+        instance
+            .init(plugin.spec.value.to_string())
+            .await
+            .map_err(|e| match e.kind {
+                ErrorKind::InvalidSpec => RunError::Config(SpecError::at(
+                    plugin.at.clone(),
+                    format!("plugin `{}` spec: {}", plugin.name, e.message),
+                )),
+                _ => RunError::Plugin(e),
+            })?;
+        tracing::debug!(plugin = plugin.name, version = %instance.info().version, "plugin ready");
+        Ok(())
+    }
+
+    /// Opens, validates and initialises one plugin of the spec.
+    pub async fn start(
+        &self,
+        plugin: PluginRef<'_>,
+        role: Role,
+    ) -> Result<Box<dyn AnyPlugin>, RunError> {
+        let mut opened = self.open(plugin, role).await?;
+        self.initialise(plugin, opened.plugin.as_mut()).await?;
+        tracing::debug!(plugin = plugin.name, origin = %opened.origin, "plugin started");
+        Ok(opened.plugin)
+    }
+}

@@ -1,0 +1,266 @@
+//! What a running sync shows while rows move: per source and table the rows and bytes read, per
+//! destination the rows written and the batches queued for it, rows per second and the time
+//! elapsed. On a terminal it is a live display (indicatif) on standard error; otherwise, or with
+//! `--log-console` / `--log-format json`, a progress log record every few seconds
+//! (`QUARRY_PROGRESS_INTERVAL` seconds, default 5). The engine reports through the handles
+//! below; a disabled [`Progress`] (the default, for embedding and benchmarks) costs one branch.
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use tokio::sync::{Notify, mpsc};
+
+/// The progress of one sync run; cheap to clone.
+#[derive(Clone, Default)]
+pub struct Progress {
+    shared: Option<Arc<Shared>>,
+}
+
+#[derive(Default)]
+struct Counters {
+    /// Per source, per table: rows and IPC bytes read, errors.
+    tables: BTreeMap<String, BTreeMap<String, TableCounters>>,
+    /// Per source and destination: rows written, and the queue to it.
+    destinations: BTreeMap<(String, String), DestinationCounters>,
+}
+
+#[derive(Default, Clone, Copy)]
+struct TableCounters {
+    rows: u64,
+    bytes: u64,
+    errors: u64,
+}
+
+#[derive(Default)]
+struct DestinationCounters {
+    rows: u64,
+    flushes: u64,
+    queue: Option<mpsc::WeakSender<super::WriteMessage>>,
+}
+
+struct Shared {
+    counters: Mutex<Counters>,
+    started: Instant,
+    stop: Notify,
+    task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+/// How progress is shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Display {
+    Live,
+    Lines(Duration),
+}
+
+impl Progress {
+    /// Starts showing progress: live on a terminal unless `log_console`, else as log lines.
+    pub fn start(log_console: bool) -> Progress {
+        let display = if std::io::stderr().is_terminal() && !log_console {
+            Display::Live
+        } else {
+            Display::Lines(interval())
+        };
+        let shared = Arc::new(Shared {
+            counters: Mutex::default(),
+            started: Instant::now(),
+            stop: Notify::new(),
+            task: Mutex::default(),
+        });
+        let task = tokio::spawn(show(shared.clone(), display));
+        if let Ok(mut slot) = shared.task.lock() {
+            *slot = Some(task);
+        }
+        Progress {
+            shared: Some(shared),
+        }
+    }
+
+    /// Stops the display (the summary follows it).
+    pub async fn finish(&self) {
+        let Some(shared) = &self.shared else { return };
+        shared.stop.notify_one();
+        let task = shared.task.lock().ok().and_then(|mut t| t.take());
+        if let Some(task) = task {
+            let _ = task.await;
+        }
+    }
+
+    pub fn source(&self, source: &str) -> SourceProgress {
+        SourceProgress {
+            shared: self.shared.clone(),
+            source: source.to_string(),
+        }
+    }
+
+    /// The handle of one destination of `source`, with the queue the engine fills for it.
+    pub(crate) fn destination(
+        &self,
+        source: &str,
+        destination: &str,
+        queue: &mpsc::Sender<super::WriteMessage>,
+    ) -> DestinationProgress {
+        let key = (source.to_string(), destination.to_string());
+        if let Some(shared) = &self.shared {
+            update(shared, |c| {
+                c.destinations.entry(key.clone()).or_default().queue = Some(queue.downgrade());
+            });
+        }
+        DestinationProgress {
+            shared: self.shared.clone(),
+            key,
+        }
+    }
+}
+
+fn update(shared: &Shared, f: impl FnOnce(&mut Counters)) {
+    if let Ok(mut counters) = shared.counters.lock() {
+        f(&mut counters);
+    }
+}
+
+/// What a source reports.
+pub struct SourceProgress {
+    shared: Option<Arc<Shared>>,
+    source: String,
+}
+
+impl SourceProgress {
+    fn table(&self, table: &str, f: impl FnOnce(&mut TableCounters)) {
+        if let Some(shared) = &self.shared {
+            update(shared, |c| {
+                let tables = c.tables.entry(self.source.clone()).or_default();
+                f(tables.entry(table.to_string()).or_default());
+            });
+        }
+    }
+
+    pub fn rows(&self, table: &str, rows: u64, bytes: u64) {
+        self.table(table, |t| {
+            t.rows += rows;
+            t.bytes += bytes;
+        });
+    }
+
+    pub fn error(&self, table: &str) {
+        self.table(table, |t| t.errors += 1);
+    }
+}
+
+/// What a destination reports.
+pub struct DestinationProgress {
+    shared: Option<Arc<Shared>>,
+    key: (String, String),
+}
+
+impl DestinationProgress {
+    fn counters(&self, f: impl FnOnce(&mut DestinationCounters)) {
+        if let Some(shared) = &self.shared {
+            update(shared, |c| {
+                f(c.destinations.entry(self.key.clone()).or_default())
+            });
+        }
+    }
+
+    pub fn written(&self, _table: &str, rows: u64) {
+        self.counters(|d| d.rows += rows);
+    }
+
+    pub fn flushed(&self) {
+        self.counters(|d| d.flushes += 1);
+    }
+}
+
+fn interval() -> Duration {
+    std::env::var("QUARRY_PROGRESS_INTERVAL")
+        .ok()
+        .and_then(|v| v.parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s > 0.0)
+        .map_or(Duration::from_secs(5), Duration::from_secs_f64)
+}
+
+/// A snapshot of the counters, as lines for people.
+fn lines(shared: &Shared) -> Vec<String> {
+    let elapsed = shared.started.elapsed();
+    let Ok(counters) = shared.counters.lock() else {
+        return Vec::new();
+    };
+    let rate = |rows: u64| rows as f64 / elapsed.as_secs_f64().max(0.001);
+    let mut lines = Vec::new();
+    for (source, tables) in &counters.tables {
+        let rows: u64 = tables.values().map(|t| t.rows).sum();
+        let bytes: u64 = tables.values().map(|t| t.bytes).sum();
+        let each: Vec<String> = tables
+            .iter()
+            .map(|(name, t)| {
+                let errors = if t.errors > 0 {
+                    format!(", {} errors", t.errors)
+                } else {
+                    String::new()
+                };
+                format!("{name} {}{errors}", t.rows)
+            })
+            .collect();
+        lines.push(format!(
+            "{source}: {rows} rows, {} read, {:.0} rows/s ({})",
+            crate::sandbox::human_bytes(bytes),
+            rate(rows),
+            each.join(", ")
+        ));
+    }
+    for ((source, destination), d) in &counters.destinations {
+        let queued = d
+            .queue
+            .as_ref()
+            .and_then(|q| q.upgrade())
+            .map_or(0, |q| q.max_capacity() - q.capacity());
+        lines.push(format!(
+            "{source} → {destination}: {} rows written, {:.0} rows/s, {queued} batches queued",
+            d.rows,
+            rate(d.rows)
+        ));
+    }
+    lines
+}
+
+async fn show(shared: Arc<Shared>, display: Display) {
+    match display {
+        Display::Live => live(shared).await,
+        Display::Lines(every) => loop {
+            tokio::select! {
+                _ = shared.stop.notified() => return,
+                _ = tokio::time::sleep(every) => {}
+            }
+            let elapsed = shared.started.elapsed().as_secs();
+            for line in lines(&shared) {
+                tracing::info!(elapsed_s = elapsed, "progress: {line}");
+            }
+        },
+    }
+}
+
+async fn live(shared: Arc<Shared>) {
+    let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(10));
+    let style = ProgressStyle::with_template("{spinner} [{elapsed_precise}] {msg}")
+        .unwrap_or_else(|_| ProgressStyle::default_spinner());
+    let mut bars: Vec<ProgressBar> = Vec::new();
+    loop {
+        let current = lines(&shared);
+        while bars.len() < current.len() {
+            bars.push(multi.add(ProgressBar::new_spinner().with_style(style.clone())));
+        }
+        for (bar, line) in bars.iter().zip(current) {
+            bar.set_message(line);
+            bar.tick();
+        }
+        tokio::select! {
+            _ = shared.stop.notified() => break,
+            _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+        }
+    }
+    for bar in bars {
+        bar.finish_and_clear();
+    }
+}

@@ -1,0 +1,435 @@
+//! The commands around `sync`: `validate`, `migrate` then `sync --no-migrate`, `test-connection`,
+//! `tables`, `init`, the progress display (under a pseudo-terminal and piped) and the summary
+//! lines, each against the real plugins and servers.
+
+use std::path::Path;
+use std::process::Command;
+
+use crate::support::{
+    QUARRY, Schema, Workdir, duckdb_query, golden, psql, shared_cache, sqlite_query,
+};
+
+/// A `test` source of `test_rows` and the parent/child pair, into `destination` (a document
+/// named `db`).
+fn test_source(rows: u64) -> String {
+    format!(
+        r#"kind: source
+spec:
+  name: test
+  path: quarry/test
+  tables: [test_rows, test_parents]
+  destinations: [db]
+  spec: {{ num_rows: {rows}, children_per_parent: 2 }}
+"#
+    )
+}
+
+fn postgresql(schema: &str, port: u16, grant: &str) -> String {
+    format!(
+        r#"---
+kind: destination
+spec:
+  name: db
+  path: quarry/postgresql
+  spec:
+    connection_string: postgres://postgres@127.0.0.1:{port}/test
+    schema: {schema}
+  permissions: {{ {grant} }}
+"#
+    )
+}
+
+const SQLITE: &str = r#"---
+kind: destination
+spec:
+  name: db
+  path: quarry/sqlite
+  spec: { connection_string: ./data/sync.db }
+  permissions: { files: { ./data: write } }
+"#;
+
+const DUCKDB: &str = r#"---
+kind: destination
+spec:
+  name: db
+  path: quarry/duckdb
+  spec: { connection_string: ./sync.db }
+"#;
+
+/// How many rows of each table a destination holds, as `table count` lines.
+type Counts = fn(&Workdir, &str) -> String;
+
+fn sqlite_counts(w: &Workdir, _: &str) -> String {
+    let db = w.path().join("data/sync.db");
+    ["test_rows", "test_parents", "test_children"]
+        .map(|t| {
+            format!(
+                "{t} {}",
+                sqlite_query(&db, &format!("select count(*) from {t}"))
+            )
+        })
+        .join("\n")
+}
+
+fn duckdb_counts(w: &Workdir, _: &str) -> String {
+    let db = w.path().join("sync.db");
+    ["test_rows", "test_parents", "test_children"]
+        .map(|t| {
+            format!(
+                "{t} {}",
+                duckdb_query(&db, &format!("select count(*) from {t}"))
+            )
+        })
+        .join("\n")
+}
+
+fn postgresql_counts(_: &Workdir, schema: &str) -> String {
+    ["test_rows", "test_parents", "test_children"]
+        .map(|t| {
+            format!(
+                "{t} {}",
+                psql(&format!("select count(*) from {schema}.{t}"))
+            )
+        })
+        .join("\n")
+}
+
+#[test]
+fn migrate_then_sync_without_migrations_in_every_database() {
+    let schema = Schema::new();
+    let cases: [(&str, String, Counts); 3] = [
+        ("sqlite", SQLITE.to_string(), sqlite_counts),
+        ("duckdb", DUCKDB.to_string(), duckdb_counts),
+        (
+            "postgresql",
+            postgresql(&schema.0, 5432, "network: [\"127.0.0.1:5432\"]"),
+            postgresql_counts,
+        ),
+    ];
+    for (name, destination, counts) in cases {
+        let w = Workdir::new();
+        std::fs::create_dir(w.path().join("data")).expect("mkdir");
+        w.write("spec.yml", &(test_source(500) + &destination));
+        if name != "duckdb" {
+            // Before `migrate`, the tables are missing: refused before any source runs.
+            let run = w.quarry(&["sync", "--no-migrate", "spec.yml"]);
+            assert_eq!(run.code, 2, "{name}: {run:?}");
+            assert!(
+                run.stderr
+                    .contains("does not exist, and `--no-migrate` skips migrations")
+                    && run.stderr.contains("run `quarry migrate`"),
+                "{name}: {run:?}"
+            );
+        }
+        let run = w.quarry(&["migrate", "spec.yml"]);
+        assert_eq!(run.code, 0, "{name}: {run:?}");
+        assert!(run.stdout.contains("`test_rows`"), "{name}: {run:?}");
+        assert_eq!(
+            counts(&w, &schema.0),
+            "test_rows 0\ntest_parents 0\ntest_children 0",
+            "{name}: migrate creates the tables and moves no row"
+        );
+        let run = w.quarry(&["sync", "--no-migrate", "spec.yml"]);
+        assert_eq!(run.code, 0, "{name}: {run:?}");
+        assert_eq!(
+            counts(&w, &schema.0),
+            "test_rows 500\ntest_parents 500\ntest_children 1000",
+            "{name}: {run:?}"
+        );
+        // A second `migrate` finds every table up to date.
+        let run = w.quarry(&["migrate", "spec.yml"]);
+        assert_eq!(run.code, 0, "{name}: {run:?}");
+        if name != "duckdb" {
+            assert!(
+                run.stdout.contains("`test_rows` is up to date"),
+                "{name}: {run:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn validate_changes_nothing_in_the_destination() {
+    let schema = Schema::new();
+    let w = Workdir::new();
+    w.write(
+        "spec.yml",
+        &(test_source(10) + &postgresql(&schema.0, 5432, "network: [\"127.0.0.1:5432\"]")),
+    );
+    let run = w.quarry(&["validate", "spec.yml"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    golden(
+        &run.stdout.replace(&schema.0, "SCHEMA"),
+        "validate/good_spec.txt",
+    );
+    assert_eq!(
+        psql(&format!(
+            "select count(*) from pg_tables where schemaname = '{}'",
+            schema.0
+        )),
+        "0",
+        "validate created no table"
+    );
+    // CloudQuery's name for it.
+    let run = w.quarry(&["validate-config", "spec.yml"]);
+    assert_eq!(run.code, 0, "{run:?}");
+}
+
+#[test]
+fn test_connection_reports_success_and_each_failure_with_its_code() {
+    let schema = Schema::new();
+    let w = Workdir::new();
+    let grant = "network: [\"127.0.0.1:5432\"]";
+    w.write(
+        "good.yml",
+        &(test_source(1) + &postgresql(&schema.0, 5432, grant)),
+    );
+    let run = w.quarry(&["test-connection", "good.yml"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(
+        run.stdout,
+        "source `test` (quarry/test): the plugin does not implement a connection test\n\
+         destination `db` (quarry/postgresql): connection succeeded\n",
+        "{run:?}"
+    );
+
+    // Nothing listens on port 1.
+    w.write(
+        "port.yml",
+        &(test_source(1) + &postgresql(&schema.0, 1, "network: [\"127.0.0.1:1\"]")),
+    );
+    let run = w.quarry(&["test-connection", "port.yml"]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(
+        run.stdout
+            .contains("destination `db` (quarry/postgresql): connection failed: UNAVAILABLE: "),
+        "{run:?}"
+    );
+
+    // The server is not granted: the sandbox refuses, and says which grant would allow it.
+    w.write(
+        "grant.yml",
+        &(test_source(1) + &postgresql(&schema.0, 5432, "")),
+    );
+    let run = w.quarry(&["test-connection", "grant.yml"]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(
+        run.stdout
+            .contains("destination `db` (quarry/postgresql): connection failed: UNAUTHORIZED: ")
+            && run.stdout.contains("127.0.0.1:5432"),
+        "{run:?}"
+    );
+}
+
+#[test]
+fn tables_documents_the_test_and_hackernews_sources() {
+    let w = Workdir::new();
+    w.write(
+        "spec.yml",
+        r#"kind: source
+spec:
+  name: test
+  path: quarry/test
+  tables: ["*"]
+  destinations: [db]
+---
+kind: source
+spec:
+  name: hackernews
+  path: quarry/hackernews
+  tables: ["*"]
+  destinations: [db]
+---
+kind: destination
+spec:
+  name: db
+  path: quarry/test
+"#,
+    );
+    let run = w.quarry(&[
+        "tables",
+        "spec.yml",
+        "--format",
+        "markdown",
+        "--output-dir",
+        "docs",
+    ]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let docs = w.path().join("docs");
+    let listing = |dir: &Path| {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .expect("docs dir")
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(
+        listing(&docs.join("test")),
+        [
+            "README.md",
+            "test_all_types.md",
+            "test_children.md",
+            "test_increments.md",
+            "test_parents.md",
+            "test_rows.md"
+        ]
+    );
+    assert_eq!(
+        listing(&docs.join("hackernews")),
+        ["README.md", "hackernews_items.md"]
+    );
+    let read = |path: &str| std::fs::read_to_string(docs.join(path)).expect(path);
+    golden(&read("test/README.md"), "tables/test_README.md");
+    golden(&read("test/test_children.md"), "tables/test_children.md");
+    golden(
+        &read("hackernews/hackernews_items.md"),
+        "tables/hackernews_items.md",
+    );
+
+    let run = w.quarry(&["tables", "spec.yml", "--output-dir", "json"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let tables: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(w.path().join("json/test/__tables.json")).expect("json"),
+    )
+    .expect("__tables.json is JSON");
+    let parents = tables
+        .as_array()
+        .expect("an array of tables")
+        .iter()
+        .find(|t| t["name"] == "test_parents")
+        .expect("test_parents");
+    assert_eq!(parents["relations"][0]["name"], "test_children");
+    let id = parents["columns"]
+        .as_array()
+        .expect("columns")
+        .iter()
+        .find(|c| c["name"] == "_cq_id")
+        .expect("_cq_id");
+    assert_eq!(id["type"], "uuid");
+}
+
+#[test]
+fn init_writes_a_spec_that_validates_once_filled() {
+    let w = Workdir::new();
+    let run = w.quarry(&[
+        "init",
+        "--source",
+        "quarry/test",
+        "--destination",
+        "quarry/sqlite",
+    ]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let path = w.path().join("test_to_sqlite.yaml");
+    let text = std::fs::read_to_string(&path).expect("the written spec");
+    golden(&text, "init/test_to_sqlite.yaml");
+    // As written, the required field is empty: validate says which line to fill.
+    let run = w.quarry(&["validate", "test_to_sqlite.yaml"]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(run.stderr.contains("connection_string"), "{run:?}");
+    // Filled, it validates.
+    let filled = text.replace(
+        "    connection_string:\n",
+        "    connection_string: ./sync.db\n",
+    );
+    assert_ne!(filled, text);
+    std::fs::write(&path, filled).expect("fill");
+    let run = w.quarry(&["validate", "test_to_sqlite.yaml"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    // It is never overwritten.
+    let run = w.quarry(&["init"]);
+    assert_eq!(run.code, 2, "{run:?}");
+}
+
+/// A sync slow enough to be seen: 200,000 rows into SQLite.
+fn slow_spec(w: &Workdir) {
+    std::fs::create_dir(w.path().join("data")).expect("mkdir");
+    w.write("spec.yml", &(test_source(200_000) + SQLITE));
+}
+
+#[test]
+fn a_sync_on_a_terminal_shows_live_progress() {
+    let w = Workdir::new();
+    slow_spec(&w);
+    // `script` runs the sync under a pseudo-terminal and records what it showed.
+    let command = format!("{QUARRY} sync spec.yml");
+    let out = Command::new("script")
+        .current_dir(w.path())
+        .env("QUARRY_CACHE_DIR", shared_cache())
+        .args(["-qefc", &command, "typescript"])
+        .output()
+        .expect("script (util-linux) on PATH");
+    let shown = std::fs::read_to_string(w.path().join("typescript")).expect("typescript");
+    assert!(out.status.success(), "{shown}");
+    assert!(
+        shown.contains("test → db:") && shown.contains("rows written"),
+        "the live display: {shown}"
+    );
+    assert!(shown.contains("Synced test → db"), "{shown}");
+}
+
+#[test]
+fn a_piped_sync_logs_progress_and_appends_summary_lines() {
+    let w = Workdir::new();
+    slow_spec(&w);
+    let run = w.quarry_with(
+        &[
+            "sync",
+            "spec.yml",
+            "--summary-location",
+            "summary.jsonl",
+            "--invocation-id",
+            "3f1c1a5e-0000-4000-8000-000000000001",
+            "--telemetry-level",
+            "none",
+            "--no-log-file",
+        ],
+        &[("QUARRY_PROGRESS_INTERVAL", "0.05")],
+    );
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(
+        run.stderr.contains("progress: test: ") && run.stderr.contains("rows/s"),
+        "periodic progress lines: {run:?}"
+    );
+    assert!(
+        run.stdout.lines().any(|l| l
+            .split_whitespace()
+            .take(3)
+            .eq(["test_rows", "200000", "0"])),
+        "per-table summary: {run:?}"
+    );
+    let text = std::fs::read_to_string(w.path().join("summary.jsonl")).expect("summary");
+    let line: serde_json::Value = serde_json::from_str(text.trim_end()).expect("one JSON line");
+    for field in [
+        "cli_version",
+        "sync_id",
+        "sync_time",
+        "sync_duration_ms",
+        "resources",
+        "source_name",
+        "source_path",
+        "source_version",
+        "source_errors",
+        "source_warnings",
+        "source_tables",
+        "destination_name",
+        "destination_path",
+        "destination_version",
+        "destination_errors",
+        "destination_warnings",
+        "resources_per_table",
+        "errors_per_table",
+        "durations_per_table_ms",
+    ] {
+        assert!(line.get(field).is_some(), "{field} missing: {line}");
+    }
+    assert_eq!(line["sync_id"], "3f1c1a5e-0000-4000-8000-000000000001");
+    assert_eq!(line["resources"], 800_000, "{line}");
+    assert_eq!(
+        line["resources_per_table"]["test_children"], 400_000,
+        "{line}"
+    );
+    assert_eq!(line["source_path"], "quarry/test");
+    assert_eq!(line["destination_path"], "quarry/sqlite");
+}
