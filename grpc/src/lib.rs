@@ -6,10 +6,12 @@
 //!   splitting batches that would not fit in one gRPC message.
 //! - [`serve`]: a v3 server for anything that implements [`serve::Served`], with the `serve`
 //!   command line every CloudQuery plugin accepts. `quarry serve` and native plugins use it.
+//! - [`code`]: a plugin's error kinds as gRPC status codes, both ways.
 //! - [`sdk`]: serves a plugin written with `quarry-sdk` as a native process.
 //! - [`connect`]: dialing a plugin and negotiating the protocol version, for clients.
 
 mod authority;
+pub mod code;
 pub mod connect;
 pub mod payload;
 pub mod sdk;

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 use clap::Parser;
-use quarry_sdk::{Destination, ErrorKind, Table};
+use quarry_sdk::{Destination, Table};
 use tokio::sync::mpsc;
 use tonic::Status;
 
@@ -18,13 +18,7 @@ use crate::serve::{Selection, ServeArgs, Served, SyncMessage, WriteMessage};
 
 /// A status for an SDK error, with a code that keeps its kind.
 pub fn status(e: quarry_sdk::Error) -> Status {
-    match e.kind {
-        ErrorKind::InvalidSpec => Status::invalid_argument(e.message),
-        ErrorKind::Unauthorized => Status::permission_denied(e.message),
-        ErrorKind::Unavailable => Status::unavailable(e.message),
-        ErrorKind::NotSupported => Status::unimplemented(e.message),
-        ErrorKind::Internal => Status::internal(e.message),
-    }
+    Status::new(crate::code::code(e.kind), e.message)
 }
 
 struct Instance<P> {

@@ -9,8 +9,8 @@ use std::collections::HashMap;
 
 use crate::bindings::quarry::plugin::types as wit;
 use crate::{
-    DeleteRequest, Destination, Error, ErrorKind, Grouping, Message, Plugin, Predicate,
-    PredicateGroup, Result, Source, SyncOptions, Table, ipc,
+    DeleteRequest, Destination, Error, Grouping, Message, Plugin, Predicate, PredicateGroup,
+    Result, Source, SyncOptions, Table, ipc,
 };
 
 thread_local! {
@@ -42,15 +42,8 @@ fn with_plugin<P: Plugin, R>(
 
 impl From<Error> for wit::Error {
     fn from(e: Error) -> Self {
-        let kind = match e.kind {
-            ErrorKind::InvalidSpec => wit::ErrorKind::InvalidSpec,
-            ErrorKind::Unauthorized => wit::ErrorKind::Unauthorized,
-            ErrorKind::Unavailable => wit::ErrorKind::Unavailable,
-            ErrorKind::NotSupported => wit::ErrorKind::NotSupported,
-            ErrorKind::Internal => wit::ErrorKind::Internal,
-        };
         wit::Error {
-            kind,
+            kind: e.kind.into(),
             message: e.message,
         }
     }
@@ -58,15 +51,8 @@ impl From<Error> for wit::Error {
 
 impl From<wit::Error> for Error {
     fn from(e: wit::Error) -> Self {
-        let kind = match e.kind {
-            wit::ErrorKind::InvalidSpec => ErrorKind::InvalidSpec,
-            wit::ErrorKind::Unauthorized => ErrorKind::Unauthorized,
-            wit::ErrorKind::Unavailable => ErrorKind::Unavailable,
-            wit::ErrorKind::NotSupported => ErrorKind::NotSupported,
-            wit::ErrorKind::Internal => ErrorKind::Internal,
-        };
         Error {
-            kind,
+            kind: e.kind.into(),
             message: e.message,
         }
     }
@@ -99,14 +85,7 @@ pub fn info<P: Plugin>(kinds: Kinds) -> wit::PluginInfo {
             env: info.env,
         },
         write_modes: if kinds.destination {
-            info.write_modes
-                .iter()
-                .map(|m| match m {
-                    crate::WriteMode::Append => wit::WriteMode::Append,
-                    crate::WriteMode::Overwrite => wit::WriteMode::Overwrite,
-                    crate::WriteMode::OverwriteDeleteStale => wit::WriteMode::OverwriteDeleteStale,
-                })
-                .collect()
+            info.write_modes.into_iter().map(Into::into).collect()
         } else {
             Vec::new()
         },

@@ -29,14 +29,19 @@ pub struct Info {
     pub batch_bytes: u64,
 }
 
-/// How a destination applies rows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How a destination applies rows. The host reads the same words from a destination's
+/// `write_mode:` (serde and [`Display`](std::fmt::Display) spell them alike).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "kebab-case")]
 pub enum WriteMode {
     /// Every row is added; primary keys are not enforced.
     Append,
     /// Rows are upserted on the primary key.
     Overwrite,
     /// Upserted, then rows of the source older than the sync are deleted.
+    #[default]
     OverwriteDeleteStale,
 }
 
@@ -47,6 +52,21 @@ impl WriteMode {
         WriteMode::Overwrite,
         WriteMode::OverwriteDeleteStale,
     ];
+
+    /// The mode as a spec spells it: `append`, `overwrite`, `overwrite-delete-stale`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WriteMode::Append => "append",
+            WriteMode::Overwrite => "overwrite",
+            WriteMode::OverwriteDeleteStale => "overwrite-delete-stale",
+        }
+    }
+}
+
+impl std::fmt::Display for WriteMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 impl Info {
@@ -186,5 +206,21 @@ pub trait Destination: Plugin {
             Self::info().name,
             table.name
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::WriteMode;
+
+    /// serde and `Display` spell every mode alike, as a spec writes it.
+    #[test]
+    fn write_modes_spell_alike_in_serde_and_display() {
+        for mode in WriteMode::ALL {
+            let json = serde_json::to_string(&mode).unwrap();
+            assert_eq!(json, format!("\"{mode}\""));
+            assert_eq!(serde_json::from_str::<WriteMode>(&json).unwrap(), mode);
+        }
+        assert_eq!(WriteMode::default(), WriteMode::OverwriteDeleteStale);
     }
 }

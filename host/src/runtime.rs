@@ -26,21 +26,18 @@ pub struct PluginInfo {
     pub needs_files: Vec<String>,
     pub needs_env: Vec<String>,
     /// For a destination: the write modes it implements.
-    pub write_modes: Vec<crate::spec::WriteMode>,
+    pub write_modes: Vec<quarry_sdk::WriteMode>,
     /// For a destination: the batch it writes best (0: the host's default).
     pub batch_rows: u64,
     pub batch_bytes: u64,
 }
 
-/// What went wrong, as the host classifies it: the plugin's own error kinds, plus the ways the
-/// sandbox stops a plugin.
+/// What went wrong, as the host classifies it: the plugin's own error kinds (one definition,
+/// [`quarry_sdk::ErrorKind`]), plus the ways the sandbox stops a plugin.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorKind {
-    InvalidSpec,
-    Unauthorized,
-    Unavailable,
-    NotSupported,
-    Internal,
+    /// A kind a plugin reports itself, or the host reports on a plugin's behalf.
+    Plugin(quarry_sdk::ErrorKind),
     /// The plugin trapped (a panic, an out-of-bounds access, ...). Its store is gone.
     Trap,
     /// The plugin ran past `permissions.timeout`.
@@ -55,11 +52,13 @@ impl ErrorKind {
     /// The kind as a failure code, in the spelling of CloudQuery's `TestConnection` codes.
     pub fn code(self) -> &'static str {
         match self {
-            ErrorKind::InvalidSpec => "INVALID_SPEC",
-            ErrorKind::Unauthorized => "UNAUTHORIZED",
-            ErrorKind::Unavailable => "UNAVAILABLE",
-            ErrorKind::NotSupported => "UNIMPLEMENTED",
-            ErrorKind::Internal => "INTERNAL",
+            ErrorKind::Plugin(kind) => match kind {
+                quarry_sdk::ErrorKind::InvalidSpec => "INVALID_SPEC",
+                quarry_sdk::ErrorKind::Unauthorized => "UNAUTHORIZED",
+                quarry_sdk::ErrorKind::Unavailable => "UNAVAILABLE",
+                quarry_sdk::ErrorKind::NotSupported => "UNIMPLEMENTED",
+                quarry_sdk::ErrorKind::Internal => "INTERNAL",
+            },
             ErrorKind::Trap => "TRAP",
             ErrorKind::Timeout => "TIMEOUT",
             ErrorKind::MemoryLimit => "MEMORY_LIMIT",
@@ -73,6 +72,25 @@ impl ErrorKind {
             self,
             ErrorKind::Trap | ErrorKind::Timeout | ErrorKind::MemoryLimit | ErrorKind::Load
         )
+    }
+}
+
+/// The plugin's kinds by their own names, as values and in patterns (`ErrorKind::InvalidSpec`).
+#[expect(
+    non_upper_case_globals,
+    reason = "they stand for enum variants and read like the sandbox's kinds beside them"
+)]
+impl ErrorKind {
+    pub const InvalidSpec: Self = Self::Plugin(quarry_sdk::ErrorKind::InvalidSpec);
+    pub const Unauthorized: Self = Self::Plugin(quarry_sdk::ErrorKind::Unauthorized);
+    pub const Unavailable: Self = Self::Plugin(quarry_sdk::ErrorKind::Unavailable);
+    pub const NotSupported: Self = Self::Plugin(quarry_sdk::ErrorKind::NotSupported);
+    pub const Internal: Self = Self::Plugin(quarry_sdk::ErrorKind::Internal);
+}
+
+impl From<quarry_sdk::ErrorKind> for ErrorKind {
+    fn from(kind: quarry_sdk::ErrorKind) -> Self {
+        ErrorKind::Plugin(kind)
     }
 }
 

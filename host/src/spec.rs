@@ -27,6 +27,8 @@ mod ui_tests;
 pub use error::{Location, SpecError};
 pub use permissions::{Access, Permissions};
 pub use plugin_spec::PluginSpec;
+/// A destination's `write_mode:`; the SDK's definition, which plugins declare support for.
+pub use quarry_sdk::WriteMode;
 
 /// Everything one `quarry sync` run was asked to do.
 #[derive(Debug, Clone, PartialEq)]
@@ -75,17 +77,6 @@ yaml_words! {
         Grpc => "grpc",
         /// An OCI image reference.
         Oci => "oci",
-    }
-}
-
-yaml_words! {
-    WriteMode {
-        Append => "append",
-        /// Upsert on the primary key.
-        Overwrite => "overwrite",
-        /// Upsert, then delete rows of this source that the sync did not see.
-        #[default]
-        OverwriteDeleteStale => "overwrite-delete-stale",
     }
 }
 
@@ -209,7 +200,7 @@ mod tests {
     #[test]
     fn yaml_words_round_trip() {
         round_trips(Registry::ALL);
-        round_trips(WriteMode::ALL);
+        round_trips(&WriteMode::ALL);
         round_trips(MigrateMode::ALL);
         round_trips(PkMode::ALL);
         assert_eq!(WriteMode::default().to_string(), "overwrite-delete-stale");

@@ -2,8 +2,8 @@
 //! whose bytes and sha256 are in hand, ready to be verified and compiled.
 //!
 //! Registries:
-//! - `quarry`: the first-party plugins shipped with the CLI, found on a search path (see
-//!   [`Resolver::from_env`]), so that they work offline out of the box;
+//! - `quarry`: the first-party plugins ([`FIRST_PARTY`]) shipped with the CLI, found on a search
+//!   path (see [`Resolver::from_env`]), so that they work offline out of the box;
 //! - `local`: a component file on disk, or a native plugin's executable;
 //! - `grpc`: the address of a running plugin (CloudQuery plugin protocol v3);
 //! - `oci` is recognised and refused with a clear message until it is built.
@@ -12,6 +12,10 @@
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
+
+mod first_party;
+
+pub use first_party::{FIRST_PARTY, FirstParty};
 
 /// Where a plugin comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,20 +100,6 @@ pub enum ResolveError {
     Unsupported(&'static str),
 }
 
-/// The first-party plugins: `quarry/<name>` is built from the crate `quarry-plugin-<name>`.
-pub const FIRST_PARTY: &[&str] = &[
-    "duckdb",
-    "file",
-    "hackernews",
-    "postgresql",
-    "sqlite",
-    "test",
-];
-
-/// The first-party plugins that are native executables (served over gRPC), not components:
-/// they need a native library that cannot run in the sandbox.
-pub const NATIVE: &[&str] = &["duckdb"];
-
 /// Resolves plugin references against a search path of first-party plugin directories.
 #[derive(Debug, Clone)]
 pub struct Resolver {
@@ -171,23 +161,19 @@ impl Resolver {
             Some(_) => return Err(ResolveError::BadPath(path.into())),
             None => path,
         };
-        if !FIRST_PARTY.contains(&name) {
+        let Some(plugin) = FirstParty::named(name) else {
             let known = FIRST_PARTY
                 .iter()
-                .map(|n| format!("quarry/{n}"))
+                .map(|p| format!("quarry/{}", p.name))
                 .collect::<Vec<_>>()
                 .join(", ");
             return Err(ResolveError::UnknownPlugin {
                 path: path.into(),
                 known,
             });
-        }
-        let native = NATIVE.contains(&name);
-        let file = if native {
-            format!("quarry-plugin-{name}")
-        } else {
-            format!("quarry_plugin_{name}.wasm")
         };
+        let native = plugin.native;
+        let file = plugin.file_name();
         match self
             .search_path
             .iter()

@@ -43,18 +43,16 @@ static WARM: Once = Once::new();
 /// Compiles every plugin into the shared cache once, before the first test needs it.
 fn warm() {
     WARM.call_once(|| {
+        // Native plugins are executables, not components: there is nothing to compile.
+        let first_party = quarry_registry::FIRST_PARTY
+            .iter()
+            .filter(|p| !p.native)
+            .map(|p| format!("quarry/{}", p.name));
         let fixtures = [hostile_plugin(), store_plugin()].map(|p| p.display().to_string());
-        for plugin in [
-            "quarry/test",
-            "quarry/file",
-            "quarry/sqlite",
-            "quarry/hackernews",
-            &fixtures[0],
-            &fixtures[1],
-        ] {
+        for plugin in first_party.chain(fixtures) {
             let out = Command::new(QUARRY)
                 .env("QUARRY_CACHE_DIR", shared_cache())
-                .args(["plugin", "inspect", plugin])
+                .args(["plugin", "inspect", &plugin])
                 .output()
                 .expect("run quarry");
             assert!(

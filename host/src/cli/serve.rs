@@ -11,7 +11,7 @@ use arrow_schema::SchemaRef;
 use quarry_grpc::serve::{Selection, Served, SyncMessage, WriteMessage};
 use quarry_registry::Resolved;
 use tokio::sync::{Mutex, mpsc};
-use tonic::Status;
+use tonic::{Code, Status};
 
 use super::{CliError, Exit};
 use crate::plan::{Environment, registry_of};
@@ -153,15 +153,14 @@ fn status(e: PluginError) -> Status {
     if let Some(help) = &e.help {
         message.push_str(&format!(" (help: {help})"));
     }
-    match e.kind {
-        ErrorKind::InvalidSpec => Status::invalid_argument(message),
-        ErrorKind::Unauthorized => Status::permission_denied(message),
-        ErrorKind::Unavailable => Status::unavailable(message),
-        ErrorKind::NotSupported => Status::unimplemented(message),
-        ErrorKind::MemoryLimit => Status::resource_exhausted(message),
-        ErrorKind::Timeout => Status::deadline_exceeded(message),
-        ErrorKind::Internal | ErrorKind::Trap | ErrorKind::Load => Status::internal(message),
-    }
+    // The sandbox's own kinds have no plugin kind; they get the nearest code.
+    let code = match e.kind {
+        ErrorKind::Plugin(kind) => quarry_grpc::code::code(kind),
+        ErrorKind::MemoryLimit => Code::ResourceExhausted,
+        ErrorKind::Timeout => Code::DeadlineExceeded,
+        ErrorKind::Trap | ErrorKind::Load => Code::Internal,
+    };
+    Status::new(code, message)
 }
 
 fn table_selection(s: Selection) -> TableSelection {

@@ -13,18 +13,19 @@ use arrow_schema::SchemaRef;
 use quarry_grpc::connect::{self, Address};
 use quarry_grpc::pb::plugin as pb;
 use quarry_grpc::pb::plugin::plugin_client::PluginClient;
-use quarry_grpc::{MAX_RECORD_BYTES, payload};
+use quarry_grpc::{MAX_RECORD_BYTES, code, payload};
+use quarry_sdk::WriteMode;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Channel;
 
 use self::process::PluginProcess;
+
 use super::{
     Connection, DeleteRequest, Destination, ErrorKind, Phase, Plugin, PluginError, PluginInfo,
     Source, SourceMessage, TableSelection,
 };
-use crate::spec::WriteMode;
 
 /// A plugin reached over gRPC.
 pub struct GrpcPlugin {
@@ -41,16 +42,6 @@ pub struct GrpcPlugin {
 struct Writer {
     tx: mpsc::Sender<pb::write::Request>,
     done: JoinHandle<Result<(), tonic::Status>>,
-}
-
-fn kind(code: tonic::Code) -> ErrorKind {
-    match code {
-        tonic::Code::InvalidArgument => ErrorKind::InvalidSpec,
-        tonic::Code::PermissionDenied | tonic::Code::Unauthenticated => ErrorKind::Unauthorized,
-        tonic::Code::Unavailable => ErrorKind::Unavailable,
-        tonic::Code::Unimplemented => ErrorKind::NotSupported,
-        _ => ErrorKind::Internal,
-    }
 }
 
 impl GrpcPlugin {
@@ -111,11 +102,7 @@ impl GrpcPlugin {
             description: String::new(),
             source: true,
             destination: true,
-            write_modes: vec![
-                WriteMode::Append,
-                WriteMode::Overwrite,
-                WriteMode::OverwriteDeleteStale,
-            ],
+            write_modes: WriteMode::ALL.to_vec(),
             ..PluginInfo::default()
         };
         tracing::info!(
@@ -149,7 +136,8 @@ impl GrpcPlugin {
         } else {
             status.message().to_string()
         };
-        self.error(phase, kind(status.code()), message).await
+        let kind = ErrorKind::Plugin(code::kind(status.code()));
+        self.error(phase, kind, message).await
     }
 
     fn encode_error(&self, phase: Phase, e: impl std::fmt::Display) -> PluginError {

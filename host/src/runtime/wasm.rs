@@ -26,7 +26,6 @@ use self::bindings::exports::quarry::plugin::{destination, plugin, source};
 use self::bindings::quarry::plugin::types as wit;
 use super::{ErrorKind, Phase, PluginError, PluginInfo, SourceMessage};
 use crate::sandbox::{Grants, MemoryCap, OutboundHttp, PluginOutput};
-use crate::spec::WriteMode;
 
 mod bindings {
     wasmtime::component::bindgen!({
@@ -35,6 +34,32 @@ mod bindings {
         imports: { default: async },
         exports: { default: async },
     });
+
+    // The enums a plugin sends, read as the SDK's one definition of them (the guest's side of
+    // these conversions is in `quarry_sdk::bindings`).
+    use self::quarry::plugin::types as wit;
+
+    impl From<wit::ErrorKind> for quarry_sdk::ErrorKind {
+        fn from(kind: wit::ErrorKind) -> Self {
+            match kind {
+                wit::ErrorKind::InvalidSpec => quarry_sdk::ErrorKind::InvalidSpec,
+                wit::ErrorKind::Unauthorized => quarry_sdk::ErrorKind::Unauthorized,
+                wit::ErrorKind::Unavailable => quarry_sdk::ErrorKind::Unavailable,
+                wit::ErrorKind::NotSupported => quarry_sdk::ErrorKind::NotSupported,
+                wit::ErrorKind::Internal => quarry_sdk::ErrorKind::Internal,
+            }
+        }
+    }
+
+    impl From<wit::WriteMode> for quarry_sdk::WriteMode {
+        fn from(mode: wit::WriteMode) -> Self {
+            match mode {
+                wit::WriteMode::Append => quarry_sdk::WriteMode::Append,
+                wit::WriteMode::Overwrite => quarry_sdk::WriteMode::Overwrite,
+                wit::WriteMode::OverwriteDeleteStale => quarry_sdk::WriteMode::OverwriteDeleteStale,
+            }
+        }
+    }
 }
 
 /// The contract versions this host speaks, newest first.
@@ -337,15 +362,7 @@ impl WasmRuntime {
             needs_network: info.needs.network,
             needs_files: info.needs.files,
             needs_env: info.needs.env,
-            write_modes: info
-                .write_modes
-                .iter()
-                .map(|m| match m {
-                    wit::WriteMode::Append => WriteMode::Append,
-                    wit::WriteMode::Overwrite => WriteMode::Overwrite,
-                    wit::WriteMode::OverwriteDeleteStale => WriteMode::OverwriteDeleteStale,
-                })
-                .collect(),
+            write_modes: info.write_modes.into_iter().map(Into::into).collect(),
             batch_rows: info.batch_rows,
             batch_bytes: info.batch_bytes,
         };

@@ -112,13 +112,7 @@ impl WasmPlugin {
     }
 
     fn plugin_error(&mut self, phase: Phase, e: wit::Error) -> PluginError {
-        let mut kind = match e.kind {
-            wit::ErrorKind::InvalidSpec => ErrorKind::InvalidSpec,
-            wit::ErrorKind::Unauthorized => ErrorKind::Unauthorized,
-            wit::ErrorKind::Unavailable => ErrorKind::Unavailable,
-            wit::ErrorKind::NotSupported => ErrorKind::NotSupported,
-            wit::ErrorKind::Internal => ErrorKind::Internal,
-        };
+        let mut kind = ErrorKind::Plugin(e.kind.into());
         let mut message = e.message;
         if let Some(refused) = self.store.data_mut().refused.take() {
             message = format!("{refused} (the plugin then said: {message})");
