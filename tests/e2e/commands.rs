@@ -56,42 +56,26 @@ spec:
   spec: { connection_string: ./sync.db }
 "#;
 
-/// How many rows of each table a destination holds, as `table count` lines.
+/// How many rows of each table a destination holds, as `table count` lines, given a query.
+fn counts(query: impl Fn(&str) -> String) -> String {
+    ["test_rows", "test_parents", "test_children"]
+        .map(|t| format!("{t} {}", query(&format!("select count(*) from {t}"))))
+        .join("\n")
+}
+
+/// The row counts of the destination a case writes to.
 type Counts = fn(&Workdir, &str) -> String;
 
 fn sqlite_counts(w: &Workdir, _: &str) -> String {
-    let db = w.path().join("data/sync.db");
-    ["test_rows", "test_parents", "test_children"]
-        .map(|t| {
-            format!(
-                "{t} {}",
-                sqlite_query(&db, &format!("select count(*) from {t}"))
-            )
-        })
-        .join("\n")
+    counts(|sql| sqlite_query(&w.path().join("data/sync.db"), sql))
 }
 
 fn duckdb_counts(w: &Workdir, _: &str) -> String {
-    let db = w.path().join("sync.db");
-    ["test_rows", "test_parents", "test_children"]
-        .map(|t| {
-            format!(
-                "{t} {}",
-                duckdb_query(&db, &format!("select count(*) from {t}"))
-            )
-        })
-        .join("\n")
+    counts(|sql| duckdb_query(&w.path().join("sync.db"), sql))
 }
 
 fn postgresql_counts(_: &Workdir, schema: &str) -> String {
-    ["test_rows", "test_parents", "test_children"]
-        .map(|t| {
-            format!(
-                "{t} {}",
-                psql(&format!("select count(*) from {schema}.{t}"))
-            )
-        })
-        .join("\n")
+    counts(|sql| psql(&sql.replace(" from ", &format!(" from {schema}."))))
 }
 
 #[test]
@@ -206,7 +190,8 @@ fn test_connection_reports_success_and_each_failure_with_its_code() {
         "{run:?}"
     );
 
-    // The server is not granted: the sandbox refuses, and says which grant would allow it.
+    // The server is not granted: the sandbox refuses the socket, and the failure says which
+    // grant would allow it.
     w.write(
         "grant.yml",
         &(test_source(1) + &postgresql(&schema.0, 5432, "")),
@@ -214,9 +199,11 @@ fn test_connection_reports_success_and_each_failure_with_its_code() {
     let run = w.quarry(&["test-connection", "grant.yml"]);
     assert_eq!(run.code, 1, "{run:?}");
     assert!(
-        run.stdout
-            .contains("destination `db` (quarry/postgresql): connection failed: UNAUTHORIZED: ")
-            && run.stdout.contains("127.0.0.1:5432"),
+        run.stdout.contains(
+            "destination `db` (quarry/postgresql): connection failed: UNAVAILABLE: cannot connect to PostgreSQL at 127.0.0.1:5432: Permission denied"
+        ) && run
+            .stdout
+            .contains("is `127.0.0.1:5432` granted under `permissions: { network: [...] }`?"),
         "{run:?}"
     );
 }

@@ -3,6 +3,7 @@
 
 mod cloudquery;
 mod commands;
+mod conformance;
 mod duckdb;
 mod grpc;
 mod hackernews;

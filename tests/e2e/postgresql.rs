@@ -1,9 +1,8 @@
 //! The `postgresql` destination, a sandboxed component, against the real server on
 //! 127.0.0.1:5432 (database `test`), each test in a schema of its own.
 
-use crate::support::{
-    ITEMS as COLUMNS, ITEMS_NAME_INT64, ITEMS_WITH_NOTE, Schema, Workdir, psql, store_source,
-};
+use crate::support::{Schema, Workdir, psql};
+
 fn spec(schema: &str, rows: u64, grant: &str, write_mode: &str) -> String {
     format!(
         "kind: source\nspec:\n  name: test\n  path: quarry/test\n  tables: [test_rows, test_parents]\n  destinations: [pg]\n  deterministic_cq_id: true\n  spec: {{ num_rows: {rows}, batch_size: 3000, children_per_parent: 2 }}\n---\nkind: destination\nspec:\n  name: pg\n  path: quarry/postgresql\n  write_mode: {write_mode}\n  spec:\n    connection_string: postgres://postgres@127.0.0.1:5432/test\n    schema: {schema}\n  permissions: {{ {grant} }}\n"
@@ -188,101 +187,5 @@ fn a_million_rows_arrive_exactly_once_even_after_the_cli_is_killed() {
             "select count(*), count(distinct id), sum(id) from {table}"
         )),
         format!("{rows}|{rows}|{}", (rows - 1) * rows / 2)
-    );
-}
-
-fn store_spec(schema: &str, columns: &str, rows: &str, destination: &str) -> String {
-    format!(
-        "{}---\nkind: destination\nspec:\n  name: pg\n  path: quarry/postgresql\n  {destination}\n  spec:\n    connection_string: postgres://postgres@127.0.0.1:5432/test\n    schema: {schema}\n  permissions: {{ network: ['127.0.0.1:5432'] }}\n",
-        store_source(columns, rows, "pg")
-    )
-}
-
-fn sync_store(w: &Workdir, spec: &str) -> crate::support::Run {
-    w.write("spec.yml", spec);
-    w.quarry(&["sync", "spec.yml"])
-}
-
-fn two_syncs(write_mode: &str) -> String {
-    let (w, schema) = (Workdir::new(), Schema::new());
-    for rows in ["[[1, a], [2, b], [3, c]]", "[[2, B], [3, C], [4, d]]"] {
-        let spec = store_spec(
-            &schema.0,
-            COLUMNS,
-            rows,
-            &format!("write_mode: {write_mode}"),
-        );
-        let run = sync_store(&w, &spec);
-        assert_eq!(run.code, 0, "{run:?}");
-    }
-    psql(&format!(
-        "select string_agg(id || ' ' || name, ', ' order by id, name) from {}.items",
-        schema.0
-    ))
-}
-
-#[test]
-fn every_write_mode_over_two_syncs() {
-    assert_eq!(two_syncs("append"), "1 a, 2 B, 2 b, 3 C, 3 c, 4 d");
-    assert_eq!(two_syncs("overwrite"), "1 a, 2 B, 3 C, 4 d");
-    assert_eq!(two_syncs("overwrite-delete-stale"), "2 B, 3 C, 4 d");
-}
-
-#[test]
-fn safe_migration_adds_columns_and_a_breaking_change_needs_forced() {
-    let (w, schema) = (Workdir::new(), Schema::new());
-    let s = &schema.0;
-    let run = sync_store(
-        &w,
-        &store_spec(s, COLUMNS, "[[1, a], [2, b]]", "write_mode: overwrite"),
-    );
-    assert_eq!(run.code, 0, "{run:?}");
-    let added = ITEMS_WITH_NOTE;
-    let run = sync_store(
-        &w,
-        &store_spec(s, added, "[[3, c, new]]", "write_mode: overwrite"),
-    );
-    assert_eq!(run.code, 0, "{run:?}");
-    assert_eq!(
-        psql(&format!(
-            "select string_agg(id || ' ' || coalesce(note, '-'), ', ' order by id) from {s}.items"
-        )),
-        "1 -, 2 -, 3 new"
-    );
-    // PostgreSQL says what its table holds, so the engine refuses a breaking change before any
-    // source runs (exit 2), and the table keeps its rows.
-    let breaking = ITEMS_NAME_INT64;
-    let run = sync_store(
-        &w,
-        &store_spec(s, breaking, "[[5, 55, x]]", "write_mode: overwrite"),
-    );
-    assert_eq!(run.code, 2, "{run:?}");
-    assert!(
-        run.stderr
-            .contains("column `name` changes type from Utf8 to Int64"),
-        "{run:?}"
-    );
-    assert_eq!(psql(&format!("select count(*) from {s}.items")), "3");
-    let run = sync_store(
-        &w,
-        &store_spec(
-            s,
-            breaking,
-            "[[5, 55, x]]",
-            "write_mode: overwrite\n  migrate_mode: forced",
-        ),
-    );
-    assert_eq!(run.code, 0, "{run:?}");
-    assert_eq!(
-        psql(&format!(
-            "select id || ' ' || name || ' ' || note from {s}.items"
-        )),
-        "5 55 x"
-    );
-    assert_eq!(
-        psql(&format!(
-            "select data_type from information_schema.columns where table_schema = '{s}' and table_name = 'items' and column_name = 'name'"
-        )),
-        "bigint"
     );
 }

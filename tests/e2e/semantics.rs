@@ -1,5 +1,7 @@
 //! Sync semantics through the `store` fixture, a destination that keeps rows in Arrow IPC files:
-//! each write mode and migrate mode over two syncs, relations and `_cq_id`s, delete-record.
+//! `pk_mode`, the full text of a refused migration, relations and `_cq_id`s, the batches a
+//! destination asks for. Write modes, migrations and delete-record for every destination are in
+//! `conformance`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
@@ -62,17 +64,6 @@ fn uuids(batch: &RecordBatch, column: &str) -> Vec<Vec<u8>> {
     (0..a.len()).map(|i| a.value(i).to_vec()).collect()
 }
 
-/// `id → name`, sorted, of the `items` table; each id must appear once unless `duplicates`.
-fn items(dir: &Path) -> Vec<(i64, Option<String>)> {
-    let batch = read_table(dir, "items");
-    let mut rows: Vec<_> = int64s(&batch, "id")
-        .into_iter()
-        .zip(strings(&batch, "name"))
-        .collect();
-    rows.sort();
-    rows
-}
-
 fn sync(w: &Workdir, spec: &str) -> Run {
     w.write("spec.yml", spec);
     w.quarry(&["sync", "spec.yml"])
@@ -88,40 +79,6 @@ fn two_syncs(write_mode: &str) -> Workdir {
     }
     w
 }
-
-fn named(rows: &[(i64, &str)]) -> Vec<(i64, Option<String>)> {
-    rows.iter()
-        .map(|(i, s)| (*i, Some(s.to_string())))
-        .collect()
-}
-
-#[test]
-fn append_keeps_both_syncs_rows() {
-    let w = two_syncs("append");
-    assert_eq!(
-        items(&w.path().join("db")),
-        named(&[(1, "a"), (2, "B"), (2, "b"), (3, "C"), (3, "c"), (4, "d")])
-    );
-}
-
-#[test]
-fn overwrite_keeps_one_row_per_primary_key() {
-    let w = two_syncs("overwrite");
-    assert_eq!(
-        items(&w.path().join("db")),
-        named(&[(1, "a"), (2, "B"), (3, "C"), (4, "d")])
-    );
-}
-
-#[test]
-fn overwrite_delete_stale_removes_rows_the_second_sync_did_not_see() {
-    let w = two_syncs("overwrite-delete-stale");
-    assert_eq!(
-        items(&w.path().join("db")),
-        named(&[(2, "B"), (3, "C"), (4, "d")])
-    );
-}
-
 #[test]
 fn pk_mode_cq_id_only_upserts_on_the_row_id() {
     // Random row ids differ between syncs, so nothing is replaced.
@@ -224,20 +181,6 @@ fn safe_migration_adds_nullable_columns_and_refuses_breaking_changes_until_force
         Some(DataType::Int64)
     );
 }
-
-#[test]
-fn delete_record_reaches_the_destination() {
-    let w = Workdir::new();
-    std::fs::create_dir(w.path().join("db")).expect("mkdir");
-    let spec = store_spec(COLUMNS, FIRST, "write_mode: overwrite").replace(
-        "        rows: [[1, a], [2, b], [3, c]]\n",
-        "        rows: [[1, a], [2, b], [3, c]]\n    delete: [{ table: items, column: id, value: 2 }]\n",
-    );
-    let run = sync(&w, &spec);
-    assert_eq!(run.code, 0, "{run:?}");
-    assert_eq!(items(&w.path().join("db")), named(&[(1, "a"), (3, "c")]));
-}
-
 #[test]
 fn the_file_destination_refuses_delete_record_with_an_error() {
     let w = Workdir::new();

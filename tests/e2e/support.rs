@@ -179,12 +179,17 @@ pub fn golden(actual: &str, name: &str) {
         .join(name);
     if std::env::var_os("QUARRY_BLESS").is_some() {
         std::fs::create_dir_all(path.parent().expect("dir")).expect("mkdir");
-        std::fs::write(&path, format!("{actual}\n")).expect("bless");
+        std::fs::write(&path, format!("{}\n", actual.trim_end())).expect("bless");
         return;
     }
     let expected = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("{}: {e} (QUARRY_BLESS=1 writes it)", path.display()));
-    assert_eq!(actual, expected.trim_end(), "{} differs", path.display());
+    assert_eq!(
+        actual.trim_end(),
+        expected.trim_end(),
+        "{} differs",
+        path.display()
+    );
 }
 
 // Destinations read back, and servers and processes the tests share.

@@ -107,7 +107,11 @@ fn render(source: &Described, destination: &Described) -> String {
     );
     out += "kind: source\nspec:\n";
     header(&mut out, source);
-    out += "  tables: [\"*\"]                # globs of table names; `quarry tables` lists them\n";
+    commented(
+        &mut out,
+        "  tables: [\"*\"]",
+        "globs of table names; `quarry tables` lists them",
+    );
     let _ = writeln!(out, "  destinations: [\"{}\"]", destination.name);
     plugin_spec(&mut out, &source.schema);
     permissions(&mut out, source);
@@ -125,13 +129,17 @@ fn render(source: &Described, destination: &Described) -> String {
         } else {
             first
         };
-        let _ = writeln!(
-            out,
-            "  write_mode: {chosen}       # this plugin supports: {}",
-            modes.join(", ")
+        commented(
+            &mut out,
+            &format!("  write_mode: {chosen}"),
+            &format!("this plugin supports: {}", modes.join(", ")),
         );
     }
-    out += "  migrate_mode: safe          # forced: drop and recreate a table when a change loses data\n";
+    commented(
+        &mut out,
+        "  migrate_mode: safe",
+        "forced: drop and recreate a table when a change loses data",
+    );
     plugin_spec(&mut out, &destination.schema);
     permissions(&mut out, destination);
     out
@@ -145,12 +153,14 @@ fn header(out: &mut String, plugin: &Described) {
         "  registry: local\n".to_string()
     };
     let _ = write!(out, "{registry}");
-    let _ = writeln!(
+    commented(
         out,
-        "  path: {}                # {} {}",
-        plugin.reference,
-        plugin.info.version,
-        one_line(&plugin.info.description)
+        &format!("  path: {}", plugin.reference),
+        &format!(
+            "{} {}",
+            plugin.info.version,
+            one_line(&plugin.info.description)
+        ),
     );
 }
 
@@ -200,7 +210,11 @@ fn permissions(out: &mut String, plugin: &Described) {
     {
         return;
     }
-    out.push_str("  permissions:                # what the sandbox lets the plugin reach\n");
+    commented(
+        out,
+        "  permissions:",
+        "what the sandbox lets the plugin reach",
+    );
     if !needs.needs_network.is_empty() {
         let hosts: Vec<String> = needs
             .needs_network
@@ -210,15 +224,23 @@ fn permissions(out: &mut String, plugin: &Described) {
         let _ = writeln!(out, "    network: [{}]", hosts.join(", "));
     }
     if !needs.needs_files.is_empty() {
-        let _ = writeln!(
+        commented(
             out,
-            "    files: {{ \".\": write }}     # the directories of {}; narrow it to them",
-            needs.needs_files.join(", ")
+            "    files: { \".\": write }",
+            &format!(
+                "the directories of {}; narrow it to them",
+                needs.needs_files.join(", ")
+            ),
         );
     }
     if !needs.needs_env.is_empty() {
         let _ = writeln!(out, "    env: [{}]", needs.needs_env.join(", "));
     }
+}
+
+/// A line with a comment after it, comments aligned.
+fn commented(out: &mut String, line: &str, comment: &str) {
+    let _ = writeln!(out, "{line:<31} # {comment}");
 }
 
 fn one_line(text: &str) -> String {

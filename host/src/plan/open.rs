@@ -26,33 +26,26 @@ pub struct PluginRef<'a> {
     pub at: &'a Location,
 }
 
-impl<'a> From<&'a SourceSpec> for PluginRef<'a> {
-    fn from(s: &'a SourceSpec) -> Self {
-        PluginRef {
-            name: &s.name,
-            registry: s.registry,
-            path: &s.path,
-            version: s.version.as_deref(),
-            permissions: &s.permissions,
-            spec: &s.spec,
-            at: &s.at,
+/// Sources and destinations name their plugin with the same fields.
+macro_rules! plugin_ref_from {
+    ($($document:ty),+) => {$(
+        impl<'a> From<&'a $document> for PluginRef<'a> {
+            fn from(s: &'a $document) -> Self {
+                PluginRef {
+                    name: &s.name,
+                    registry: s.registry,
+                    path: &s.path,
+                    version: s.version.as_deref(),
+                    permissions: &s.permissions,
+                    spec: &s.spec,
+                    at: &s.at,
+                }
+            }
         }
-    }
+    )+};
 }
 
-impl<'a> From<&'a DestinationSpec> for PluginRef<'a> {
-    fn from(s: &'a DestinationSpec) -> Self {
-        PluginRef {
-            name: &s.name,
-            registry: s.registry,
-            path: &s.path,
-            version: s.version.as_deref(),
-            permissions: &s.permissions,
-            spec: &s.spec,
-            at: &s.at,
-        }
-    }
-}
+plugin_ref_from!(SourceSpec, DestinationSpec);
 
 /// The role a spec document gives a plugin.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
