@@ -116,6 +116,9 @@ impl StateBackend {
     }
 }
 
+/// A destination's task: it hands the slot back with how the writing ended.
+type Writer = tokio::task::JoinHandle<(DestinationSlot, Result<(), WriteError>)>;
+
 /// Why a destination stopped.
 #[derive(Debug)]
 enum WriteError {
@@ -437,10 +440,7 @@ impl Forwarder<'_> {
 
 /// Waits for every destination task and records how each ended.
 async fn collect_writers(
-    writers: Vec<(
-        usize,
-        tokio::task::JoinHandle<(DestinationSlot, Result<(), WriteError>)>,
-    )>,
+    writers: Vec<(usize, Writer)>,
     summary: &mut SourceSummary,
 ) -> Vec<(usize, DestinationSlot)> {
     let mut slots = Vec::new();

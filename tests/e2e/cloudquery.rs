@@ -48,7 +48,15 @@ fn read_parquet(dir: &Path) -> Vec<RecordBatch> {
 }
 
 fn parquet_destination() -> &'static str {
-    "---\nkind: destination\nspec:\n  name: out\n  path: quarry/file\n  write_mode: append\n  spec: { path: 'out/{{TABLE}}.{{FORMAT}}', format: parquet, no_rotate: true }\n  permissions: { files: { ./out: write } }\n"
+    r#"---
+kind: destination
+spec:
+  name: out
+  path: quarry/file
+  write_mode: append
+  spec: { path: 'out/{{TABLE}}.{{FORMAT}}', format: parquet, no_rotate: true }
+  permissions: { files: { ./out: write } }
+"#
 }
 
 /// Checks the rows an SDK source wrote: ids 0..n once each, and the values that follow from them.
@@ -102,7 +110,25 @@ fn the_cloudquery_cli_syncs_quarry_wasm_plugins_served_by_quarry() {
         &["--allow-write", "./out"],
     );
     // `registry: local` executables: the CLI starts each with `serve --network unix`.
-    let spec = "kind: source\nspec:\n  name: test\n  registry: local\n  path: ./test-plugin\n  version: v0.1.0\n  tables: [test_rows]\n  destinations: [out]\n  spec: { num_rows: 30000, batch_size: 4000 }\n---\nkind: destination\nspec:\n  name: out\n  registry: local\n  path: ./file-plugin\n  version: v0.1.0\n  write_mode: append\n  spec: { path: 'out/{{TABLE}}.{{FORMAT}}', format: parquet, no_rotate: true }\n";
+    let spec = r#"kind: source
+spec:
+  name: test
+  registry: local
+  path: ./test-plugin
+  version: v0.1.0
+  tables: [test_rows]
+  destinations: [out]
+  spec: { num_rows: 30000, batch_size: 4000 }
+---
+kind: destination
+spec:
+  name: out
+  registry: local
+  path: ./file-plugin
+  version: v0.1.0
+  write_mode: append
+  spec: { path: 'out/{{TABLE}}.{{FORMAT}}', format: parquet, no_rotate: true }
+"#;
     work.write("cq.yml", spec);
     let out = Command::new(tools.join("venv/bin/python"))
         .current_dir(work.path())
@@ -174,7 +200,15 @@ fn a_python_sdk_source_runs_as_a_local_executable() {
 /// them.
 fn sync_sdk_source(work: &Workdir, name: &str, path: &str, table: &str) {
     let spec = format!(
-        "kind: source\nspec:\n  name: {name}\n  registry: local\n  path: {path}\n  tables: ['*']\n  destinations: [out]\n  spec: {{ num_rows: 2500 }}\n{}",
+        r#"kind: source
+spec:
+  name: {name}
+  registry: local
+  path: {path}
+  tables: ['*']
+  destinations: [out]
+  spec: {{ num_rows: 2500 }}
+{}"#,
         parquet_destination()
     );
     work.write("spec.yml", &spec);

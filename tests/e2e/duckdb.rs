@@ -10,7 +10,21 @@ fn sync(w: &Workdir, spec: &str) -> Run {
 #[test]
 fn every_type_of_the_test_source_arrives_in_its_duckdb_type() {
     let w = Workdir::new();
-    let spec = "kind: source\nspec:\n  name: test\n  path: quarry/test\n  tables: [test_all_types]\n  destinations: [duck]\n  spec: { num_rows: 20 }\n---\nkind: destination\nspec:\n  name: duck\n  path: quarry/duckdb\n  write_mode: append\n  spec: { connection_string: types.db }\n";
+    let spec = r#"kind: source
+spec:
+  name: test
+  path: quarry/test
+  tables: [test_all_types]
+  destinations: [duck]
+  spec: { num_rows: 20 }
+---
+kind: destination
+spec:
+  name: duck
+  path: quarry/duckdb
+  write_mode: append
+  spec: { connection_string: types.db }
+"#;
     let run = sync(&w, spec);
     assert_eq!(run.code, 0, "{run:?}");
     let db = w.path().join("types.db");
@@ -31,7 +45,20 @@ fn every_type_of_the_test_source_arrives_in_its_duckdb_type() {
 #[test]
 fn a_million_rows_of_test_rows() {
     let w = Workdir::new();
-    let spec = "kind: source\nspec:\n  name: test\n  path: quarry/test\n  tables: [test_rows]\n  destinations: [duck]\n  spec: { num_rows: 1000000, batch_size: 10000 }\n---\nkind: destination\nspec:\n  name: duck\n  path: quarry/duckdb\n  spec: { connection_string: big.db }\n";
+    let spec = r#"kind: source
+spec:
+  name: test
+  path: quarry/test
+  tables: [test_rows]
+  destinations: [duck]
+  spec: { num_rows: 1000000, batch_size: 10000 }
+---
+kind: destination
+spec:
+  name: duck
+  path: quarry/duckdb
+  spec: { connection_string: big.db }
+"#;
     let run = sync(&w, spec);
     assert_eq!(run.code, 0, "{run:?}");
     assert_eq!(

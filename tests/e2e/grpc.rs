@@ -20,7 +20,15 @@ fn json_ids(path: &Path) -> Vec<i64> {
 
 fn file_destination(name: &str, path: &str) -> String {
     format!(
-        "---\nkind: destination\nspec:\n  name: {name}\n  registry: local\n  path: {path}\n  write_mode: append\n  spec: {{ path: 'out/{{{{TABLE}}}}.{{{{FORMAT}}}}', format: json, no_rotate: true }}\n"
+        r#"---
+kind: destination
+spec:
+  name: {name}
+  registry: local
+  path: {path}
+  write_mode: append
+  spec: {{ path: 'out/{{{{TABLE}}}}.{{{{FORMAT}}}}', format: json, no_rotate: true }}
+"#
     )
 }
 
@@ -35,7 +43,15 @@ fn wasm_plugins_served_over_grpc_move_every_row() {
         &["--allow-write", "./out"],
     );
     let spec = format!(
-        "kind: source\nspec:\n  name: test\n  registry: local\n  path: ./test-plugin\n  tables: [test_rows]\n  destinations: [out]\n  spec: {{ num_rows: 100000, batch_size: 7000 }}\n{}",
+        r#"kind: source
+spec:
+  name: test
+  registry: local
+  path: ./test-plugin
+  tables: [test_rows]
+  destinations: [out]
+  spec: {{ num_rows: 100000, batch_size: 7000 }}
+{}"#,
         file_destination("out", "./file-plugin")
     );
     let spec = work.write("spec.yml", &spec);
@@ -60,7 +76,23 @@ fn a_grpc_destination_that_fails_mid_write_fails_the_sync_with_its_message() {
         &hostile_plugin().display().to_string(),
         &[],
     );
-    let spec = "kind: source\nspec:\n  name: test\n  path: quarry/test\n  tables: [test_rows]\n  destinations: [bad]\n  spec: { num_rows: 50000, batch_size: 5000 }\n---\nkind: destination\nspec:\n  name: bad\n  registry: local\n  path: ./bad-plugin\n  write_mode: append\n  batch_size: 5000\n  spec: { action: fail_writes, rows: 10000 }\n";
+    let spec = r#"kind: source
+spec:
+  name: test
+  path: quarry/test
+  tables: [test_rows]
+  destinations: [bad]
+  spec: { num_rows: 50000, batch_size: 5000 }
+---
+kind: destination
+spec:
+  name: bad
+  registry: local
+  path: ./bad-plugin
+  write_mode: append
+  batch_size: 5000
+  spec: { action: fail_writes, rows: 10000 }
+"#;
     let spec = work.write("spec.yml", spec);
     let run = work.quarry(&["sync", spec.to_str().unwrap()]);
     assert_eq!(run.code, 1, "{run:?}");
@@ -121,7 +153,23 @@ fn a_running_plugin_is_dialed_at_its_address() {
         std::thread::sleep(Duration::from_millis(50));
     }
     let spec = format!(
-        "kind: source\nspec:\n  name: test\n  registry: grpc\n  path: {address}\n  tables: [test_rows]\n  destinations: [out]\n  spec: {{ num_rows: 3000 }}\n---\nkind: destination\nspec:\n  name: out\n  path: quarry/file\n  write_mode: append\n  spec: {{ path: 'out/{{{{TABLE}}}}.{{{{FORMAT}}}}', format: json, no_rotate: true }}\n  permissions: {{ files: {{ ./out: write }} }}\n"
+        r#"kind: source
+spec:
+  name: test
+  registry: grpc
+  path: {address}
+  tables: [test_rows]
+  destinations: [out]
+  spec: {{ num_rows: 3000 }}
+---
+kind: destination
+spec:
+  name: out
+  path: quarry/file
+  write_mode: append
+  spec: {{ path: 'out/{{{{TABLE}}}}.{{{{FORMAT}}}}', format: json, no_rotate: true }}
+  permissions: {{ files: {{ ./out: write }} }}
+"#
     );
     let spec = work.write("spec.yml", &spec);
     let run = work.quarry(&["sync", spec.to_str().unwrap()]);
@@ -140,7 +188,19 @@ fn an_executable_that_does_not_serve_is_refused_with_what_it_said() {
         "#!/bin/sh\necho \"unknown command: $1\" >&2\nexit 3\n",
     );
     make_executable(&path);
-    let spec = "kind: source\nspec:\n  name: broken\n  registry: local\n  path: ./not-a-plugin\n  tables: ['*']\n  destinations: [out]\n---\nkind: destination\nspec:\n  name: out\n  path: quarry/test\n";
+    let spec = r#"kind: source
+spec:
+  name: broken
+  registry: local
+  path: ./not-a-plugin
+  tables: ['*']
+  destinations: [out]
+---
+kind: destination
+spec:
+  name: out
+  path: quarry/test
+"#;
     let spec = work.write("spec.yml", spec);
     let run = work.quarry(&["sync", spec.to_str().unwrap()]);
     assert_eq!(run.code, 3, "{run:?}");

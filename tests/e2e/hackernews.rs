@@ -210,7 +210,31 @@ fn a_sync_killed_mid_run_resumes_after_its_cursor_and_misses_no_item() {
     w.write(
         "spec.yml",
         &format!(
-            "kind: source\nspec:\n  name: hackernews\n  path: quarry/hackernews\n  tables: ['*']\n  destinations: [pg]\n  backend_options:\n    table_name: cq_state\n    connection: \"@@plugins.pg.connection\"\n  spec:\n    item_concurrency: 5\n    start_time: {START_TIME}\n    base_url: http://{a}\n  permissions: {{ network: ['{a}'] }}\n---\nkind: destination\nspec:\n  name: pg\n  path: quarry/postgresql\n  write_mode: append\n  spec:\n    connection_string: postgres://postgres@127.0.0.1:5432/test\n    schema: {s}\n  permissions: {{ network: ['127.0.0.1:5432'] }}\n",
+            r#"kind: source
+spec:
+  name: hackernews
+  path: quarry/hackernews
+  tables: ['*']
+  destinations: [pg]
+  backend_options:
+    table_name: cq_state
+    connection: "@@plugins.pg.connection"
+  spec:
+    item_concurrency: 5
+    start_time: {START_TIME}
+    base_url: http://{a}
+  permissions: {{ network: ['{a}'] }}
+---
+kind: destination
+spec:
+  name: pg
+  path: quarry/postgresql
+  write_mode: append
+  spec:
+    connection_string: postgres://postgres@127.0.0.1:5432/test
+    schema: {s}
+  permissions: {{ network: ['127.0.0.1:5432'] }}
+"#,
             a = server.address
         ),
     );
@@ -254,7 +278,16 @@ fn requests_outside_the_grants_are_denied_while_granted_ones_succeed() {
     );
     let source = |name: &str, base: &str, grant: &str| {
         format!(
-            "kind: source\nspec:\n  name: {name}\n  path: quarry/hackernews\n  tables: ['*']\n  destinations: [lite]\n  spec: {{ start_time: {START_TIME}, base_url: 'http://{base}' }}\n  permissions: {{ network: ['{grant}'] }}\n---\n"
+            r#"kind: source
+spec:
+  name: {name}
+  path: quarry/hackernews
+  tables: ['*']
+  destinations: [lite]
+  spec: {{ start_time: {START_TIME}, base_url: 'http://{base}' }}
+  permissions: {{ network: ['{grant}'] }}
+---
+"#
         )
     };
     std::fs::create_dir_all(server.dir.path().join("moved/v0")).expect("mkdir");
@@ -267,10 +300,21 @@ fn requests_outside_the_grants_are_denied_while_granted_ones_succeed() {
     w.write(
         "spec.yml",
         &format!(
-            "{}{}{}{}kind: destination\nspec:\n  name: lite\n  path: quarry/sqlite\n  write_mode: append\n  spec: {{ connection_string: ./data/hn.db }}\n  permissions: {{ files: {{ ./data: write }} }}\n",
+            r#"{}{}{}{}kind: destination
+spec:
+  name: lite
+  path: quarry/sqlite
+  write_mode: append
+  spec: {{ connection_string: ./data/hn.db }}
+  permissions: {{ files: {{ ./data: write }} }}
+"#,
             source("granted", &address, &address),
             source("elsewhere", &format!("hn.example.invalid:{port}"), &address),
-            source("by_name", &format!("localhost:{port}"), &format!("localhost:{port}")),
+            source(
+                "by_name",
+                &format!("localhost:{port}"),
+                &format!("localhost:{port}")
+            ),
             source("moved", &format!("{address}/moved"), &address),
         ),
     );

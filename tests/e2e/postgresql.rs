@@ -5,7 +5,25 @@ use crate::support::{Schema, Workdir, psql};
 
 fn spec(schema: &str, rows: u64, grant: &str, write_mode: &str) -> String {
     format!(
-        "kind: source\nspec:\n  name: test\n  path: quarry/test\n  tables: [test_rows, test_parents]\n  destinations: [pg]\n  deterministic_cq_id: true\n  spec: {{ num_rows: {rows}, batch_size: 3000, children_per_parent: 2 }}\n---\nkind: destination\nspec:\n  name: pg\n  path: quarry/postgresql\n  write_mode: {write_mode}\n  spec:\n    connection_string: postgres://postgres@127.0.0.1:5432/test\n    schema: {schema}\n  permissions: {{ {grant} }}\n"
+        r#"kind: source
+spec:
+  name: test
+  path: quarry/test
+  tables: [test_rows, test_parents]
+  destinations: [pg]
+  deterministic_cq_id: true
+  spec: {{ num_rows: {rows}, batch_size: 3000, children_per_parent: 2 }}
+---
+kind: destination
+spec:
+  name: pg
+  path: quarry/postgresql
+  write_mode: {write_mode}
+  spec:
+    connection_string: postgres://postgres@127.0.0.1:5432/test
+    schema: {schema}
+  permissions: {{ {grant} }}
+"#
     )
 }
 
@@ -91,7 +109,24 @@ fn without_a_network_grant_the_plugin_cannot_reach_the_server() {
 
 fn all_types_spec(schema: &str) -> String {
     format!(
-        "kind: source\nspec:\n  name: test\n  path: quarry/test\n  tables: [test_all_types]\n  destinations: [pg]\n  spec: {{ num_rows: 21 }}\n---\nkind: destination\nspec:\n  name: pg\n  path: quarry/postgresql\n  write_mode: overwrite\n  spec:\n    connection_string: postgres://postgres@127.0.0.1:5432/test\n    schema: {schema}\n  permissions: {{ network: ['127.0.0.1:5432'] }}\n"
+        r#"kind: source
+spec:
+  name: test
+  path: quarry/test
+  tables: [test_all_types]
+  destinations: [pg]
+  spec: {{ num_rows: 21 }}
+---
+kind: destination
+spec:
+  name: pg
+  path: quarry/postgresql
+  write_mode: overwrite
+  spec:
+    connection_string: postgres://postgres@127.0.0.1:5432/test
+    schema: {schema}
+  permissions: {{ network: ['127.0.0.1:5432'] }}
+"#
     )
 }
 

@@ -5,7 +5,24 @@ use crate::support::{Workdir, files, hostile_plugin};
 /// A spec whose source is the hostile fixture doing `action`, into JSON files under ./out.
 fn hostile(work: &Workdir, action: &str, permissions: &str) -> String {
     let spec = format!(
-        "kind: source\nspec:\n  name: hostile\n  registry: local\n  path: {}\n  tables: ['*']\n  destinations: [out]\n  spec: {{ {action} }}\n  permissions: {{ {permissions} }}\n---\nkind: destination\nspec:\n  name: out\n  path: quarry/file\n  write_mode: append\n  spec: {{ path: 'out/{{{{TABLE}}}}.{{{{FORMAT}}}}', format: json, no_rotate: true }}\n  permissions: {{ files: {{ ./out: write }} }}\n",
+        r#"kind: source
+spec:
+  name: hostile
+  registry: local
+  path: {}
+  tables: ['*']
+  destinations: [out]
+  spec: {{ {action} }}
+  permissions: {{ {permissions} }}
+---
+kind: destination
+spec:
+  name: out
+  path: quarry/file
+  write_mode: append
+  spec: {{ path: 'out/{{{{TABLE}}}}.{{{{FORMAT}}}}', format: json, no_rotate: true }}
+  permissions: {{ files: {{ ./out: write }} }}
+"#,
         hostile_plugin().display()
     );
     work.write("spec.yml", &spec).display().to_string()
@@ -30,7 +47,22 @@ fn the_file_plugin_cannot_write_outside_its_granted_directory() {
         let spec = work.write(
             "spec.yml",
             &format!(
-                "kind: source\nspec:\n  name: test\n  path: quarry/test\n  tables: [test_rows]\n  destinations: [out]\n  spec: {{ num_rows: 10 }}\n---\nkind: destination\nspec:\n  name: out\n  path: quarry/file\n  write_mode: append\n  spec: {{ path: '{path}', format: csv, no_rotate: true }}\n  permissions: {{ files: {{ ./out: write }} }}\n"
+                r#"kind: source
+spec:
+  name: test
+  path: quarry/test
+  tables: [test_rows]
+  destinations: [out]
+  spec: {{ num_rows: 10 }}
+---
+kind: destination
+spec:
+  name: out
+  path: quarry/file
+  write_mode: append
+  spec: {{ path: '{path}', format: csv, no_rotate: true }}
+  permissions: {{ files: {{ ./out: write }} }}
+"#
             ),
         );
         let run = work.quarry(&["sync", spec.to_str().unwrap()]);
@@ -170,7 +202,31 @@ fn a_crashing_plugin_fails_the_sync_with_its_last_words() {
 /// One source into a good destination and a failing one.
 fn fan_out(work: &Workdir, action: &str) -> String {
     let spec = format!(
-        "kind: source\nspec:\n  name: test\n  path: quarry/test\n  tables: [test_rows]\n  destinations: [good, bad]\n  spec: {{ num_rows: 50000, batch_size: 5000 }}\n---\nkind: destination\nspec:\n  name: good\n  path: quarry/file\n  write_mode: append\n  spec: {{ path: 'out/{{{{TABLE}}}}.{{{{FORMAT}}}}', format: json, no_rotate: true }}\n  permissions: {{ files: {{ ./out: write }} }}\n---\nkind: destination\nspec:\n  name: bad\n  registry: local\n  path: {}\n  write_mode: append\n  batch_size: 5000\n  spec: {{ action: {action}, rows: 10000 }}\n",
+        r#"kind: source
+spec:
+  name: test
+  path: quarry/test
+  tables: [test_rows]
+  destinations: [good, bad]
+  spec: {{ num_rows: 50000, batch_size: 5000 }}
+---
+kind: destination
+spec:
+  name: good
+  path: quarry/file
+  write_mode: append
+  spec: {{ path: 'out/{{{{TABLE}}}}.{{{{FORMAT}}}}', format: json, no_rotate: true }}
+  permissions: {{ files: {{ ./out: write }} }}
+---
+kind: destination
+spec:
+  name: bad
+  registry: local
+  path: {}
+  write_mode: append
+  batch_size: 5000
+  spec: {{ action: {action}, rows: 10000 }}
+"#,
         hostile_plugin().display()
     );
     work.write("spec.yml", &spec).display().to_string()

@@ -23,7 +23,16 @@ use crate::support::{
 fn store_spec(columns: &str, rows: &str, destination: &str) -> String {
     let plugin = store_plugin().display().to_string();
     format!(
-        "{}---\nkind: destination\nspec:\n  name: db\n  registry: local\n  path: {plugin}\n  {destination}\n  spec: {{ dir: db }}\n  permissions: {{ files: {{ ./db: write }} }}\n",
+        r#"{}---
+kind: destination
+spec:
+  name: db
+  registry: local
+  path: {plugin}
+  {destination}
+  spec: {{ dir: db }}
+  permissions: {{ files: {{ ./db: write }} }}
+"#,
         store_source(columns, rows, "db")
     )
 }
@@ -186,7 +195,25 @@ fn the_file_destination_refuses_delete_record_with_an_error() {
     let w = Workdir::new();
     let plugin = store_plugin().display().to_string();
     let spec = format!(
-        "kind: source\nspec:\n  name: src\n  registry: local\n  path: {plugin}\n  tables: ['*']\n  destinations: [out]\n  spec:\n    tables: [{{ name: items, columns: {COLUMNS}, rows: {FIRST} }}]\n    delete: [{{ table: items, column: id, value: 2 }}]\n---\nkind: destination\nspec:\n  name: out\n  path: quarry/file\n  write_mode: append\n  spec: {{ path: 'out/{{{{TABLE}}}}.{{{{FORMAT}}}}', format: json, no_rotate: true }}\n  permissions: {{ files: {{ ./out: write }} }}\n"
+        r#"kind: source
+spec:
+  name: src
+  registry: local
+  path: {plugin}
+  tables: ['*']
+  destinations: [out]
+  spec:
+    tables: [{{ name: items, columns: {COLUMNS}, rows: {FIRST} }}]
+    delete: [{{ table: items, column: id, value: 2 }}]
+---
+kind: destination
+spec:
+  name: out
+  path: quarry/file
+  write_mode: append
+  spec: {{ path: 'out/{{{{TABLE}}}}.{{{{FORMAT}}}}', format: json, no_rotate: true }}
+  permissions: {{ files: {{ ./out: write }} }}
+"#
     );
     w.write("spec.yml", &spec);
     let run = w.quarry(&["sync", "spec.yml", "--summary-location", "summary.json"]);
@@ -234,7 +261,24 @@ fn the_file_destination_refuses_delete_record_with_an_error() {
 fn family_spec(deterministic: bool) -> String {
     let plugin = store_plugin().display().to_string();
     format!(
-        "kind: source\nspec:\n  name: test\n  path: quarry/test\n  tables: [test_parents]\n  destinations: [db]\n  deterministic_cq_id: {deterministic}\n  spec: {{ num_rows: 40, batch_size: 15, children_per_parent: 3 }}\n---\nkind: destination\nspec:\n  name: db\n  registry: local\n  path: {plugin}\n  write_mode: overwrite-delete-stale\n  spec: {{ dir: db }}\n  permissions: {{ files: {{ ./db: write }} }}\n"
+        r#"kind: source
+spec:
+  name: test
+  path: quarry/test
+  tables: [test_parents]
+  destinations: [db]
+  deterministic_cq_id: {deterministic}
+  spec: {{ num_rows: 40, batch_size: 15, children_per_parent: 3 }}
+---
+kind: destination
+spec:
+  name: db
+  registry: local
+  path: {plugin}
+  write_mode: overwrite-delete-stale
+  spec: {{ dir: db }}
+  permissions: {{ files: {{ ./db: write }} }}
+"#
     )
 }
 

@@ -9,7 +9,15 @@ use crate::support::{
 /// The destination document: `data/sync.db`, its directory granted.
 fn destination(settings: &str) -> String {
     format!(
-        "---\nkind: destination\nspec:\n  name: lite\n  path: quarry/sqlite\n  {settings}\n  spec: {{ connection_string: ./data/sync.db }}\n  permissions: {{ files: {{ ./data: write }} }}\n"
+        r#"---
+kind: destination
+spec:
+  name: lite
+  path: quarry/sqlite
+  {settings}
+  spec: {{ connection_string: ./data/sync.db }}
+  permissions: {{ files: {{ ./data: write }} }}
+"#
     )
 }
 
@@ -54,8 +62,15 @@ fn a_relaxed_not_null_column_rebuilds_the_table() {
 #[test]
 fn every_type_of_the_test_source_arrives_exactly() {
     let w = Workdir::new();
-    let spec = "kind: source\nspec:\n  name: test\n  path: quarry/test\n  tables: [test_all_types]\n  destinations: [lite]\n  spec: { num_rows: 20 }\n"
-        .to_string()
+    let spec = r#"kind: source
+spec:
+  name: test
+  path: quarry/test
+  tables: [test_all_types]
+  destinations: [lite]
+  spec: { num_rows: 20 }
+"#
+    .to_string()
         + &destination("write_mode: append");
     let run = sync(&w, &spec);
     assert_eq!(run.code, 0, "{run:?}");
@@ -81,8 +96,15 @@ fn every_type_of_the_test_source_arrives_exactly() {
 #[test]
 fn a_million_rows_of_test_rows() {
     let w = Workdir::new();
-    let spec = "kind: source\nspec:\n  name: test\n  path: quarry/test\n  tables: [test_rows]\n  destinations: [lite]\n  spec: { num_rows: 1000000, batch_size: 10000 }\n"
-        .to_string()
+    let spec = r#"kind: source
+spec:
+  name: test
+  path: quarry/test
+  tables: [test_rows]
+  destinations: [lite]
+  spec: { num_rows: 1000000, batch_size: 10000 }
+"#
+    .to_string()
         + &destination("write_mode: overwrite-delete-stale");
     let run = sync(&w, &spec);
     assert_eq!(run.code, 0, "{run:?}");
@@ -100,7 +122,13 @@ fn the_database_directory_must_be_granted() {
     let w = Workdir::new();
     std::fs::create_dir_all(w.path().join("data")).expect("mkdir");
     let spec = store_source(ITEMS, FIRST, "lite")
-        + "---\nkind: destination\nspec:\n  name: lite\n  path: quarry/sqlite\n  spec: { connection_string: ./data/sync.db }\n";
+        + r#"---
+kind: destination
+spec:
+  name: lite
+  path: quarry/sqlite
+  spec: { connection_string: ./data/sync.db }
+"#;
     w.write("spec.yml", &spec);
     let run = w.quarry(&["sync", "spec.yml"]);
     assert_eq!(run.code, 2, "{run:?}");

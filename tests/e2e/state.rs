@@ -8,7 +8,25 @@ use crate::support::{
 
 fn sqlite_spec(rows: u64) -> String {
     format!(
-        "kind: source\nspec:\n  name: test\n  path: quarry/test\n  tables: [test_increments, test_rows]\n  destinations: [lite]\n  backend_options:\n    table_name: cq_state\n    connection: \"@@plugins.lite.connection\"\n  spec: {{ num_rows: {rows}, batch_size: 100 }}\n---\nkind: destination\nspec:\n  name: lite\n  path: quarry/sqlite\n  write_mode: overwrite-delete-stale\n  spec: {{ connection_string: ./data/sync.db }}\n  permissions: {{ files: {{ ./data: write }} }}\n"
+        r#"kind: source
+spec:
+  name: test
+  path: quarry/test
+  tables: [test_increments, test_rows]
+  destinations: [lite]
+  backend_options:
+    table_name: cq_state
+    connection: "@@plugins.lite.connection"
+  spec: {{ num_rows: {rows}, batch_size: 100 }}
+---
+kind: destination
+spec:
+  name: lite
+  path: quarry/sqlite
+  write_mode: overwrite-delete-stale
+  spec: {{ connection_string: ./data/sync.db }}
+  permissions: {{ files: {{ ./data: write }} }}
+"#
     )
 }
 
@@ -90,7 +108,28 @@ fn a_sync_killed_mid_run_resumes_from_its_saved_cursor_and_misses_nothing() {
     w.write(
         "spec.yml",
         &format!(
-            "kind: source\nspec:\n  name: test\n  path: quarry/test\n  tables: [test_increments]\n  destinations: [pg]\n  backend_options:\n    table_name: cq_state\n    connection: \"@@plugins.pg.connection\"\n  spec: {{ num_rows: {rows}, batch_size: 1000 }}\n---\nkind: destination\nspec:\n  name: pg\n  path: quarry/postgresql\n  write_mode: overwrite\n  batch_size: 1000\n  spec:\n    connection_string: postgres://postgres@127.0.0.1:5432/test\n    schema: {s}\n  permissions: {{ network: ['127.0.0.1:5432'] }}\n"
+            r#"kind: source
+spec:
+  name: test
+  path: quarry/test
+  tables: [test_increments]
+  destinations: [pg]
+  backend_options:
+    table_name: cq_state
+    connection: "@@plugins.pg.connection"
+  spec: {{ num_rows: {rows}, batch_size: 1000 }}
+---
+kind: destination
+spec:
+  name: pg
+  path: quarry/postgresql
+  write_mode: overwrite
+  batch_size: 1000
+  spec:
+    connection_string: postgres://postgres@127.0.0.1:5432/test
+    schema: {s}
+  permissions: {{ network: ['127.0.0.1:5432'] }}
+"#
         ),
     );
     let saved = sync_killed_after_a_checkpoint(&w, s);

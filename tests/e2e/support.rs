@@ -158,7 +158,19 @@ pub fn files(dir: &Path, suffix: &str) -> Vec<PathBuf> {
 pub fn store_source(columns: &str, rows: &str, destination: &str) -> String {
     let plugin = store_plugin().display().to_string();
     format!(
-        "kind: source\nspec:\n  name: src\n  registry: local\n  path: {plugin}\n  tables: ['*']\n  destinations: [{destination}]\n  spec:\n    tables:\n      - name: items\n        columns: {columns}\n        rows: {rows}\n"
+        r#"kind: source
+spec:
+  name: src
+  registry: local
+  path: {plugin}
+  tables: ['*']
+  destinations: [{destination}]
+  spec:
+    tables:
+      - name: items
+        columns: {columns}
+        rows: {rows}
+"#
     )
 }
 

@@ -20,11 +20,32 @@ const ROW_50K_PAYLOAD: &str = r#"{"ref":"00000050000","name":"name_00000050000",
 fn spec(rows: u64) -> String {
     let destination = |name: &str, format: &str| {
         format!(
-            "---\nkind: destination\nspec:\n  name: {name}\n  path: quarry/file\n  write_mode: append\n  spec:\n    path: out/{format}/{{{{TABLE}}}}.{{{{FORMAT}}}}\n    format: {format}\n    no_rotate: true\n  permissions:\n    files: {{ ./out: write }}\n"
+            r#"---
+kind: destination
+spec:
+  name: {name}
+  path: quarry/file
+  write_mode: append
+  spec:
+    path: out/{format}/{{{{TABLE}}}}.{{{{FORMAT}}}}
+    format: {format}
+    no_rotate: true
+  permissions:
+    files: {{ ./out: write }}
+"#
         )
     };
     format!(
-        "kind: source\nspec:\n  name: test\n  path: quarry/test\n  tables: [test_rows]\n  destinations: [parquet, csv, json]\n  spec:\n    num_rows: {rows}\n    batch_size: 7000\n{}{}{}",
+        r#"kind: source
+spec:
+  name: test
+  path: quarry/test
+  tables: [test_rows]
+  destinations: [parquet, csv, json]
+  spec:
+    num_rows: {rows}
+    batch_size: 7000
+{}{}{}"#,
         destination("parquet", "parquet"),
         destination("csv", "csv"),
         destination("json", "json"),
@@ -260,7 +281,22 @@ fn every_arrow_type_of_the_test_source_reaches_parquet() {
     let work = Workdir::new();
     let spec = work.write(
         "spec.yml",
-        "kind: source\nspec:\n  name: test\n  path: quarry/test\n  tables: [test_all_types]\n  destinations: [out]\n  spec: { num_rows: 21 }\n---\nkind: destination\nspec:\n  name: out\n  path: quarry/file\n  write_mode: append\n  spec: { path: 'out/{{TABLE}}.{{FORMAT}}', format: parquet, no_rotate: true }\n  permissions: { files: { out: write } }\n",
+        r#"kind: source
+spec:
+  name: test
+  path: quarry/test
+  tables: [test_all_types]
+  destinations: [out]
+  spec: { num_rows: 21 }
+---
+kind: destination
+spec:
+  name: out
+  path: quarry/file
+  write_mode: append
+  spec: { path: 'out/{{TABLE}}.{{FORMAT}}', format: parquet, no_rotate: true }
+  permissions: { files: { out: write } }
+"#,
     );
     let run = work.quarry(&["sync", spec.to_str().unwrap()]);
     assert_eq!(run.code, 0, "{run:?}");
