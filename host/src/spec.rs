@@ -65,20 +65,9 @@ macro_rules! yaml_words {
     };
 }
 
-yaml_words! {
-    /// Where a plugin comes from; decides how `path` is read.
-    Registry {
-        /// Quarry's plugin registry; `path` is `OWNER/NAME`, e.g. `quarry/test`.
-        #[default]
-        Quarry => "quarry",
-        /// A component file on disk; `path` is a file path, kept as written.
-        Local => "local",
-        /// A native plugin already serving gRPC; `path` is its address.
-        Grpc => "grpc",
-        /// An OCI image reference.
-        Oci => "oci",
-    }
-}
+/// Where a plugin comes from; decides how `path` is read. The resolver's own type, so the two
+/// cannot drift.
+pub use quarry_registry::RegistryKind as Registry;
 
 yaml_words! {
     MigrateMode {

@@ -17,17 +17,40 @@ mod first_party;
 
 pub use first_party::{FIRST_PARTY, FirstParty};
 
-/// Where a plugin comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Where a plugin comes from: a spec's `registry:` (the spec loader reads it by these names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum RegistryKind {
-    /// First-party plugins shipped with the CLI.
+    /// First-party plugins shipped with the CLI; `path` is `OWNER/NAME`, e.g. `quarry/test`.
+    #[default]
     Quarry,
-    /// A file on disk.
+    /// A component file or a native plugin's executable on disk; `path` is a file path.
     Local,
-    /// A running plugin at a network address.
+    /// A native plugin already serving gRPC; `path` is its address.
     Grpc,
-    /// An OCI artifact.
+    /// An OCI image reference.
     Oci,
+}
+
+impl RegistryKind {
+    /// Every registry kind.
+    pub const ALL: &[Self] = &[Self::Quarry, Self::Local, Self::Grpc, Self::Oci];
+
+    /// The name a spec uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RegistryKind::Quarry => "quarry",
+            RegistryKind::Local => "local",
+            RegistryKind::Grpc => "grpc",
+            RegistryKind::Oci => "oci",
+        }
+    }
+}
+
+impl std::fmt::Display for RegistryKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// A resolved plugin: the file it came from, its bytes and their sha256.

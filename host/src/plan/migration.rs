@@ -171,7 +171,7 @@ mod tests {
         assert_eq!(same.to_string(), "up to date");
         let added =
             MigrationPlan::between(Some(&now), &table(DataType::Utf8, true), MigrateMode::Safe);
-        assert_eq!(added.to_string(), "alter: new column `w` (utf8)");
+        assert_eq!(added.to_string(), "alter: new column `w` (Utf8)");
         assert!(!added.force(MigrateMode::Safe));
         let retyped = table(DataType::Int32, false);
         let refused = MigrationPlan::between(Some(&now), &retyped, MigrateMode::Safe);

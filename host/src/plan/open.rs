@@ -160,16 +160,6 @@ pub fn registry_of(reference: &str, cwd: &Path) -> RegistryKind {
     }
 }
 
-/// The registry kind the resolver knows a spec's `registry:` as.
-pub fn registry_kind(registry: Registry) -> RegistryKind {
-    match registry {
-        Registry::Quarry => RegistryKind::Quarry,
-        Registry::Local => RegistryKind::Local,
-        Registry::Grpc => RegistryKind::Grpc,
-        Registry::Oci => RegistryKind::Oci,
-    }
-}
-
 impl Environment {
     /// Resolves and opens one plugin of the spec, and checks that it can play `role` in the
     /// version the spec asks for. The plugin is not initialised.
@@ -177,7 +167,7 @@ impl Environment {
         let at = |message: String| SpecError::at(plugin.at.clone(), message);
         let resolved = self
             .resolver
-            .resolve(registry_kind(plugin.registry), plugin.path, &self.cwd)
+            .resolve(plugin.registry, plugin.path, &self.cwd)
             .map_err(|e| at(format!("plugin `{}`: {e}", plugin.name)))?;
         let opened = open(self, plugin.name, resolved, plugin.permissions)
             .await
