@@ -273,9 +273,18 @@ async fn with_concurrency(
     }
     let mut spec = s.spec.clone();
     if let Some(fields) = spec.value.as_object_mut() {
-        fields
-            .entry("concurrency")
-            .or_insert_with(|| concurrency.into());
+        if fields.contains_key("concurrency") {
+            return Err(SpecError::at(
+                s.at.clone(),
+                format!(
+                    "source `{}` sets `concurrency` both on the source and in its `spec:`",
+                    s.name
+                ),
+            )
+            .with_help("keep one of the two")
+            .into());
+        }
+        fields.insert("concurrency".into(), concurrency.into());
     }
     Ok(Some(spec))
 }
@@ -295,7 +304,20 @@ async fn plan_migrations(plan: &mut SyncPlan<'_>) -> Result<(), RunError> {
                             )
                         })?;
                 let table = quarry_sdk::table_name(&wanted).to_string();
-                if d.migrations.iter().any(|m| m.table == table) {
+                if let Some(first) = d.migrations.iter().find(|m| m.table == table) {
+                    // Two sources that disagree would migrate the table back and forth, each
+                    // run losing the other's rows.
+                    if first.wanted != wanted {
+                        return Err(SpecError::at(
+                            d.spec.at.clone(),
+                            format!(
+                                "destination `{}`: source `{}` writes table `{table}` with another schema than a source before it",
+                                d.spec.name, source.spec.name
+                            ),
+                        )
+                        .with_help("send the sources' tables to different destinations, or give them the same schema")
+                        .into());
+                    }
                     continue;
                 }
                 let plan = plan_table(

@@ -164,13 +164,10 @@ pub fn now_us() -> i64 {
         .unwrap_or(0)
 }
 
-/// Runs every source of `plan` into its destinations, one source after another. Returns one
-/// summary per source; errors that happened while rows moved are in the summaries, not in the
-/// `Err` (which is for a state backend that could not be read before its source started).
-pub async fn execute(
-    plan: SyncPlan<'_>,
-    options: &RunOptions,
-) -> Result<Vec<SourceSummary>, PluginError> {
+/// Runs every source of `plan` into its destinations, one source after another, and closes every
+/// plugin. Returns one summary per source, with every error that happened in it (a state backend
+/// that could not be read stops only its source).
+pub async fn execute(plan: SyncPlan<'_>, options: &RunOptions) -> Vec<SourceSummary> {
     let mut slots: Vec<Option<DestinationSlot>> = plan
         .destinations
         .into_iter()
@@ -184,7 +181,16 @@ pub async fn execute(
                 let slot = slots[plan.destination]
                     .as_mut()
                     .expect("slots return after each source");
-                Some(StateBackend::load(slot, plan).await?)
+                match StateBackend::load(slot, plan).await {
+                    Ok(state) => Some(state),
+                    Err(e) => {
+                        let mut summary = SourceSummary::new(&source.spec.name);
+                        summary.plugin_errors.push(e);
+                        let _ = source.plugin.close().await;
+                        summaries.push(summary);
+                        continue;
+                    }
+                }
             }
             None => None,
         };
@@ -218,7 +224,7 @@ pub async fn execute(
         summaries.push(summary);
     }
     close_destinations(slots.into_iter().flatten(), &mut summaries).await;
-    Ok(summaries)
+    summaries
 }
 
 /// Closes every destination; a failure is counted against the last source that wrote to it.

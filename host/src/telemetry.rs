@@ -39,7 +39,7 @@ pub fn init(level: LogLevel, format: LogFormat) {
         EnvFilter::try_from_env("QUARRY_LOG").unwrap_or_else(|_| EnvFilter::new(directive(level)));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(|| Stderr(Vec::new()))
         .with_ansi(std::io::stderr().is_terminal())
         .with_target(false);
     let _ = match format {
@@ -87,4 +87,42 @@ pub fn plugin_log_counts(plugin: &str) -> LogCounts {
         .ok()
         .and_then(|counts| counts.get(plugin).copied())
         .unwrap_or_default()
+}
+
+/// The live progress display, while one is shown: log records are written around it.
+static LIVE: Mutex<Option<indicatif::MultiProgress>> = Mutex::new(None);
+
+/// Log records go around `display` until it is taken down (`None`).
+pub fn set_live_display(display: Option<indicatif::MultiProgress>) {
+    if let Ok(mut live) = LIVE.lock() {
+        *live = display;
+    }
+}
+
+/// Standard error for one log record: written whole when dropped, with a live display hidden
+/// while it is, so bars and records never tear each other.
+struct Stderr(Vec<u8>);
+
+impl std::io::Write for Stderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for Stderr {
+    fn drop(&mut self) {
+        let write = || {
+            let _ = std::io::Write::write_all(&mut std::io::stderr().lock(), &self.0);
+        };
+        let live = LIVE.lock().ok().and_then(|live| live.clone());
+        match live {
+            Some(display) => display.suspend(write),
+            None => write(),
+        }
+    }
 }

@@ -6,7 +6,8 @@ use std::path::Path;
 use std::process::Command;
 
 use crate::support::{
-    QUARRY, Schema, Workdir, duckdb_query, golden, psql, shared_cache, sqlite_query,
+    ITEMS, ITEMS_NAME_INT64, QUARRY, Schema, Workdir, duckdb_query, golden, psql, shared_cache,
+    sqlite_query, store_plugin,
 };
 
 /// A `test` source of `test_rows` and the parent/child pair, into `destination` (a document
@@ -419,4 +420,56 @@ fn a_piped_sync_logs_progress_and_appends_summary_lines() {
     );
     assert_eq!(line["source_path"], "quarry/test");
     assert_eq!(line["destination_path"], "quarry/sqlite");
+}
+
+#[test]
+fn two_sources_writing_one_table_with_different_schemas_are_refused_before_any_runs() {
+    let w = Workdir::new();
+    let store = store_plugin().display().to_string();
+    let source = |name: &str, columns: &str| {
+        format!(
+            r#"kind: source
+spec:
+  name: {name}
+  registry: local
+  path: {store}
+  tables: ['*']
+  destinations: [db]
+  spec:
+    tables:
+      - name: items
+        columns: {columns}
+        rows: [[1, a]]
+---
+"#
+        )
+    };
+    let destination = format!(
+        r#"kind: destination
+spec:
+  name: db
+  registry: local
+  path: {store}
+  write_mode: overwrite
+  migrate_mode: forced
+  spec: {{ dir: db }}
+  permissions: {{ files: {{ ./db: write }} }}
+"#
+    );
+    let spec = source("first", ITEMS) + &source("second", ITEMS_NAME_INT64) + &destination;
+    w.write("spec.yml", &spec);
+    for command in ["validate", "sync"] {
+        let run = w.quarry(&[command, "spec.yml"]);
+        assert_eq!(run.code, 2, "{command}: {run:?}");
+        assert!(
+            run.stderr.contains(
+                "destination `db`: source `second` writes table `items` with another schema than a source before it"
+            ),
+            "{command}: {run:?}"
+        );
+    }
+    assert!(
+        !w.path().join("db/items.arrow").exists(),
+        "nothing was written"
+    );
 }

@@ -29,9 +29,15 @@ pub struct SyncArgs {
 pub async fn run(args: SyncArgs, globals: &Globals) -> Result<Exit, CliError> {
     let (spec, env) = super::load(&args.specs)?;
     let plan = plan::build(&spec, &env).await?;
-    plan.refusals()?;
-    if args.no_migrate {
-        check_no_migrate(&plan)?;
+    // With `--no-migrate` a table that needs any migration is the error, refused or not.
+    let checked = if args.no_migrate {
+        check_no_migrate(&plan)
+    } else {
+        plan.refusals().map_err(CliError::from)
+    };
+    if let Err(e) = checked {
+        plan.close().await;
+        return Err(e);
     }
     let sources = plan
         .sources
@@ -48,7 +54,7 @@ pub async fn run(args: SyncArgs, globals: &Globals) -> Result<Exit, CliError> {
         no_migrate: args.no_migrate,
         progress: progress.clone(),
     };
-    let summaries = sync::execute(plan, &options).await?;
+    let summaries = sync::execute(plan, &options).await;
     progress.finish().await;
     let mut exit = Exit::Ok;
     for summary in &summaries {

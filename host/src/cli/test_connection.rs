@@ -25,7 +25,16 @@ pub async fn run(args: TestConnectionArgs) -> Result<Exit, CliError> {
         );
     let mut exit = Exit::Ok;
     for (plugin, role) in plugins {
-        let outcome = test(&env, plugin, role).await?;
+        // A plugin that cannot even be asked is a failure like the others, and the rest are
+        // still tested; only a mistake in the spec stops the command.
+        let outcome = match test(&env, plugin, role).await {
+            Ok(outcome) => outcome,
+            Err(CliError::Plugin(e)) => Connection::Failed {
+                code: e.kind.code().to_string(),
+                message: e.message,
+            },
+            Err(e) => return Err(e),
+        };
         let what = format!("{} `{}` ({})", role.as_str(), plugin.name, plugin.path);
         match outcome {
             Connection::Succeeded => println!("{what}: connection succeeded"),

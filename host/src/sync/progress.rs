@@ -4,6 +4,8 @@
 //! `--log-console` / `--log-format json`, a progress log record every few seconds
 //! (`QUARRY_PROGRESS_INTERVAL` seconds, default 5). The engine reports through the handles
 //! below; a disabled [`Progress`] (the default, for embedding and benchmarks) costs one branch.
+//! While the live display is up, log records are written around it (`telemetry`). Rates are
+//! rows since the display started.
 
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
@@ -243,6 +245,7 @@ async fn show(shared: Arc<Shared>, display: Display) {
 
 async fn live(shared: Arc<Shared>) {
     let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(10));
+    crate::telemetry::set_live_display(Some(multi.clone()));
     let style = ProgressStyle::with_template("{spinner} [{elapsed_precise}] {msg}")
         .unwrap_or_else(|_| ProgressStyle::default_spinner());
     let mut bars: Vec<ProgressBar> = Vec::new();
@@ -263,4 +266,5 @@ async fn live(shared: Arc<Shared>) {
     for bar in bars {
         bar.finish_and_clear();
     }
+    crate::telemetry::set_live_display(None);
 }
