@@ -1,6 +1,11 @@
 //! Compiled components on disk, so that a second run starts in milliseconds instead of
 //! recompiling. The key is the component's sha256 and the engine's compatibility hash: a new
 //! wasmtime or a changed engine configuration makes old entries miss instead of failing to load.
+//!
+//! A compiled entry is machine code that is run as it is, so it is checked before it is
+//! deserialized: beside each `.cwasm` a `.sha256` file holds the digest of its bytes, and an
+//! entry whose bytes no longer match (a flipped bit, a partial copy, an edit) is reported and
+//! compiled again from the component, never loaded.
 
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
@@ -56,6 +61,27 @@ impl CompileCache {
         )
     }
 
+    /// The entry's bytes if they are still the bytes that were stored; `None` (and a warning
+    /// naming the file) for an entry that is missing, unreadable or changed.
+    fn verified(plugin: &str, path: &Path) -> Option<Vec<u8>> {
+        let bytes = std::fs::read(path).ok()?;
+        let Ok(recorded) = std::fs::read_to_string(path.with_extension("sha256")) else {
+            tracing::info!(plugin, cache = %path.display(), "the compiled component in the cache has no recorded digest (an older quarry stored it); compiling the component again");
+            return None;
+        };
+        let actual = sha256_hex(&bytes);
+        if recorded.trim() == actual {
+            return Some(bytes);
+        }
+        tracing::warn!(
+            plugin,
+            cache = %path.display(),
+            "the compiled component in the cache has changed since it was stored (sha256 {actual}, recorded {}); it is not loaded, and the component is compiled again",
+            recorded.trim()
+        );
+        None
+    }
+
     /// The compiled component, and whether it had to be compiled now.
     pub fn load_or_compile(
         &self,
@@ -65,12 +91,15 @@ impl CompileCache {
         digest: &str,
     ) -> wasmtime::Result<(Component, bool)> {
         let entry = self.entry(engine, digest);
-        if let Some(path) = entry.as_deref().filter(|p| p.is_file()) {
-            // SAFETY: the entry was written by `Component::serialize` of this engine's
-            // configuration (the file name carries its compatibility hash) into a directory
-            // only this user's quarry writes; a truncated or foreign file fails the header
-            // checks of `deserialize_file` and is recompiled below.
-            match unsafe { Component::deserialize_file(engine, path) } {
+        let cached = entry
+            .as_deref()
+            .filter(|p| p.is_file())
+            .and_then(|p| Some((p, Self::verified(plugin, p)?)));
+        if let Some((path, bytes)) = cached {
+            // SAFETY: the bytes are those `Component::serialize` of this engine's configuration
+            // (the file name carries its compatibility hash) wrote, as their recorded sha256
+            // shows, into a directory only this user's quarry writes.
+            match unsafe { Component::deserialize(engine, &bytes) } {
                 Ok(component) => {
                     tracing::debug!(plugin, cache = %path.display(), "loaded compiled component from cache");
                     return Ok((component, false));
@@ -97,12 +126,50 @@ impl CompileCache {
     }
 }
 
-/// Writes through a temporary file and a rename, so a concurrent run never reads half an entry.
+/// Writes the entry and then its digest, each through a temporary file and a rename, so a
+/// concurrent run never reads half of either (and an entry without its digest is not loaded).
 fn store(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(&tmp, path)
+    let write = |target: &Path, contents: &[u8]| {
+        let tmp = target.with_extension(format!("tmp{}", std::process::id()));
+        std::fs::write(&tmp, contents)?;
+        std::fs::rename(&tmp, target)
+    };
+    write(path, bytes)?;
+    write(&path.with_extension("sha256"), sha256_hex(bytes).as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The smallest component: the preamble of the component binary format, no sections.
+    const EMPTY_COMPONENT: &[u8] = b"\0asm\x0d\x00\x01\x00";
+
+    #[test]
+    fn a_changed_entry_is_compiled_again_never_loaded() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cache = CompileCache::new(Some(dir.path().to_path_buf()));
+        let engine = Engine::default();
+        let digest = sha256_hex(EMPTY_COMPONENT);
+        let load = || {
+            cache
+                .load_or_compile(&engine, "empty", EMPTY_COMPONENT, &digest)
+                .expect("compiles")
+                .1
+        };
+        assert!(load(), "the first load compiles");
+        assert!(!load(), "the second comes from the cache");
+        let entry = cache.entry(&engine, &digest).expect("an entry");
+        let mut bytes = std::fs::read(&entry).expect("the entry");
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0x01;
+        std::fs::write(&entry, &bytes).expect("flip a bit");
+        assert!(load(), "a changed entry is compiled again");
+        assert!(!load(), "and stored afresh");
+        std::fs::remove_file(entry.with_extension("sha256")).expect("drop the digest");
+        assert!(load(), "an entry without its digest is compiled again");
+    }
 }
