@@ -43,16 +43,20 @@ pub struct Environment {
     pub resolver: Resolver,
     /// Where relative paths in specs start.
     pub cwd: PathBuf,
+    /// The compile cache: no grant may reach it (its entries run as native code).
+    pub cache_dir: Option<PathBuf>,
 }
 
 impl Environment {
     /// The environment of this process: the component cache, the plugin search path beside the
     /// executable, the working directory.
     pub fn from_process() -> anyhow::Result<Environment> {
+        let cache_dir = cache_dir();
         Ok(Environment {
-            runtime: WasmRuntime::new(cache_dir())?,
+            runtime: WasmRuntime::new(cache_dir.clone())?,
             resolver: Resolver::from_env(std::env::current_exe().ok().as_deref()),
             cwd: std::env::current_dir()?,
+            cache_dir,
         })
     }
 }

@@ -48,6 +48,15 @@ pub struct Grants {
 pub enum GrantError {
     #[error("cannot grant directory `{path}`: {reason}")]
     Directory { path: String, reason: String },
+    #[error(
+        "cannot grant directory `{path}`: it contains {what} ({protected}), which a plugin must never reach; grant a directory that does not contain it{hint}"
+    )]
+    Protected {
+        path: String,
+        what: &'static str,
+        protected: String,
+        hint: &'static str,
+    },
     #[error("`permissions.network` entry `{entry}`: {reason}")]
     Network { entry: String, reason: String },
 }
@@ -110,6 +119,42 @@ impl Grants {
             memory: permissions.memory.unwrap_or(DEFAULT_MEMORY),
             timeout: permissions.timeout,
         })
+    }
+
+    /// Refuses a grant that reaches Quarry's own files: the compile cache (its entries run as
+    /// native code, and its key authenticates them) with any access, and a directory plugins are
+    /// loaded from with write access (a plugin could replace another).
+    pub fn refuse_reaching(
+        &self,
+        cache: Option<&Path>,
+        plugin_dirs: &[PathBuf],
+    ) -> Result<(), GrantError> {
+        let real = |p: &Path| p.canonicalize().unwrap_or_else(|_| p.to_path_buf());
+        for dir in &self.dirs {
+            let refused = |what, protected: &Path, hint| GrantError::Protected {
+                path: dir.guest.clone(),
+                what,
+                protected: protected.display().to_string(),
+                hint,
+            };
+            if let Some(cache) = cache
+                && real(cache).starts_with(&dir.host)
+            {
+                return Err(refused(
+                    "Quarry's compile cache",
+                    cache,
+                    ", or move the cache with QUARRY_CACHE_DIR",
+                ));
+            }
+            if dir.access == Access::Write
+                && let Some(plugins) = plugin_dirs
+                    .iter()
+                    .find(|p| p.exists() && real(p).starts_with(&dir.host))
+            {
+                return Err(refused("plugins Quarry loads", plugins, ""));
+            }
+        }
+        Ok(())
     }
 
     /// The WASI context that gives a plugin exactly these grants.

@@ -310,3 +310,73 @@ fn a_plugin_connects_only_to_the_hosts_it_was_granted() {
         );
     }
 }
+
+/// The compile cache holds native code: no grant may reach it, for reading or writing, so a
+/// plugin can neither plant an entry nor read the key that authenticates them.
+#[test]
+fn no_grant_may_reach_the_compile_cache() {
+    let w = Workdir::new();
+    let cache = w.path().join("state/cache");
+    std::fs::create_dir_all(&cache).expect("mkdir");
+    for access in ["read", "write"] {
+        w.write(
+            "spec.yml",
+            &format!(
+                r#"kind: source
+spec:
+  name: test
+  path: quarry/test
+  tables: [test_rows]
+  destinations: [out]
+  permissions: {{ files: {{ ./state: {access} }} }}
+---
+kind: destination
+spec:
+  name: out
+  path: quarry/test
+"#
+            ),
+        );
+        let run = w.quarry_with(
+            &["validate", "spec.yml"],
+            &[("QUARRY_CACHE_DIR", cache.to_str().expect("path"))],
+        );
+        assert_eq!(run.code, 2, "{access}: {run:?}");
+        assert!(
+            run.stderr
+                .contains("cannot grant directory `state`: it contains Quarry's compile cache")
+                && run.stderr.contains("QUARRY_CACHE_DIR"),
+            "{access}: {run:?}"
+        );
+    }
+}
+
+/// A plugin's log records are one escaped line each, capped, and stop at a budget: it cannot
+/// forge Quarry's lines nor flood the terminal.
+#[test]
+fn log_records_cannot_forge_lines_or_flood() {
+    let work = Workdir::new();
+    let spec = hostile(&work, "action: log, mib: 40", "");
+    let run = work.quarry(&["sync", &spec]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(finding(&work), "logged 80 MiB");
+    assert!(
+        !run.stderr
+            .lines()
+            .any(|l| l.starts_with("2026-01-01T00:00:00.000000Z ERROR forged")),
+        "a forged line: {}",
+        &run.stderr[..run.stderr.len().min(2000)]
+    );
+    assert!(run.stderr.contains(r"harmless\n2026-01-01"), "escaped");
+    assert!(run.stderr.contains("more bytes cut"), "capped");
+    assert!(
+        run.stderr
+            .contains("the plugin has logged 64 MiB; its further log records are dropped"),
+        "a budget"
+    );
+    assert!(
+        run.stderr.len() < 2 << 20,
+        "{} bytes of log",
+        run.stderr.len()
+    );
+}

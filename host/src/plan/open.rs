@@ -129,6 +129,10 @@ pub async fn open(
                 .load(name, &artifact.bytes)
                 .map_err(|e| OpenError::Config(e.message))?;
             let grants = Grants::resolve(permissions, &env.cwd)
+                .and_then(|grants| {
+                    grants.refuse_reaching(env.cache_dir.as_deref(), env.resolver.search_path())?;
+                    Ok(grants)
+                })
                 .map_err(|e| OpenError::Grants(e.to_string()))?;
             let instance = env.runtime.start(&loaded, name, &grants).await?;
             Opened {

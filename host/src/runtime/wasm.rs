@@ -86,6 +86,8 @@ pub struct PluginState {
     refused: Option<String>,
     /// Incremental cursors for this run.
     cursors: std::collections::HashMap<String, String>,
+    /// Bytes of `host.log` records this instance has written (they stop at a budget).
+    logged: u64,
 }
 
 impl wasmtime_wasi::WasiView for PluginState {
@@ -303,6 +305,7 @@ impl WasmRuntime {
             migrated: Default::default(),
             refused: None,
             cursors: Default::default(),
+            logged: 0,
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.memory);

@@ -2,10 +2,13 @@
 //! recompiling. The key is the component's sha256 and the engine's compatibility hash: a new
 //! wasmtime or a changed engine configuration makes old entries miss instead of failing to load.
 //!
-//! A compiled entry is machine code that is run as it is, so it is checked before it is
-//! deserialized: beside each `.cwasm` a `.sha256` file holds the digest of its bytes, and an
-//! entry whose bytes no longer match (a flipped bit, a partial copy, an edit) is reported and
-//! compiled again from the component, never loaded.
+//! A compiled entry is machine code that is run as it is, so it is authenticated before it is
+//! deserialized: beside each `.cwasm` a `.mac` file holds an HMAC-SHA256 of its bytes under a
+//! key that only this user's quarry reads (`.key` in the cache directory, created with mode
+//! 0600 on first use). No grant may reach the cache directory (`plan::open` refuses one that
+//! does), so a plugin cannot plant an entry, and an entry whose bytes no longer match (a flipped
+//! bit, a partial copy, an edit) is reported and compiled again from the component, never
+//! loaded. Entries are read into memory and deserialized from there: no file is mapped.
 
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
@@ -17,6 +20,8 @@ use wasmtime::component::Component;
 
 pub struct CompileCache {
     dir: Option<PathBuf>,
+    /// The key entries are authenticated with, read or made on first use.
+    key: std::sync::OnceLock<Option<ring::hmac::Key>>,
 }
 
 /// Feeds `Hash` output into sha256, for a key that is stable across processes (unlike
@@ -50,7 +55,31 @@ pub fn engine_hash(engine: &Engine) -> String {
 impl CompileCache {
     /// A cache in `dir`, or none (always compile) when `dir` is `None`.
     pub fn new(dir: Option<PathBuf>) -> Self {
-        CompileCache { dir }
+        CompileCache {
+            dir,
+            key: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// The cache's key: `.key` in its directory, made (32 random bytes, mode 0600) if missing.
+    /// `None` when it can be neither read nor made: nothing is cached then.
+    fn key(&self) -> Option<&ring::hmac::Key> {
+        self.key
+            .get_or_init(|| {
+                let dir = self.dir.as_ref()?;
+                match read_or_make_key(&dir.join(".key")) {
+                    Ok(bytes) => Some(ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &bytes)),
+                    Err(e) => {
+                        tracing::warn!(cache = %dir.display(), "compiled components are not cached: no key: {e}");
+                        None
+                    }
+                }
+            })
+            .as_ref()
+    }
+
+    fn tag(&self, bytes: &[u8]) -> Option<String> {
+        Some(hex(ring::hmac::sign(self.key()?, bytes).as_ref()))
     }
 
     fn entry(&self, engine: &Engine, digest: &str) -> Option<PathBuf> {
@@ -63,21 +92,21 @@ impl CompileCache {
 
     /// The entry's bytes if they are still the bytes that were stored; `None` (and a warning
     /// naming the file) for an entry that is missing, unreadable or changed.
-    fn verified(plugin: &str, path: &Path) -> Option<Vec<u8>> {
+    fn verified(&self, plugin: &str, path: &Path) -> Option<Vec<u8>> {
+        let key = self.key()?;
         let bytes = std::fs::read(path).ok()?;
-        let Ok(recorded) = std::fs::read_to_string(path.with_extension("sha256")) else {
-            tracing::info!(plugin, cache = %path.display(), "the compiled component in the cache has no recorded digest (an older quarry stored it); compiling the component again");
+        let Ok(recorded) = std::fs::read_to_string(path.with_extension("mac")) else {
+            tracing::info!(plugin, cache = %path.display(), "the compiled component in the cache has no tag (an older quarry stored it); compiling the component again");
             return None;
         };
-        let actual = sha256_hex(&bytes);
-        if recorded.trim() == actual {
+        let tag = unhex(recorded.trim());
+        if tag.is_some_and(|tag| ring::hmac::verify(key, &bytes, &tag).is_ok()) {
             return Some(bytes);
         }
         tracing::warn!(
             plugin,
             cache = %path.display(),
-            "the compiled component in the cache has changed since it was stored (sha256 {actual}, recorded {}); it is not loaded, and the component is compiled again",
-            recorded.trim()
+            "the compiled component in the cache was changed after this quarry stored it; it is not loaded, and the component is compiled again"
         );
         None
     }
@@ -94,11 +123,11 @@ impl CompileCache {
         let cached = entry
             .as_deref()
             .filter(|p| p.is_file())
-            .and_then(|p| Some((p, Self::verified(plugin, p)?)));
+            .and_then(|p| Some((p, self.verified(plugin, p)?)));
         if let Some((path, bytes)) = cached {
             // SAFETY: the bytes are those `Component::serialize` of this engine's configuration
-            // (the file name carries its compatibility hash) wrote, as their recorded sha256
-            // shows, into a directory only this user's quarry writes.
+            // (the file name carries its compatibility hash) wrote, as their tag under this
+            // cache's key shows, into a directory no plugin is granted.
             match unsafe { Component::deserialize(engine, &bytes) } {
                 Ok(component) => {
                     tracing::debug!(plugin, cache = %path.display(), "loaded compiled component from cache");
@@ -117,8 +146,9 @@ impl CompileCache {
             elapsed_ms = started.elapsed().as_millis() as u64,
             "compiled plugin component"
         );
-        if let Some(path) = entry
-            && let Err(e) = store(&path, &component.serialize()?)
+        let serialized = component.serialize()?;
+        if let (Some(path), Some(tag)) = (entry, self.tag(&serialized))
+            && let Err(e) = store(&path, &serialized, &tag)
         {
             tracing::warn!(plugin, cache = %path.display(), "could not cache the compiled component: {e}");
         }
@@ -126,9 +156,9 @@ impl CompileCache {
     }
 }
 
-/// Writes the entry and then its digest, each through a temporary file and a rename, so a
-/// concurrent run never reads half of either (and an entry without its digest is not loaded).
-fn store(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+/// Writes the entry and then its tag, each through a temporary file and a rename, so a
+/// concurrent run never reads half of either (and an entry without its tag is not loaded).
+fn store(path: &Path, bytes: &[u8], tag: &str) -> std::io::Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
@@ -138,7 +168,56 @@ fn store(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         std::fs::rename(&tmp, target)
     };
     write(path, bytes)?;
-    write(&path.with_extension("sha256"), sha256_hex(bytes).as_bytes())
+    write(&path.with_extension("mac"), tag.as_bytes())
+}
+
+fn unhex(text: &str) -> Option<Vec<u8>> {
+    if text.len() % 2 != 0 {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+/// Reads the key at `path`, or makes one: 32 random bytes, readable by this user only, written
+/// with `create_new` so two processes starting at once agree on one key.
+fn read_or_make_key(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::read(path) {
+        Ok(bytes) if bytes.len() == 32 => return Ok(bytes),
+        Ok(_) => {
+            return Err(std::io::Error::other(format!(
+                "{} is not a key",
+                path.display()
+            )));
+        }
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        Err(_) => {}
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut bytes = vec![0u8; 32];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
+        .map_err(|_| std::io::Error::other("no random bytes from the system"))?;
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(mut file) => {
+            file.write_all(&bytes)?;
+            file.sync_all()?;
+            Ok(bytes)
+        }
+        // Another process made it first: use theirs.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => std::fs::read(path),
+        Err(e) => Err(e),
+    }
 }
 
 #[cfg(test)]
@@ -169,7 +248,17 @@ mod tests {
         std::fs::write(&entry, &bytes).expect("flip a bit");
         assert!(load(), "a changed entry is compiled again");
         assert!(!load(), "and stored afresh");
-        std::fs::remove_file(entry.with_extension("sha256")).expect("drop the digest");
-        assert!(load(), "an entry without its digest is compiled again");
+        std::fs::remove_file(entry.with_extension("mac")).expect("drop the tag");
+        assert!(load(), "an entry without its tag is compiled again");
+        // An entry and tag written with another key (a planted pair) are not loaded either.
+        let other = tempfile::tempdir().expect("tempdir");
+        let planter = CompileCache::new(Some(other.path().to_path_buf()));
+        planter
+            .load_or_compile(&engine, "empty", EMPTY_COMPONENT, &digest)
+            .expect("compiles");
+        let planted = planter.entry(&engine, &digest).expect("an entry");
+        std::fs::copy(&planted, &entry).expect("plant the entry");
+        std::fs::copy(planted.with_extension("mac"), entry.with_extension("mac")).expect("tag");
+        assert!(load(), "a planted entry is compiled again");
     }
 }

@@ -58,18 +58,21 @@ impl host::Host for PluginState {
         fields: Vec<(String, String)>,
     ) {
         let fields: String = fields.iter().map(|(k, v)| format!(" {k}={v}")).collect();
+        let Some(message) = log_record(&mut self.logged, &self.plugin, &message, &fields) else {
+            return;
+        };
         let plugin = &*self.plugin;
         match level {
-            types::LogLevel::Trace => tracing::trace!(plugin, "{message}{fields}"),
-            types::LogLevel::Debug => tracing::debug!(plugin, "{message}{fields}"),
-            types::LogLevel::Info => tracing::info!(plugin, "{message}{fields}"),
+            types::LogLevel::Trace => tracing::trace!(plugin, "{message}"),
+            types::LogLevel::Debug => tracing::debug!(plugin, "{message}"),
+            types::LogLevel::Info => tracing::info!(plugin, "{message}"),
             types::LogLevel::Warn => {
                 crate::telemetry::plugin_logged(plugin, false);
-                tracing::warn!(plugin, "{message}{fields}")
+                tracing::warn!(plugin, "{message}")
             }
             types::LogLevel::Error => {
                 crate::telemetry::plugin_logged(plugin, true);
-                tracing::error!(plugin, "{message}{fields}")
+                tracing::error!(plugin, "{message}")
             }
         }
     }
@@ -219,4 +222,65 @@ pub(super) fn delete_request_to_wit(
         table_name: request.table.clone(),
         where_clause: groups,
     })
+}
+
+/// The most of one `host.log` record that is written; the rest is cut, and said so.
+const LOG_RECORD_MAX: usize = 16 * 1024;
+/// The most a plugin instance may log in all; later records are dropped, once said so.
+const LOG_BUDGET: u64 = 64 * 1024 * 1024;
+
+/// A plugin's log record as it is written: one line (control characters escaped, so it cannot
+/// forge lines of Quarry's own), at most [`LOG_RECORD_MAX`] bytes, while the instance's
+/// [`LOG_BUDGET`] lasts. `None` once the budget is spent.
+fn log_record(logged: &mut u64, plugin: &str, message: &str, fields: &str) -> Option<String> {
+    if *logged >= LOG_BUDGET {
+        return None;
+    }
+    let mut line = String::with_capacity((message.len() + fields.len()).min(LOG_RECORD_MAX));
+    let mut cut = 0;
+    for c in message.chars().chain(fields.chars()) {
+        if line.len() >= LOG_RECORD_MAX {
+            cut += c.len_utf8();
+            continue;
+        }
+        if c.is_control() {
+            line.extend(c.escape_default());
+        } else {
+            line.push(c);
+        }
+    }
+    if cut > 0 {
+        line.push_str(&format!(" … ({cut} more bytes cut)"));
+    }
+    *logged += (message.len() + fields.len()) as u64;
+    if *logged >= LOG_BUDGET {
+        tracing::warn!(
+            plugin,
+            "the plugin has logged {} MiB; its further log records are dropped",
+            LOG_BUDGET / (1024 * 1024)
+        );
+    }
+    Some(line)
+}
+
+#[cfg(test)]
+mod log_tests {
+    use super::*;
+
+    #[test]
+    fn records_are_one_capped_line_within_a_budget() {
+        let mut logged = 0;
+        let forged = log_record(&mut logged, "p", "ok\n2026-01-01 ERROR forged", " k=v\r").unwrap();
+        assert_eq!(forged, "ok\\n2026-01-01 ERROR forged k=v\\r");
+        let huge = "x".repeat(LOG_RECORD_MAX + 10);
+        let cut = log_record(&mut logged, "p", &huge, "").unwrap();
+        assert!(
+            cut.ends_with(" … (10 more bytes cut)"),
+            "{}",
+            &cut[cut.len() - 40..]
+        );
+        let mut spent = LOG_BUDGET - 1;
+        assert!(log_record(&mut spent, "p", "last", "").is_some());
+        assert!(log_record(&mut spent, "p", "dropped", "").is_none());
+    }
 }
