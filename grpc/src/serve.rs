@@ -488,8 +488,16 @@ pub async fn serve<P: Served>(plugin: P, args: &ServeArgs) -> Result<(), String>
     match args.network {
         Network::Unix => {
             let path = PathBuf::from(&args.address);
-            // A socket left by a killed run would make bind fail.
-            if path.exists() {
+            // A socket left by a killed run would make bind fail; anything else at that path is
+            // someone's file, and is never removed.
+            if let Ok(meta) = std::fs::symlink_metadata(&path) {
+                use std::os::unix::fs::FileTypeExt;
+                if !meta.file_type().is_socket() {
+                    return Err(format!(
+                        "cannot listen on {}: a file that is not a socket is there; choose another --address",
+                        path.display()
+                    ));
+                }
                 let _ = std::fs::remove_file(&path);
             }
             let listener = tokio::net::UnixListener::bind(&path)

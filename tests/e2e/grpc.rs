@@ -210,3 +210,27 @@ spec:
         "{run:?}"
     );
 }
+
+/// `quarry serve --network unix --address F` replaces a stale socket at F, never a file.
+#[test]
+fn serve_never_removes_a_file_that_is_not_a_socket() {
+    let work = Workdir::new();
+    let precious = work.write("precious.txt", "keep me\n");
+    let run = work.quarry(&[
+        "serve",
+        "quarry/test",
+        "--network",
+        "unix",
+        "--address",
+        precious.to_str().expect("path"),
+    ]);
+    assert_ne!(run.code, 0, "{run:?}");
+    assert!(
+        run.stderr.contains("a file that is not a socket is there"),
+        "{run:?}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&precious).expect("still there"),
+        "keep me\n"
+    );
+}

@@ -172,7 +172,7 @@ fn store(path: &Path, bytes: &[u8], tag: &str) -> std::io::Result<()> {
 }
 
 fn unhex(text: &str) -> Option<Vec<u8>> {
-    if text.len() % 2 != 0 {
+    if !text.len().is_multiple_of(2) {
         return None;
     }
     (0..text.len())
