@@ -116,6 +116,12 @@ pub enum ResolveError {
         "`{0}` is neither a WebAssembly component nor an executable; give a .wasm component, or a native plugin's executable (chmod +x)"
     )]
     NotAPlugin(String),
+    /// A file named `*.wasm` that is not a component (an executable posing as one is refused,
+    /// never run).
+    #[error(
+        "`{0}` is named as a WebAssembly component but is not one (it does not start with `\\0asm`); Quarry never runs a `.wasm` file natively"
+    )]
+    NotAComponent(String),
     /// A registry kind that is not built yet.
     #[error(
         "registry `{0}` is not supported yet; use `registry: local` with a .wasm file or `registry: quarry`"
@@ -232,6 +238,13 @@ fn local(file: &Path, as_written: &str) -> Result<Resolved, ResolveError> {
     if n == 4 && &magic == b"\0asm" {
         return read(file, as_written).map(Resolved::Component);
     }
+    // A file named as a component is never run natively, whatever its mode bits say.
+    if file
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("wasm"))
+    {
+        return Err(ResolveError::NotAComponent(as_written.into()));
+    }
     let executable = {
         use std::os::unix::fs::PermissionsExt;
         f.metadata().map_err(unreadable)?.permissions().mode() & 0o111 != 0
@@ -335,6 +348,13 @@ mod tests {
             .resolve(RegistryKind::Local, "text", dir.path())
             .unwrap_err();
         assert!(matches!(err, ResolveError::NotAPlugin(_)), "{err}");
+        // An executable named as a component is refused, never run.
+        let posing = dir.path().join("community-plugin.wasm");
+        std::fs::copy(&exe, &posing).unwrap();
+        let err = resolver
+            .resolve(RegistryKind::Local, "community-plugin.wasm", dir.path())
+            .unwrap_err();
+        assert!(matches!(err, ResolveError::NotAComponent(_)), "{err}");
         let err = resolver
             .resolve(RegistryKind::Local, "missing.wasm", dir.path())
             .unwrap_err();

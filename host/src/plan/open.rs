@@ -185,12 +185,21 @@ impl Environment {
                 }
                 OpenError::Plugin(e) => RunError::Plugin(e),
             })?;
-        if !opened.origin.sandboxed() && *plugin.permissions != Permissions::default() {
-            tracing::warn!(
-                plugin = plugin.name,
-                "`permissions` apply only to wasm plugins; `{}` runs natively with your own rights",
-                plugin.path
-            );
+        if !opened.origin.sandboxed() {
+            if *plugin.permissions != Permissions::default() {
+                tracing::warn!(
+                    plugin = plugin.name,
+                    "`permissions` apply only to wasm plugins; `{}` runs natively with your own rights",
+                    plugin.path
+                );
+            } else if plugin.registry != Registry::Quarry {
+                // A first-party native plugin ships with quarry; anyone else's is said out loud.
+                tracing::warn!(
+                    plugin = plugin.name,
+                    "`{}` is a native plugin: it runs outside the sandbox, with your own rights",
+                    plugin.path
+                );
+            }
         }
         let info = opened.plugin.info();
         let has = match role {
