@@ -151,20 +151,36 @@ impl SyncPlan<'_> {
 /// Makes the plan of `spec`: opens and initialises every plugin, and asks each destination
 /// what its tables need. Changes nothing in any destination.
 pub async fn build<'s>(spec: &'s SyncSpec, env: &Environment) -> Result<SyncPlan<'s>, RunError> {
-    let mut destinations = Vec::new();
-    for d in &spec.destinations {
-        destinations.push(plan_destination(env, d).await?);
-    }
-    let mut sources = Vec::new();
-    for s in &spec.sources {
-        sources.push(plan_source(env, s, &spec.destinations).await?);
-    }
     let mut plan = SyncPlan {
-        sources,
-        destinations,
+        sources: Vec::new(),
+        destinations: Vec::new(),
     };
-    plan_migrations(&mut plan).await?;
-    Ok(plan)
+    match fill(&mut plan, spec, env).await {
+        Ok(()) => Ok(plan),
+        Err(e) => {
+            // The plugins opened so far are closed: a dialed plugin hears `Close`, a spawned one
+            // stops cleanly. (The one that failed is dropped, which stops a process too.)
+            for failed in plan.close().await {
+                tracing::debug!("closing after a failed plan: {failed}");
+            }
+            Err(e)
+        }
+    }
+}
+
+async fn fill<'s>(
+    plan: &mut SyncPlan<'s>,
+    spec: &'s SyncSpec,
+    env: &Environment,
+) -> Result<(), RunError> {
+    for d in &spec.destinations {
+        plan.destinations.push(plan_destination(env, d).await?);
+    }
+    for s in &spec.sources {
+        plan.sources
+            .push(plan_source(env, s, &spec.destinations).await?);
+    }
+    plan_migrations(plan).await
 }
 
 async fn plan_destination<'s>(
