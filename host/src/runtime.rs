@@ -231,6 +231,11 @@ pub trait Plugin: Send {
 
     /// Flushes and releases everything; the plugin is not called again.
     async fn close(&mut self) -> Result<(), PluginError>;
+
+    /// The warnings and errors this plugin has logged so far.
+    fn logged(&self) -> crate::telemetry::LogCounts {
+        crate::telemetry::LogCounts::default()
+    }
 }
 
 /// A plugin that is both (a wasm component or a gRPC plugin can be either; the spec says which

@@ -194,6 +194,7 @@ pub async fn execute(plan: SyncPlan<'_>, options: &RunOptions) -> Vec<SourceSumm
             }
             None => None,
         };
+        let before = source.plugin.logged();
         let run = SourceRun {
             name: &source.spec.name,
             plugin: source.plugin.as_mut(),
@@ -213,7 +214,7 @@ pub async fn execute(plan: SyncPlan<'_>, options: &RunOptions) -> Vec<SourceSumm
         if let Err(e) = source.plugin.close().await {
             summary.plugin_errors.push(e);
         }
-        summary.warnings = crate::telemetry::plugin_log_counts(&source.spec.name).warnings;
+        summary.logged = source.plugin.logged().since(before);
         tracing::info!(
             source = %source.spec.name,
             rows = summary.rows(),
@@ -270,10 +271,11 @@ async fn run_source(
     let mut queues = Vec::new();
     let mut writers = Vec::new();
     for (index, slot) in destinations {
+        let before = slot.plugin.logged();
         let (tx, rx) = mpsc::channel::<WriteMessage>(QUEUE);
         let progress = options.progress.destination(source.name, &slot.name, &tx);
         queues.push(Some(tx));
-        writers.push((index, tokio::spawn(write(slot, rx, progress))));
+        writers.push((index, before, tokio::spawn(write(slot, rx, progress))));
     }
     let (tx, rx) = mpsc::channel::<SourceMessage>(QUEUE);
     let sync = source
@@ -446,14 +448,15 @@ impl Forwarder<'_> {
 
 /// Waits for every destination task and records how each ended.
 async fn collect_writers(
-    writers: Vec<(usize, Writer)>,
+    writers: Vec<(usize, crate::telemetry::LogCounts, Writer)>,
     summary: &mut SourceSummary,
 ) -> Vec<(usize, DestinationSlot)> {
     let mut slots = Vec::new();
-    for (index, writer) in writers {
+    for (index, before, writer) in writers {
         match writer.await {
             Ok((slot, result)) => {
                 let mut report = DestinationSummary::new(&slot.name);
+                report.logged = slot.plugin.logged().since(before);
                 match result {
                     Ok(()) => {}
                     Err(WriteError::Plugin(e)) => {

@@ -1,7 +1,6 @@
 //! Logging: `tracing` records on standard error, as text or JSON lines, at the level asked for.
 //! `QUARRY_LOG` (a `tracing` filter such as `quarry=debug`) overrides the level when set.
 
-use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::sync::Mutex;
 
@@ -59,34 +58,31 @@ pub fn init_served(level: LogLevel, format: LogFormat) {
     quarry_grpc::serve::init_logging(&filter, format == LogFormat::Json);
 }
 
-/// How many warnings and errors a plugin has logged, as CloudQuery counts them for its summary.
+/// How many warnings and errors a plugin has logged, as CloudQuery counts them for its summary
+/// (its WARN and ERROR log records). Each plugin instance keeps its own.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct LogCounts {
     pub warnings: u64,
     pub errors: u64,
 }
 
-static PLUGIN_LOGS: Mutex<BTreeMap<String, LogCounts>> = Mutex::new(BTreeMap::new());
-
-/// Counts a WARN (`error: false`) or ERROR log record of `plugin`.
-pub fn plugin_logged(plugin: &str, error: bool) {
-    if let Ok(mut counts) = PLUGIN_LOGS.lock() {
-        let counts = counts.entry(plugin.to_string()).or_default();
+impl LogCounts {
+    /// Counts one record: a warning, or (`error`) an error.
+    pub fn count(&mut self, error: bool) {
         if error {
-            counts.errors += 1;
+            self.errors += 1;
         } else {
-            counts.warnings += 1;
+            self.warnings += 1;
         }
     }
-}
 
-/// The warnings and errors `plugin` has logged in this process so far.
-pub fn plugin_log_counts(plugin: &str) -> LogCounts {
-    PLUGIN_LOGS
-        .lock()
-        .ok()
-        .and_then(|counts| counts.get(plugin).copied())
-        .unwrap_or_default()
+    /// What was logged since `before` was taken.
+    pub fn since(self, before: LogCounts) -> LogCounts {
+        LogCounts {
+            warnings: self.warnings.saturating_sub(before.warnings),
+            errors: self.errors.saturating_sub(before.errors),
+        }
+    }
 }
 
 /// The live progress display, while one is shown: log records are written around it.

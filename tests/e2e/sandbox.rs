@@ -357,9 +357,19 @@ spec:
 fn log_records_cannot_forge_lines_or_flood() {
     let work = Workdir::new();
     let spec = hostile(&work, "action: log, mib: 40", "");
-    let run = work.quarry(&["sync", &spec]);
+    let run = work.quarry(&["sync", &spec, "--summary-location", "summary.jsonl"]);
     assert_eq!(run.code, 0, "{run:?}");
     assert_eq!(finding(&work), "logged 80 MiB");
+    // Its two WARN records are its warnings in the summary, as CloudQuery counts them.
+    let line: serde_json::Value = serde_json::from_str(
+        std::fs::read_to_string(work.path().join("summary.jsonl"))
+            .expect("summary")
+            .trim_end(),
+    )
+    .expect("a JSON line");
+    assert_eq!(line["source_warnings"], 2, "{line}");
+    assert_eq!(line["destination_warnings"], 0, "{line}");
+    assert!(run.stdout.contains("0 errors, 2 warnings"), "{run:?}");
     assert!(
         !run.stderr
             .lines()

@@ -202,6 +202,13 @@ impl Plugin for GrpcPlugin {
         &self.info
     }
 
+    fn logged(&self) -> crate::telemetry::LogCounts {
+        self.process
+            .as_ref()
+            .map(|p| p.log_counts())
+            .unwrap_or_default()
+    }
+
     async fn spec_schema(&mut self) -> Result<Option<String>, PluginError> {
         match self
             .client

@@ -88,6 +88,8 @@ pub struct PluginState {
     cursors: std::collections::HashMap<String, String>,
     /// Bytes of `host.log` records this instance has written (they stop at a budget).
     logged: u64,
+    /// Its WARN and ERROR records.
+    log_counts: crate::telemetry::LogCounts,
 }
 
 impl wasmtime_wasi::WasiView for PluginState {
@@ -306,6 +308,7 @@ impl WasmRuntime {
             refused: None,
             cursors: Default::default(),
             logged: 0,
+            log_counts: Default::default(),
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.memory);

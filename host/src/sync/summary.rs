@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::runtime::PluginError;
+use crate::telemetry::LogCounts;
 
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct TableSummary {
@@ -39,6 +40,9 @@ impl TableSummary {
 pub struct DestinationSummary {
     pub name: String,
     pub error: Option<String>,
+    /// The destination plugin's WARN and ERROR records during this source's run.
+    #[serde(skip)]
+    pub logged: LogCounts,
 }
 
 impl DestinationSummary {
@@ -46,6 +50,7 @@ impl DestinationSummary {
         DestinationSummary {
             name: name.into(),
             error: None,
+            logged: LogCounts::default(),
         }
     }
 }
@@ -60,8 +65,9 @@ pub struct SourceSummary {
     pub plugin_errors: Vec<PluginError>,
     /// Failures of the engine itself (a batch it could not route, a task that died).
     pub errors: Vec<String>,
-    /// WARN log records of the source's plugin during the run.
-    pub warnings: u64,
+    /// The source plugin's WARN and ERROR records during the run.
+    #[serde(skip)]
+    pub logged: LogCounts,
     /// The sync's time, in microseconds since the Unix epoch.
     pub sync_time_us: i64,
     #[serde(rename = "duration_ms", serialize_with = "millis")]
@@ -84,7 +90,7 @@ impl SourceSummary {
             destinations: Vec::new(),
             plugin_errors: Vec::new(),
             errors: Vec::new(),
-            warnings: 0,
+            logged: LogCounts::default(),
             sync_time_us: 0,
             duration: Duration::ZERO,
         }
@@ -144,7 +150,7 @@ impl fmt::Display for SourceSummary {
             },
             self.duration.as_secs_f64(),
             self.error_count(),
-            self.warnings
+            self.logged.warnings
         )?;
         if self.tables.is_empty() {
             return Ok(());
@@ -264,8 +270,6 @@ impl SummaryLine {
                 .map(|(name, t)| (name.clone(), f(t)))
                 .collect()
         };
-        let logged = crate::telemetry::plugin_log_counts(&destination.name);
-        let source_logged = crate::telemetry::plugin_log_counts(&source.name);
         let source_errors = summary
             .plugin_errors
             .iter()
@@ -280,14 +284,14 @@ impl SummaryLine {
             source_name: source.name.clone(),
             source_path: source.path.clone(),
             source_version: source.version.clone(),
-            source_errors: source_errors.max(source_logged.errors),
-            source_warnings: summary.warnings,
+            source_errors: source_errors.max(summary.logged.errors),
+            source_warnings: summary.logged.warnings,
             source_tables: summary.tables.keys().cloned().collect(),
             destination_name: destination.name.clone(),
             destination_path: destination.path.clone(),
             destination_version: destination.version.clone(),
-            destination_errors: u64::from(outcome.error.is_some()).max(logged.errors),
-            destination_warnings: logged.warnings,
+            destination_errors: u64::from(outcome.error.is_some()).max(outcome.logged.errors),
+            destination_warnings: outcome.logged.warnings,
             resources_per_table: per_table(&|t| t.rows),
             errors_per_table: per_table(&|t| t.errors),
             durations_per_table_ms: per_table(&|t| t.duration.as_millis() as u64),

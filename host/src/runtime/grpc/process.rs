@@ -32,7 +32,7 @@ pub struct PluginProcess {
     /// Copies standard error until the plugin closes it.
     stderr_copy: Option<tokio::task::JoinHandle<()>>,
     /// The plugin's last warnings and errors from its log.
-    logged: Arc<Mutex<VecDeque<String>>>,
+    logged: Arc<Mutex<Logged>>,
 }
 
 impl PluginProcess {
@@ -106,7 +106,7 @@ impl PluginProcess {
                 sink.finish();
             })
         });
-        let logged: Arc<Mutex<VecDeque<String>>> = Arc::default();
+        let logged: Arc<Mutex<Logged>> = Arc::default();
         if let Some(pipe) = child.stdout.take() {
             let (plugin, logged) = (name.to_string(), logged.clone());
             tokio::spawn(async move {
@@ -194,9 +194,14 @@ impl PluginProcess {
     pub fn last_output(&self) -> Vec<String> {
         let mut lines = self.stderr.last_lines();
         if let Ok(logged) = self.logged.lock() {
-            lines.extend(logged.iter().cloned());
+            lines.extend(logged.lines.iter().cloned());
         }
         lines
+    }
+
+    /// The warnings and errors the plugin has logged so far.
+    pub fn log_counts(&self) -> crate::telemetry::LogCounts {
+        self.logged.lock().map(|l| l.counts).unwrap_or_default()
     }
 
     /// SIGINT, then SIGKILL if it has not exited after the grace period.
@@ -265,7 +270,14 @@ fn log_level() -> &'static str {
 /// Re-logs one line of the plugin's standard output: a JSON object from CloudQuery's SDKs (Go:
 /// `message`, Python: `event`, JavaScript: `message`; all: `level`), or plain text. Info and
 /// below become debug.
-fn relog(plugin: &str, line: &str, logged: &Mutex<VecDeque<String>>) {
+/// A plugin's last warnings and errors (for error messages), and how many it logged.
+#[derive(Default)]
+struct Logged {
+    lines: VecDeque<String>,
+    counts: crate::telemetry::LogCounts,
+}
+
+fn relog(plugin: &str, line: &str, logged: &Mutex<Logged>) {
     let line = line.trim();
     if line.is_empty() {
         return;
@@ -295,17 +307,17 @@ fn relog(plugin: &str, line: &str, logged: &Mutex<VecDeque<String>>) {
         "trace" => tracing::trace!(plugin, "{full}"),
         "debug" => tracing::debug!(plugin, "{full}"),
         "warn" | "warning" | "error" | "fatal" | "panic" | "critical" => {
-            crate::telemetry::plugin_logged(plugin, !level.starts_with('w'));
             if level.starts_with('w') {
                 tracing::warn!(plugin, "{full}");
             } else {
                 tracing::error!(plugin, "{full}");
             }
             if let Ok(mut logged) = logged.lock() {
-                if logged.len() == KEEP_LINES {
-                    logged.pop_front();
+                logged.counts.count(!level.starts_with('w'));
+                if logged.lines.len() == KEEP_LINES {
+                    logged.lines.pop_front();
                 }
-                logged.push_back(full);
+                logged.lines.push_back(full);
             }
         }
         // A plugin's own progress is detail next to quarry's: its warnings and errors show.
@@ -319,7 +331,7 @@ mod tests {
 
     #[test]
     fn json_log_lines_keep_warnings_and_errors_for_error_messages() {
-        let logged = Mutex::new(VecDeque::new());
+        let logged = Mutex::new(Logged::default());
         relog(
             "p",
             r#"{"level":"info","message":"started","address":"/tmp/x"}"#,
@@ -331,7 +343,9 @@ mod tests {
             &logged,
         );
         relog("p", "plain text", &logged);
-        let logged: Vec<String> = logged.into_inner().unwrap().into();
-        assert_eq!(logged, vec![r#"table failed table="t""#.to_string()]);
+        let logged = logged.into_inner().unwrap();
+        assert_eq!(logged.counts.errors, 1);
+        let lines: Vec<String> = logged.lines.into();
+        assert_eq!(lines, vec![r#"table failed table="t""#.to_string()]);
     }
 }

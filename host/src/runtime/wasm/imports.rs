@@ -67,11 +67,11 @@ impl host::Host for PluginState {
             types::LogLevel::Debug => tracing::debug!(plugin, "{message}"),
             types::LogLevel::Info => tracing::info!(plugin, "{message}"),
             types::LogLevel::Warn => {
-                crate::telemetry::plugin_logged(plugin, false);
+                self.log_counts.count(false);
                 tracing::warn!(plugin, "{message}")
             }
             types::LogLevel::Error => {
-                crate::telemetry::plugin_logged(plugin, true);
+                self.log_counts.count(true);
                 tracing::error!(plugin, "{message}")
             }
         }

@@ -164,6 +164,10 @@ impl Plugin for WasmPlugin {
         &self.info
     }
 
+    fn logged(&self) -> crate::telemetry::LogCounts {
+        self.store.data().log_counts
+    }
+
     async fn spec_schema(&mut self) -> Result<Option<String>, PluginError> {
         self.guard(Phase::Init, |store, g| {
             Box::pin(async move { g.plugin.call_spec_schema(store).await.map(Ok) })
