@@ -5,7 +5,9 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::{QUARRY, Workdir, hostile_plugin, make_executable, served, shared_cache};
+use crate::support::{
+    JSON_FILES, QUARRY, Workdir, hostile_plugin, make_executable, served, shared_cache,
+};
 
 /// The ids of a JSON-lines table written by the `file` plugin.
 fn json_ids(path: &Path) -> Vec<i64> {
@@ -161,15 +163,7 @@ spec:
   tables: [test_rows]
   destinations: [out]
   spec: {{ num_rows: 3000 }}
----
-kind: destination
-spec:
-  name: out
-  path: quarry/file
-  write_mode: append
-  spec: {{ path: 'out/{{{{TABLE}}}}.{{{{FORMAT}}}}', format: json, no_rotate: true }}
-  permissions: {{ files: {{ ./out: write }} }}
-"#
+{JSON_FILES}"#
     );
     let spec = work.write("spec.yml", &spec);
     let run = work.quarry(&["sync", spec.to_str().unwrap()]);

@@ -1,6 +1,6 @@
 //! The sandbox holds plugins to their grants: files, environment, memory, time.
 
-use crate::support::{Workdir, files, hostile_plugin};
+use crate::support::{JSON_FILES, Workdir, files, hostile_plugin};
 
 /// A spec whose source is the hostile fixture doing `action`, into JSON files under ./out.
 fn hostile(work: &Workdir, action: &str, permissions: &str) -> String {
@@ -14,15 +14,7 @@ spec:
   destinations: [out]
   spec: {{ {action} }}
   permissions: {{ {permissions} }}
----
-kind: destination
-spec:
-  name: out
-  path: quarry/file
-  write_mode: append
-  spec: {{ path: 'out/{{{{TABLE}}}}.{{{{FORMAT}}}}', format: json, no_rotate: true }}
-  permissions: {{ files: {{ ./out: write }} }}
-"#,
+{JSON_FILES}"#,
         hostile_plugin().display()
     );
     work.write("spec.yml", &spec).display().to_string()

@@ -14,8 +14,8 @@ use arrow_ipc::reader::FileReader;
 use arrow_schema::DataType;
 
 use crate::support::{
-    FIRST, ITEMS as COLUMNS, ITEMS_WITH_NOTE, Run, SECOND, Workdir, golden, store_plugin,
-    store_source,
+    FIRST, ITEMS as COLUMNS, ITEMS_WITH_NOTE, JSON_FILES, Run, SECOND, Workdir, golden,
+    store_plugin, store_source,
 };
 
 /// A spec: the store fixture as a source of `items` (columns and rows given as YAML flow
@@ -205,15 +205,7 @@ spec:
   spec:
     tables: [{{ name: items, columns: {COLUMNS}, rows: {FIRST} }}]
     delete: [{{ table: items, column: id, value: 2 }}]
----
-kind: destination
-spec:
-  name: out
-  path: quarry/file
-  write_mode: append
-  spec: {{ path: 'out/{{{{TABLE}}}}.{{{{FORMAT}}}}', format: json, no_rotate: true }}
-  permissions: {{ files: {{ ./out: write }} }}
-"#
+{JSON_FILES}"#
     );
     w.write("spec.yml", &spec);
     let run = w.quarry(&["sync", "spec.yml", "--summary-location", "summary.json"]);

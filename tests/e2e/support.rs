@@ -174,6 +174,18 @@ spec:
     )
 }
 
+/// A destination document named `out`: the file plugin writing a JSON-lines file per table under
+/// `./out`, in append mode.
+pub const JSON_FILES: &str = r#"---
+kind: destination
+spec:
+  name: out
+  path: quarry/file
+  write_mode: append
+  spec: { path: 'out/{{TABLE}}.{{FORMAT}}', format: json, no_rotate: true }
+  permissions: { files: { ./out: write } }
+"#;
+
 /// `items` keyed on `id`, and two syncs' rows: the second changes 2 and 3, adds 4 and lacks 1.
 pub const ITEMS: &str =
     "[{ name: id, type: int64, primary_key: true }, { name: name, type: utf8 }]";
