@@ -49,7 +49,26 @@ pub fn decode_batch(bytes: Vec<u8>) -> Result<RecordBatch> {
 }
 
 /// Decodes a stream of one schema and at most one batch, without copying the batch's buffers.
+///
+/// The bytes come from the other side of a trust boundary (a plugin, for the host), and Arrow's
+/// decoder panics on some malformed streams: a panic is caught and becomes this call's error, so
+/// bad input stops only the plugin that sent it.
 pub fn decode(bytes: Vec<u8>) -> Result<(SchemaRef, Option<RecordBatch>)> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| decode_stream(bytes))).unwrap_or_else(
+        |panic| {
+            let why = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "no reason given".into());
+            Err(Error::internal(format!(
+                "a malformed Arrow IPC stream: the decoder failed ({why})"
+            )))
+        },
+    )
+}
+
+fn decode_stream(bytes: Vec<u8>) -> Result<(SchemaRef, Option<RecordBatch>)> {
     let mut buffer = Buffer::from_vec(bytes);
     let mut decoder = StreamDecoder::new().with_require_alignment(false);
     let mut batch = None;
@@ -103,5 +122,22 @@ mod tests {
         assert!(decode_batch(encode_schema(&schema).unwrap()).is_err());
         assert!(decode_schema(encode_batch(&batch).unwrap()).is_err());
         assert!(decode(b"not arrow".to_vec()).is_err());
+    }
+
+    /// A stream found by mutating a valid one, on which arrow-ipc 60.1's decoder panics.
+    #[test]
+    fn a_stream_that_makes_the_decoder_panic_is_an_error() {
+        let hex = include_str!("../../tests/fixtures/ipc/decoder-panic.hex").trim();
+        let bytes: Vec<u8> = (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+            .collect();
+        let err = decode(bytes).unwrap_err();
+        assert!(
+            err.message
+                .starts_with("a malformed Arrow IPC stream: the decoder failed ("),
+            "{}",
+            err.message
+        );
     }
 }
