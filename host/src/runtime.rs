@@ -183,6 +183,30 @@ pub enum Connection {
     NotImplemented,
 }
 
+/// Checks a table name a plugin sent: the host prints it, logs it, keys maps and names files by
+/// it, so it is one plain name — not empty, at most 255 bytes, no control characters (no forged
+/// terminal output), no `/` or `\\` and no leading `.` (no path out of a directory).
+pub fn check_table_name(name: &str) -> Result<(), String> {
+    let bad = if name.is_empty() {
+        Some("it is empty")
+    } else if name.len() > 255 {
+        Some("it is longer than 255 bytes")
+    } else if name.chars().any(char::is_control) {
+        Some("it holds a control character")
+    } else if name.contains(['/', '\\']) || name.starts_with('.') {
+        Some("it holds a path separator or starts with `.`")
+    } else {
+        None
+    };
+    match bad {
+        None => Ok(()),
+        Some(why) => Err(format!(
+            "the table name {:?} is refused: {why}",
+            name.chars().take(64).collect::<String>()
+        )),
+    }
+}
+
 /// Which tables a source should produce (globs over table names).
 #[derive(Debug, Clone, Default)]
 pub struct TableSelection {
@@ -297,4 +321,27 @@ pub trait Destination: Plugin {
 
     /// Every row of the table, as the destination stores it.
     async fn read(&mut self, table: &SchemaRef) -> Result<Vec<RecordBatch>, PluginError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_table_name;
+
+    #[test]
+    fn a_table_name_is_one_plain_name() {
+        assert!(check_table_name("aws_ec2_instances").is_ok());
+        for bad in [
+            "",
+            "../x",
+            "a/b",
+            "/etc/x",
+            ".hidden",
+            "a\\b",
+            "nul\0",
+            "esc\u{1b}[2J",
+        ] {
+            assert!(check_table_name(bad).is_err(), "{bad:?}");
+        }
+        assert!(check_table_name(&"t".repeat(256)).is_err());
+    }
 }

@@ -372,6 +372,8 @@ fn a_piped_sync_logs_progress_and_appends_summary_lines() {
             "--telemetry-level",
             "none",
             "--no-log-file",
+            "--tables-metrics-location",
+            "tables.jsonl",
         ],
         &[("QUARRY_PROGRESS_INTERVAL", "0.05")],
     );
@@ -419,6 +421,28 @@ fn a_piped_sync_logs_progress_and_appends_summary_lines() {
         "{line}"
     );
     assert_eq!(line["source_path"], "quarry/test");
+    let tables: Vec<serde_json::Value> = std::fs::read_to_string(w.path().join("tables.jsonl"))
+        .expect("table metrics")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    let rows: Vec<(String, u64)> = tables
+        .iter()
+        .map(|t| {
+            (
+                t["table_name"].as_str().expect("name").to_string(),
+                t["resources"].as_u64().expect("rows"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("test_children".to_string(), 400_000),
+            ("test_parents".to_string(), 200_000),
+            ("test_rows".to_string(), 200_000)
+        ]
+    );
     assert_eq!(line["destination_path"], "quarry/sqlite");
 }
 

@@ -1,6 +1,8 @@
 //! The sandbox holds plugins to their grants: files, environment, memory, time.
 
-use crate::support::{JSON_FILES, Workdir, files, hostile_plugin};
+use crate::support::{
+    FIRST, ITEMS as COLUMNS, JSON_FILES, Workdir, files, hostile_plugin, store_source,
+};
 
 /// A spec whose source is the hostile fixture doing `action`, into JSON files under ./out.
 fn hostile(work: &Workdir, action: &str, permissions: &str) -> String {
@@ -381,4 +383,37 @@ fn log_records_cannot_forge_lines_or_flood() {
         "{} bytes of log",
         run.stderr.len()
     );
+}
+
+/// Table names are the plugin's to choose, and the host prints them, logs them and names files by
+/// them: a name with a terminal escape or a path in it is refused when it arrives.
+#[test]
+fn table_names_with_control_characters_or_paths_are_refused() {
+    for (name, shown) in [
+        (r#""evil\e[2J""#, r#""evil\u{1b}[2J""#),
+        ("'../escape'", r#""../escape""#),
+    ] {
+        let w = Workdir::new();
+        let spec = store_source(COLUMNS, FIRST, "out")
+            .replace("- name: items", &format!("- name: {name}"))
+            + JSON_FILES;
+        w.write("spec.yml", &spec);
+        for command in ["sync", "tables"] {
+            let run = w.quarry(&[command, "spec.yml"]);
+            assert_ne!(run.code, 0, "{command} {name}: {run:?}");
+            assert!(
+                run.stderr
+                    .contains(&format!("the table name {shown} is refused")),
+                "{command} {name}: {run:?}"
+            );
+            assert!(
+                !run.stderr.contains('\u{1b}'),
+                "no raw escape on the terminal: {run:?}"
+            );
+        }
+        assert!(
+            !w.path().join("escape.md").exists()
+                && !w.path().join("out").join("escape.json").exists()
+        );
+    }
 }

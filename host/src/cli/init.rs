@@ -177,7 +177,14 @@ fn plugin_spec(out: &mut String, schema: &Value) {
         .map(|r| r.iter().filter_map(Value::as_str).collect())
         .unwrap_or_default();
     out.push_str("  spec:\n");
-    for (field, property) in properties {
+    // Field names come from the plugin: only plain names are written as YAML keys, so a schema
+    // cannot add lines (a grant, say) to the spec the user is about to fill in.
+    let plain = |f: &str| {
+        !f.is_empty()
+            && f.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    };
+    for (field, property) in properties.iter().filter(|(f, _)| plain(f)) {
         let description = property
             .get("description")
             .and_then(Value::as_str)

@@ -307,7 +307,11 @@ impl Source for GrpcPlugin {
         tables
             .into_iter()
             .map(|bytes| {
-                payload::decode_schema(bytes).map_err(|e| self.encode_error(Phase::Tables, e))
+                let schema = payload::decode_schema(bytes)
+                    .map_err(|e| self.encode_error(Phase::Tables, e))?;
+                super::check_table_name(quarry_sdk::table_name(&schema))
+                    .map_err(|e| self.encode_error(Phase::Tables, e))?;
+                Ok(schema)
             })
             .collect()
     }
@@ -353,6 +357,8 @@ impl Source for GrpcPlugin {
                 Some(M::MigrateTable(m)) => {
                     let schema = payload::decode_schema(m.table)
                         .map_err(|e| self.encode_error(Phase::Sync, e))?;
+                    super::check_table_name(quarry_sdk::table_name(&schema))
+                        .map_err(|e| self.encode_error(Phase::Sync, e))?;
                     migrated.insert(quarry_sdk::table_name(&schema).to_string());
                     vec![SourceMessage::MigrateTable(schema)]
                 }
@@ -367,6 +373,8 @@ impl Source for GrpcPlugin {
                             "it sent a record without a `cq:table_name` in its schema",
                         ));
                     }
+                    super::check_table_name(&table)
+                        .map_err(|e| self.encode_error(Phase::Sync, e))?;
                     let mut messages = Vec::with_capacity(2);
                     // Some SDKs send a table's rows without a migrate message first.
                     if migrated.insert(table) {

@@ -133,8 +133,17 @@ impl SourceProgress {
     fn table(&self, table: &str, f: impl FnOnce(&mut TableCounters)) {
         if let Some(shared) = &self.shared {
             update(shared, |c| {
-                let tables = c.tables.entry(self.source.clone()).or_default();
-                f(tables.entry(table.to_string()).or_default());
+                // Names are allocated once per table, not once per batch.
+                if !c.tables.contains_key(&self.source) {
+                    c.tables.insert(self.source.clone(), BTreeMap::new());
+                }
+                let Some(tables) = c.tables.get_mut(&self.source) else {
+                    return;
+                };
+                match tables.get_mut(table) {
+                    Some(counters) => f(counters),
+                    None => f(tables.entry(table.to_string()).or_default()),
+                }
             });
         }
     }
@@ -160,8 +169,11 @@ pub struct DestinationProgress {
 impl DestinationProgress {
     fn counters(&self, f: impl FnOnce(&mut DestinationCounters)) {
         if let Some(shared) = &self.shared {
+            // The entry exists from `Progress::destination` on; no key is built per batch.
             update(shared, |c| {
-                f(c.destinations.entry(self.key.clone()).or_default())
+                if let Some(counters) = c.destinations.get_mut(&self.key) {
+                    f(counters)
+                }
             });
         }
     }

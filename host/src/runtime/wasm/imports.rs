@@ -16,7 +16,10 @@ use crate::runtime::{DeleteRequest, SourceMessage};
 /// host adds that every schema names its table.
 fn table_name(schema: &Schema) -> Result<String, String> {
     match schema.metadata().get(TABLE_NAME) {
-        Some(name) if !name.is_empty() => Ok(name.clone()),
+        Some(name) if !name.is_empty() => {
+            crate::runtime::check_table_name(name)?;
+            Ok(name.clone())
+        }
         _ => Err(format!(
             "an Arrow schema without the `{TABLE_NAME}` metadata"
         )),
