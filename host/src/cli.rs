@@ -16,7 +16,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use crate::plan::{Environment, OpenError, Opened, RunError, open, registry_of};
+use crate::plan::{Environment, OpenError, Opened, RunError, open};
 use crate::runtime::{ErrorKind, PluginError};
 use crate::spec::{Permissions, SpecError, SyncSpec};
 use crate::telemetry::{LogFormat, LogLevel};
@@ -48,6 +48,12 @@ pub struct Cli {
     /// Accepted for CloudQuery compatibility: Quarry never sends telemetry, at any level.
     #[arg(long, global = true, value_name = "LEVEL", env = "CQ_TELEMETRY_LEVEL")]
     pub telemetry_level: Option<String>,
+    /// Run from quarry.lock and the plugin store only: never contact a registry.
+    #[arg(long, global = true, env = "QUARRY_OFFLINE", value_parser = clap::builder::FalseyValueParser::new())]
+    pub offline: bool,
+    /// Refuse to run if quarry.lock would change (for CI).
+    #[arg(long, global = true)]
+    pub locked: bool,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -141,11 +147,42 @@ pub struct Specs {
     pub paths: Vec<PathBuf>,
 }
 
-/// What every command that reads specs starts from.
+/// What every command that reads specs starts from: the specs, and the environment with the
+/// lock file beside them.
 pub(crate) fn load(specs: &Specs) -> Result<(SyncSpec, Environment), CliError> {
     let spec = crate::spec::load(&specs.paths)?;
-    let env = Environment::from_process()?;
+    let mut env = Environment::from_process()?;
+    env.distribution
+        .use_lock(lock_path(&specs.paths))
+        .map_err(|e| CliError::Config(SpecError::new(e.to_string())))?;
     Ok((spec, env))
+}
+
+/// `quarry.lock` beside the spec files: in the first directory given, or the first file's.
+pub(crate) fn lock_path(paths: &[PathBuf]) -> PathBuf {
+    let dir = match paths.first() {
+        Some(first) if first.is_dir() => first.clone(),
+        Some(first) => first
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(".")),
+        None => PathBuf::from("."),
+    };
+    dir.join("quarry.lock")
+}
+
+/// Writes quarry.lock if planning changed it.
+pub(crate) fn save_lock(env: &Environment) -> Result<(), CliError> {
+    if env
+        .distribution
+        .save_lock()
+        .map_err(|e| CliError::Runtime(anyhow::anyhow!("cannot write the lock file: {e}")))?
+        && let Some(path) = env.distribution.lock_path()
+    {
+        tracing::info!(lock = %path.display(), "wrote the lock file");
+    }
+    Ok(())
 }
 
 /// Opens a plugin named on the command line (`quarry/<name>`, or a file), with no grants and
@@ -156,9 +193,9 @@ pub(crate) async fn open_reference(
     name: &str,
 ) -> Result<Opened, CliError> {
     let resolved = env
-        .resolver
-        .resolve(registry_of(reference, &env.cwd), reference, &env.cwd)
-        .map_err(|e| CliError::Usage(e.to_string()))?;
+        .resolve_reference(reference)
+        .await
+        .map_err(CliError::Usage)?;
     open(env, name, resolved, &Permissions::default())
         .await
         .map_err(|e| match e {
@@ -179,6 +216,11 @@ pub fn report_plugin_error(e: &PluginError) {
 
 /// Runs the parsed command line.
 pub async fn run(cli: Cli) -> Result<Exit, CliError> {
+    crate::plan::distribution::set_mode(crate::plan::distribution::Mode {
+        offline: cli.offline,
+        locked: cli.locked,
+        update: false,
+    });
     let globals = Globals {
         invocation_id: cli.invocation_id,
         log_console: cli.log_console || cli.log_format == LogFormat::Json,

@@ -6,6 +6,7 @@
 //! line and column they came from. `quarry validate` prints the plan, `quarry migrate` applies
 //! its migrations, `quarry sync` hands it to the engine (`crate::sync::execute`).
 
+pub mod distribution;
 mod migration;
 mod open;
 mod state;
@@ -45,6 +46,8 @@ pub struct Environment {
     pub cwd: PathBuf,
     /// The compile cache: no grant may reach it (its entries run as native code).
     pub cache_dir: Option<PathBuf>,
+    /// Plugins from OCI registries: the store (under the cache), the lock, the registries.
+    pub distribution: distribution::Distribution,
 }
 
 impl Environment {
@@ -56,6 +59,7 @@ impl Environment {
             runtime: WasmRuntime::new(cache_dir.clone())?,
             resolver: Resolver::from_env(std::env::current_exe().ok().as_deref()),
             cwd: std::env::current_dir()?,
+            distribution: distribution::Distribution::new(cache_dir.as_deref()),
             cache_dir,
         })
     }

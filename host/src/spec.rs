@@ -115,6 +115,8 @@ pub struct SourceSpec {
     pub spec: PluginSpec,
     #[serde(default)]
     pub permissions: Permissions,
+    /// The keys whose signature an OCI plugin must carry.
+    pub verify: Option<Verify>,
     /// Where this document's `spec:` mapping starts; set by [`load`].
     #[serde(skip, default = "Location::unset")]
     pub at: Location,
@@ -162,9 +164,74 @@ pub struct DestinationSpec {
     pub spec: PluginSpec,
     #[serde(default)]
     pub permissions: Permissions,
+    /// The keys whose signature an OCI plugin must carry.
+    pub verify: Option<Verify>,
     /// Where this document's `spec:` mapping starts; set by [`load`].
     #[serde(skip, default = "Location::unset")]
     pub at: Location,
+}
+
+/// `verify:`: a plugin runs only if one of these keys signed it (cosign's key-based signatures).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a mapping with `keys`")]
+pub struct Verify {
+    /// Public keys (PEM files, relative to the working directory, or inline PEM).
+    #[serde(deserialize_with = "units::string_list")]
+    pub keys: Vec<String>,
+}
+
+/// Quarry's own settings, from its config file (`QUARRY_CONFIG`, else
+/// `$XDG_CONFIG_HOME/quarry/config.yml`, else `~/.config/quarry/config.yml`).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a mapping with `registries` or `verify`"
+)]
+pub struct UserConfig {
+    /// How to reach registries, by `host[:port]`.
+    #[serde(default)]
+    pub registries: std::collections::BTreeMap<String, quarry_registry::oci::RegistrySettings>,
+    /// The keys every OCI plugin without its own `verify:` must be signed by.
+    pub verify: Option<Verify>,
+    /// The file it was read from; relative paths in it start from its directory.
+    #[serde(skip)]
+    pub file: Option<PathBuf>,
+}
+
+impl UserConfig {
+    /// The config file of this process, if there is one: `QUARRY_CONFIG` (which must exist),
+    /// else the XDG location (which may not).
+    pub fn load() -> Result<UserConfig, SpecError> {
+        let explicit = std::env::var_os("QUARRY_CONFIG").map(PathBuf::from);
+        let path = explicit.clone().or_else(|| {
+            let base = std::env::var_os("XDG_CONFIG_HOME")
+                .map(PathBuf::from)
+                .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))?;
+            Some(base.join("quarry").join("config.yml"))
+        });
+        let Some(path) = path else {
+            return Ok(UserConfig::default());
+        };
+        if explicit.is_none() && !path.exists() {
+            return Ok(UserConfig::default());
+        }
+        let mut config: UserConfig = loader::load_file(&path, &|name| std::env::var(name))?;
+        let dir = path.parent().map(PathBuf::from).unwrap_or_default();
+        for settings in config.registries.values_mut() {
+            if let Some(ca) = &settings.ca_file {
+                settings.ca_file = Some(dir.join(ca));
+            }
+        }
+        if let Some(verify) = &mut config.verify {
+            for key in &mut verify.keys {
+                if !key.contains("-----BEGIN") {
+                    *key = dir.join(&*key).display().to_string();
+                }
+            }
+        }
+        config.file = Some(path);
+        Ok(config)
+    }
 }
 
 #[cfg(test)]

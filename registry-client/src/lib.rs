@@ -6,15 +6,20 @@
 //!   path (see [`Resolver::from_env`]), so that they work offline out of the box;
 //! - `local`: a component file on disk, or a native plugin's executable;
 //! - `grpc`: the address of a running plugin (CloudQuery plugin protocol v3);
-//! - `oci` is recognised and refused with a clear message until it is built.
+//! - `oci`: a component published as an OCI artifact ([`oci`]), kept in a content-addressed
+//!   [`store`], pinned by a [`lock`] file and, where required, checked against [`signature`]s.
 #![warn(missing_docs)]
 
 use std::path::{Path, PathBuf};
 
-use sha2::{Digest, Sha256};
-
+mod digest;
 mod first_party;
+pub mod lock;
+pub mod oci;
+pub mod signature;
+pub mod store;
 
+pub use digest::{Digest, DigestError};
 pub use first_party::{FIRST_PARTY, FirstParty};
 
 /// Where a plugin comes from: a spec's `registry:` (the spec loader reads it by these names).
@@ -28,7 +33,7 @@ pub enum RegistryKind {
     Local,
     /// A native plugin already serving gRPC; `path` is its address.
     Grpc,
-    /// An OCI image reference.
+    /// A component published to an OCI registry; `path` is `<registry-host>/<repository>`.
     Oci,
 }
 
@@ -122,11 +127,10 @@ pub enum ResolveError {
         "`{0}` is named as a WebAssembly component but is not one (it does not start with `\\0asm`); Quarry never runs a `.wasm` file natively"
     )]
     NotAComponent(String),
-    /// A registry kind that is not built yet.
-    #[error(
-        "registry `{0}` is not supported yet; use `registry: local` with a .wasm file or `registry: quarry`"
-    )]
-    Unsupported(&'static str),
+    /// A registry the caller must fetch from (OCI plugins are fetched asynchronously, through
+    /// the store and the lock, not by this resolver).
+    #[error("registry `{0}` plugins are fetched through the plugin store")]
+    Remote(&'static str),
 }
 
 /// Resolves plugin references against a search path of first-party plugin directories.
@@ -180,7 +184,7 @@ impl Resolver {
             RegistryKind::Quarry => self.first_party(path),
             RegistryKind::Local => local(&base.join(path), path),
             RegistryKind::Grpc => Ok(Resolved::Address(path.to_string())),
-            RegistryKind::Oci => Err(ResolveError::Unsupported("oci")),
+            RegistryKind::Oci => Err(ResolveError::Remote("oci")),
         }
     }
 
@@ -263,10 +267,7 @@ fn read(file: &Path, as_written: &str) -> Result<Artifact, ResolveError> {
         path: as_written.into(),
         source,
     })?;
-    let sha256 = Sha256::digest(&bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let sha256 = Digest::of(&bytes).hex().to_string();
     Ok(Artifact {
         path: file.to_path_buf(),
         bytes,

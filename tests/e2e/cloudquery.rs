@@ -12,22 +12,7 @@ use arrow_array::types::{Float64Type, Int64Type, TimestampMicrosecondType};
 use arrow_schema::{DataType, TimeUnit};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
-use crate::support::{Workdir, files, make_executable, served, shared_cache};
-
-/// Where `scripts/tools` installed them. Missing tools fail the test: CI installs them.
-fn tools() -> PathBuf {
-    let dir = std::env::var_os("QUARRY_TOOLS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/quarry/tools")
-        });
-    assert!(
-        dir.join("venv/bin/python").exists() && dir.join("node/node_modules").exists(),
-        "CloudQuery's CLI and SDKs are not installed in {}: run scripts/tools",
-        dir.display()
-    );
-    dir
-}
+use crate::support::{Workdir, files, make_executable, served, shared_cache, tools};
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -7,6 +7,7 @@ mod conformance;
 mod duckdb;
 mod grpc;
 mod hackernews;
+mod oci;
 mod postgresql;
 mod sandbox;
 mod semantics;

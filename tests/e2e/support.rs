@@ -38,6 +38,22 @@ pub fn store_plugin() -> PathBuf {
     wasm_dir().join("quarry_fixture_store.wasm")
 }
 
+/// Where `scripts/tools` installed the outside programs (CloudQuery's CLI and SDKs, oras).
+/// Missing tools fail the test: CI installs them.
+pub fn tools() -> PathBuf {
+    let dir = std::env::var_os("QUARRY_TOOLS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/quarry/tools")
+        });
+    assert!(
+        dir.join("venv/bin/python").exists() && dir.join("node/node_modules").exists(),
+        "the test tools are not installed in {}: run scripts/tools",
+        dir.display()
+    );
+    dir
+}
+
 static WARM: Once = Once::new();
 
 /// Compiles every plugin into the shared cache once, before the first test needs it.

@@ -9,6 +9,11 @@
 //! One scenario runs the same `test` source through `quarry serve` over gRPC (a Unix socket), to
 //! price the transport against the in-process component. The peak RSS is the kernel's account of
 //! the `quarry sync` child, which takes in the native plugin processes it started and reaped.
+//!
+//! The distribution scenarios (`--only oci`, or all) start Debian's `docker-registry` on a free
+//! loopback port, push the `test` plugin padded to 10 MB with a custom section, and time, as wall
+//! clock of child processes: `quarry plugin pull` into an empty store; the first sync with it
+//! (1 row; pull + verify + compile, empty store and compile cache); and a cached sync of 1 row.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -17,6 +22,8 @@ use std::time::Instant;
 use anyhow::Context;
 
 use super::{CliError, Exit};
+
+mod distribution;
 
 #[derive(Debug, clap::Args)]
 pub struct BenchArgs {
@@ -162,6 +169,15 @@ pub async fn run(args: BenchArgs) -> Result<Exit, CliError> {
         print_medians(scenario.name, &samples);
     }
     drop(hn_server);
+    if args
+        .only
+        .as_ref()
+        .is_none_or(|o| "oci distribution".contains(o.as_str()))
+        && let Err(e) = distribution::run(&exe, &work, args.runs)
+    {
+        eprintln!("error: oci distribution: {e}");
+        exit = Exit::Failure;
+    }
     let _ = std::fs::remove_dir_all(&work);
     Ok(exit)
 }

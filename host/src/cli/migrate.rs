@@ -14,6 +14,7 @@ pub struct MigrateArgs {
 pub async fn run(args: MigrateArgs) -> Result<Exit, CliError> {
     let (spec, env) = super::load(&args.specs)?;
     let mut plan = plan::build(&spec, &env).await?;
+    super::save_lock(&env)?;
     if let Err(e) = plan.refusals() {
         plan.close().await;
         return Err(e.into());

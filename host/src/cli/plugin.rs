@@ -1,29 +1,97 @@
-//! `quarry plugin inspect <plugin>`: what a plugin is, what it needs, and its spec's schema.
+//! `quarry plugin ...`: what a plugin is (`inspect`), and getting, publishing and signing plugins
+//! in OCI registries (`push`, `pull`, `install`, `update`, `list`, `sign`, `keygen`).
 
-use std::path::Path;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
-use super::{CliError, Exit};
-use crate::plan::{Environment, Origin};
+use quarry_registry::oci::{ComponentInfo, Publication, Repository, Version};
+use quarry_registry::signature::SigningKey;
+use quarry_registry::{Digest, Resolved};
+
+use super::{CliError, Exit, Specs};
+use crate::plan::distribution::{FetchError, Mode};
+use crate::plan::{Environment, Origin, registry_of};
 use crate::runtime::PluginInfo;
+use crate::spec::{Permissions, Registry};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum PluginCommand {
-    /// Print a plugin's name, version, kinds, the permissions it needs and its spec's JSON Schema.
+    /// Print a plugin's name, version, kinds, the permissions it needs and its spec's JSON Schema;
+    /// for a registry reference, what the registry says about it (nothing is run).
     Inspect {
-        /// `quarry/<name>` for a first-party plugin, or the path of a `.wasm` component or of a
-        /// native plugin's executable.
+        /// `quarry/<name>`, the path of a `.wasm` component or of a native plugin's executable,
+        /// or `<registry-host>/<repository>[:tag|@sha256:...]`.
         plugin: String,
+    },
+    /// Publish a component to an OCI registry (the CNCF Wasm artifact layout).
+    Push {
+        /// The `.wasm` component.
+        file: PathBuf,
+        /// `<registry-host>/<repository>[:tag]`; the tag defaults to the plugin's version.
+        reference: String,
+        /// An extra manifest annotation (repeatable).
+        #[arg(long = "annotation", value_name = "KEY=VALUE")]
+        annotations: Vec<String>,
+    },
+    /// Fetch a plugin from its registry into the plugin store.
+    Pull {
+        /// `<registry-host>/<repository>[:tag|@sha256:...]`.
+        reference: String,
+    },
+    /// Fetch every OCI plugin the specs name into the store and pin them in quarry.lock, for
+    /// offline runs.
+    Install(Specs),
+    /// Resolve every OCI plugin of the specs again (tags may have moved) and rewrite quarry.lock;
+    /// with --locked, fail if anything would change.
+    Update(Specs),
+    /// List the plugins in the store, with digests and sizes.
+    List,
+    /// Sign a plugin in its registry (cosign's key-based signature format).
+    Sign {
+        /// `<registry-host>/<repository>[:tag|@sha256:...]`.
+        reference: String,
+        /// The private key (PKCS#8 PEM; `quarry plugin keygen` makes one).
+        #[arg(long, value_name = "FILE")]
+        key: PathBuf,
+    },
+    /// Make a signing key pair: PREFIX.key (private, mode 0600) and PREFIX.pub.
+    Keygen {
+        /// The files' path without extension.
+        prefix: PathBuf,
     },
 }
 
 pub async fn run(command: PluginCommand) -> Result<Exit, CliError> {
-    let PluginCommand::Inspect { plugin } = command;
+    match command {
+        PluginCommand::Inspect { plugin } => inspect(&plugin).await,
+        PluginCommand::Push {
+            file,
+            reference,
+            annotations,
+        } => push(&file, &reference, &annotations).await,
+        PluginCommand::Pull { reference } => pull(&reference).await,
+        PluginCommand::Install(specs) => install(&specs, false).await,
+        PluginCommand::Update(specs) => install(&specs, true).await,
+        PluginCommand::List => list(),
+        PluginCommand::Sign { reference, key } => sign(&reference, &key).await,
+        PluginCommand::Keygen { prefix } => keygen(&prefix),
+    }
+}
+
+fn fetch_error(e: FetchError) -> CliError {
+    CliError::Usage(e.to_string())
+}
+
+async fn inspect(plugin: &str) -> Result<Exit, CliError> {
     let env = Environment::from_process()?;
-    let name = Path::new(&plugin)
+    if registry_of(plugin, &env.cwd) == Registry::Oci {
+        return inspect_remote(&env, plugin).await;
+    }
+    let name = Path::new(plugin)
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or(plugin.clone());
-    let mut opened = super::open_reference(&env, &plugin, &name).await?;
+        .unwrap_or(plugin.to_string());
+    let mut opened = super::open_reference(&env, plugin, &name).await?;
     let schema = opened.plugin.spec_schema().await;
     // A plugin that was never initialised may refuse to close; only a process needs stopping.
     let _ = opened.plugin.close().await;
@@ -36,6 +104,358 @@ pub async fn run(command: PluginCommand) -> Result<Exit, CliError> {
         Origin::Address(_) => "-".into(),
     };
     print_info(opened.plugin.info(), &digest, &schema);
+    Ok(Exit::Ok)
+}
+
+/// What the registry says about a plugin: its manifest, annotations and signatures. Nothing is
+/// downloaded beyond the manifest, and nothing runs.
+async fn inspect_remote(env: &Environment, reference: &str) -> Result<Exit, CliError> {
+    let (repository, version) =
+        Repository::parse_reference(reference).map_err(|e| CliError::Usage(e.to_string()))?;
+    let version = Version::parse(version.as_deref()).map_err(|e| CliError::Usage(e.to_string()))?;
+    let client = env.distribution.client(&repository).map_err(fetch_error)?;
+    let (tag, digest) = client
+        .resolve(&repository, &version)
+        .await
+        .map_err(|e| CliError::Usage(e.to_string()))?;
+    let bytes = client
+        .manifest(&repository, &digest)
+        .await
+        .map_err(|e| CliError::Usage(e.to_string()))?;
+    let shown = format!("{repository}@{digest}");
+    let manifest = quarry_registry::oci::Manifest::parse(&bytes, &shown)
+        .map_err(|e| CliError::Usage(e.to_string()))?;
+    let layer = manifest
+        .component(&shown)
+        .map_err(|e| CliError::Usage(e.to_string()))?;
+    let signatures = client
+        .signatures(&repository, &digest)
+        .await
+        .map_err(|e| CliError::Usage(e.to_string()))?
+        .map_or(0, |(_, blobs)| blobs.len());
+    println!(
+        "reference:   {repository}{}",
+        tag.map(|t| format!(":{t}")).unwrap_or_default()
+    );
+    println!("manifest:    {digest}");
+    println!("component:   {} ({} bytes)", layer.digest, layer.size);
+    println!("signatures:  {signatures}");
+    println!("annotations:");
+    for (key, value) in &manifest.annotations {
+        println!("  {key}: {value}");
+    }
+    Ok(Exit::Ok)
+}
+
+fn now() -> String {
+    let micros = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0);
+    crate::sync::summary::rfc3339(micros)
+}
+
+/// The annotations a pushed plugin carries: OCI's standard ones, and what Quarry users need to
+/// decide before running it (its kinds, and the grants it declares it needs).
+fn annotations(info: &PluginInfo, extra: &[String]) -> Result<BTreeMap<String, String>, CliError> {
+    let kinds: Vec<&str> = [(info.source, "source"), (info.destination, "destination")]
+        .iter()
+        .filter(|k| k.0)
+        .map(|k| k.1)
+        .collect();
+    let needs = serde_json::json!({
+        "network": info.needs_network,
+        "files": info.needs_files,
+        "env": info.needs_env,
+    });
+    let mut map = BTreeMap::from([
+        (
+            "org.opencontainers.image.title".to_string(),
+            info.name.clone(),
+        ),
+        (
+            "org.opencontainers.image.version".to_string(),
+            info.version.clone(),
+        ),
+        (
+            "org.opencontainers.image.description".to_string(),
+            info.description.clone(),
+        ),
+        ("org.opencontainers.image.created".to_string(), now()),
+        ("dev.quarry.plugin.name".to_string(), info.name.clone()),
+        ("dev.quarry.plugin.kinds".to_string(), kinds.join(",")),
+        ("dev.quarry.plugin.needs".to_string(), needs.to_string()),
+    ]);
+    for pair in extra {
+        let Some((key, value)) = pair.split_once('=') else {
+            return Err(CliError::Usage(format!(
+                "--annotation `{pair}`: expected KEY=VALUE"
+            )));
+        };
+        map.insert(key.to_string(), value.to_string());
+    }
+    Ok(map)
+}
+
+async fn push(file: &Path, reference: &str, extra: &[String]) -> Result<Exit, CliError> {
+    let env = Environment::from_process()?;
+    let (repository, tag) =
+        Repository::parse_reference(reference).map_err(|e| CliError::Usage(e.to_string()))?;
+    if tag.as_deref().is_some_and(|t| t.starts_with("sha256:")) {
+        return Err(CliError::Usage(format!(
+            "`{reference}`: push to a tag, not a digest (the digest is computed)"
+        )));
+    }
+    let bytes = std::fs::read(file)
+        .map_err(|e| CliError::Usage(format!("cannot read {}: {e}", file.display())))?;
+    if !bytes.starts_with(b"\0asm") {
+        return Err(CliError::Usage(format!(
+            "{} is not a WebAssembly component; only components can be published",
+            file.display()
+        )));
+    }
+    let name = file
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "plugin".into());
+    // Loaded (not initialised, no grants) to read what it says about itself.
+    let artifact = quarry_registry::Artifact {
+        path: file.to_path_buf(),
+        sha256: Digest::of(&bytes).hex().to_string(),
+        bytes,
+    };
+    let mut opened = crate::plan::open(
+        &env,
+        &name,
+        Resolved::Component(artifact.clone()),
+        &Permissions::default(),
+    )
+    .await
+    .map_err(|e| match e {
+        crate::plan::OpenError::Plugin(e) => CliError::Plugin(e),
+        crate::plan::OpenError::Config(m) | crate::plan::OpenError::Grants(m) => {
+            CliError::Usage(format!("{}: {m}", file.display()))
+        }
+    })?;
+    let info = opened.plugin.info().clone();
+    let _ = opened.plugin.close().await;
+    let loaded = env.runtime.load(&name, &artifact.bytes)?;
+    let (imports, exports) = env.runtime.interfaces(&loaded);
+    let tag = tag.unwrap_or_else(|| info.version.clone());
+    if !quarry_registry::oci::is_tag(&tag) {
+        return Err(CliError::Usage(format!("`{tag}` is not a valid tag")));
+    }
+    let client = env.distribution.client(&repository).map_err(fetch_error)?;
+    let digest = client
+        .push(
+            &repository,
+            &tag,
+            Publication {
+                component: &artifact.bytes,
+                world: ComponentInfo { exports, imports },
+                annotations: annotations(&info, extra)?,
+                title: format!("{}.wasm", info.name),
+                created: now(),
+            },
+        )
+        .await
+        .map_err(|e| CliError::Usage(e.to_string()))?;
+    println!("pushed {repository}:{tag}");
+    println!("manifest:  {digest}");
+    println!(
+        "component: sha256:{} ({} bytes)",
+        artifact.sha256,
+        artifact.bytes.len()
+    );
+    Ok(Exit::Ok)
+}
+
+async fn pull(reference: &str) -> Result<Exit, CliError> {
+    let env = Environment::from_process()?;
+    let (repository, version) =
+        Repository::parse_reference(reference).map_err(|e| CliError::Usage(e.to_string()))?;
+    let fetched = env
+        .distribution
+        .fetch(&repository.to_string(), version.as_deref(), None, &env.cwd)
+        .await
+        .map_err(fetch_error)?;
+    println!(
+        "pulled {repository}{}",
+        fetched
+            .tag
+            .as_deref()
+            .map(|t| format!(":{t}"))
+            .unwrap_or_default()
+    );
+    println!("manifest:  {}", fetched.manifest);
+    println!(
+        "component: sha256:{} ({} bytes)",
+        fetched.artifact.sha256,
+        fetched.artifact.bytes.len()
+    );
+    println!("stored at: {}", fetched.artifact.path.display());
+    Ok(Exit::Ok)
+}
+
+/// `install` and `update`: every OCI plugin of the specs, fetched and pinned.
+async fn install(specs: &Specs, update: bool) -> Result<Exit, CliError> {
+    let (spec, mut env) = super::load(specs)?;
+    if update {
+        let mode = env.distribution.mode();
+        env.distribution.set_mode(Mode {
+            update: true,
+            ..mode
+        });
+    }
+    let references = spec
+        .sources
+        .iter()
+        .map(|s| {
+            (
+                &s.name,
+                s.registry,
+                &s.path,
+                s.version.as_deref(),
+                s.verify.as_ref(),
+                &s.at,
+            )
+        })
+        .chain(spec.destinations.iter().map(|d| {
+            (
+                &d.name,
+                d.registry,
+                &d.path,
+                d.version.as_deref(),
+                d.verify.as_ref(),
+                &d.at,
+            )
+        }));
+    let mut count = 0;
+    for (name, registry, path, version, verify, at) in references {
+        if registry != Registry::Oci {
+            continue;
+        }
+        let fetched = env
+            .distribution
+            .fetch(path, version, verify, &env.cwd)
+            .await
+            .map_err(|e| {
+                CliError::Config(crate::spec::SpecError::at(
+                    at.clone(),
+                    format!("plugin `{name}`: {e}"),
+                ))
+            })?;
+        count += 1;
+        println!(
+            "{path}{}  {}  {} bytes",
+            version.map(|v| format!(" {v}")).unwrap_or_default(),
+            fetched.manifest,
+            fetched.artifact.bytes.len()
+        );
+    }
+    for moved in env.distribution.moves() {
+        println!("moved: {moved}");
+    }
+    super::save_lock(&env)?;
+    if let Some(path) = env.distribution.lock_path() {
+        eprintln!("{count} plugin(s) pinned in {}", path.display());
+    }
+    Ok(Exit::Ok)
+}
+
+fn list() -> Result<Exit, CliError> {
+    let env = Environment::from_process()?;
+    let store = env.distribution.store();
+    let refs = store.refs();
+    if refs.is_empty() {
+        println!("the plugin store ({}) is empty", store.root().display());
+        return Ok(Exit::Ok);
+    }
+    println!(
+        "{:<48} {:<16} {:<14} {:<14} {:>10}  PULLED",
+        "REPOSITORY", "TAG", "MANIFEST", "COMPONENT", "SIZE"
+    );
+    for r in refs {
+        let present = store.blob_path(&r.component).is_file();
+        println!(
+            "{:<48} {:<16} {:<14} {:<14} {:>10}  {}{}",
+            r.repository,
+            if r.tag.starts_with("sha256:") {
+                "-"
+            } else {
+                &r.tag
+            },
+            r.manifest.short(),
+            r.component.short(),
+            r.size,
+            r.pulled,
+            if present { "" } else { "  (component missing)" }
+        );
+    }
+    Ok(Exit::Ok)
+}
+
+async fn sign(reference: &str, key: &Path) -> Result<Exit, CliError> {
+    let env = Environment::from_process()?;
+    let (repository, version) =
+        Repository::parse_reference(reference).map_err(|e| CliError::Usage(e.to_string()))?;
+    let version = Version::parse(version.as_deref()).map_err(|e| CliError::Usage(e.to_string()))?;
+    let text = std::fs::read_to_string(key)
+        .map_err(|e| CliError::Usage(format!("cannot read {}: {e}", key.display())))?;
+    let key = SigningKey::from_pem(&text, &key.display().to_string())
+        .map_err(|e| CliError::Usage(e.to_string()))?;
+    let client = env.distribution.client(&repository).map_err(fetch_error)?;
+    let (_, digest) = client
+        .resolve(&repository, &version)
+        .await
+        .map_err(|e| CliError::Usage(e.to_string()))?;
+    // Only a Wasm artifact is signed: the manifest is read and checked first.
+    let bytes = client
+        .manifest(&repository, &digest)
+        .await
+        .map_err(|e| CliError::Usage(e.to_string()))?;
+    let shown = format!("{repository}@{digest}");
+    quarry_registry::oci::Manifest::parse(&bytes, &shown)
+        .and_then(|m| m.component(&shown).map(|_| ()))
+        .map_err(|e| CliError::Usage(e.to_string()))?;
+    let blob = key
+        .sign(&repository.to_string(), &digest)
+        .map_err(|e| CliError::Usage(e.to_string()))?;
+    client
+        .push_signature(&repository, &digest, blob)
+        .await
+        .map_err(|e| CliError::Usage(e.to_string()))?;
+    println!(
+        "signed {shown} with key {} (stored as {repository}:{})",
+        key.public().fingerprint(),
+        digest.signature_tag()
+    );
+    Ok(Exit::Ok)
+}
+
+fn keygen(prefix: &Path) -> Result<Exit, CliError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let private = prefix.with_extension("key");
+    let public = prefix.with_extension("pub");
+    let (pem, key) = SigningKey::generate().map_err(|e| CliError::Usage(e.to_string()))?;
+    let write = |path: &Path, text: &str, mode: u32| {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(path)
+            .and_then(|mut f| f.write_all(text.as_bytes()))
+            .map_err(|e| CliError::Usage(format!("cannot write {}: {e}", path.display())))
+    };
+    write(&private, &pem, 0o600)?;
+    write(&public, &key.public().to_pem(), 0o644)?;
+    println!("private key: {} (keep it secret)", private.display());
+    println!(
+        "public key:  {} (give it to `verify: keys:`)",
+        public.display()
+    );
+    println!("fingerprint: {}", key.public().fingerprint());
     Ok(Exit::Ok)
 }
 

@@ -14,7 +14,7 @@ use tokio::sync::{Mutex, mpsc};
 use tonic::{Code, Status};
 
 use super::{CliError, Exit};
-use crate::plan::{Environment, registry_of};
+use crate::plan::Environment;
 use crate::runtime::wasm::{LoadedComponent, WasmPlugin, WasmRuntime};
 use crate::runtime::{
     Destination, ErrorKind, Plugin, PluginError, PluginInfo, Source, SourceMessage, TableSelection,
@@ -83,8 +83,7 @@ pub async fn run(args: ServeCommand) -> Result<Exit, CliError> {
 async fn serve(args: &ServeCommand) -> Result<(), (Exit, String)> {
     let config = |m: String| (Exit::Config, m);
     let env = Environment::from_process().map_err(|e| (Exit::Failure, format!("{e:#}")))?;
-    let registry = registry_of(&args.plugin, &env.cwd);
-    let artifact = match env.resolver.resolve(registry, &args.plugin, &env.cwd) {
+    let artifact = match env.resolve_reference(&args.plugin).await {
         Ok(Resolved::Component(artifact)) => artifact,
         Ok(_) => {
             return Err(config(format!(
@@ -92,7 +91,7 @@ async fn serve(args: &ServeCommand) -> Result<(), (Exit, String)> {
                 args.plugin
             )));
         }
-        Err(e) => return Err(config(e.to_string())),
+        Err(e) => return Err(config(e)),
     };
     let grants =
         Grants::resolve(&args.permissions(), &env.cwd).map_err(|e| config(e.to_string()))?;

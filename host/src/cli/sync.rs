@@ -29,6 +29,7 @@ pub struct SyncArgs {
 pub async fn run(args: SyncArgs, globals: &Globals) -> Result<Exit, CliError> {
     let (spec, env) = super::load(&args.specs)?;
     let plan = plan::build(&spec, &env).await?;
+    super::save_lock(&env)?;
     // With `--no-migrate` a table that needs any migration is the error, refused or not.
     let checked = if args.no_migrate {
         check_no_migrate(&plan)

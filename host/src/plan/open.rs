@@ -11,7 +11,7 @@ use crate::runtime::grpc::GrpcPlugin;
 use crate::runtime::{AnyPlugin, ErrorKind, PluginError};
 use crate::sandbox::Grants;
 use crate::spec::{
-    DestinationSpec, Location, Permissions, PluginSpec, Registry, SourceSpec, SpecError,
+    DestinationSpec, Location, Permissions, PluginSpec, Registry, SourceSpec, SpecError, Verify,
 };
 
 /// One plugin reference from a spec document.
@@ -22,6 +22,7 @@ pub struct PluginRef<'a> {
     pub path: &'a str,
     pub version: Option<&'a str>,
     pub permissions: &'a Permissions,
+    pub verify: Option<&'a Verify>,
     pub spec: &'a PluginSpec,
     pub at: &'a Location,
 }
@@ -37,6 +38,7 @@ macro_rules! plugin_ref_from {
                     path: &s.path,
                     version: s.version.as_deref(),
                     permissions: &s.permissions,
+                    verify: s.verify.as_ref(),
                     spec: &s.spec,
                     at: &s.at,
                 }
@@ -154,13 +156,45 @@ pub async fn open(
 }
 
 /// The registry a plugin named on the command line comes from: `quarry/<name>` is first-party,
-/// an existing file is local, and anything else is tried as a first-party name (whose error
-/// lists the plugins there are).
+/// an existing file (or a `.wasm`/`./` path) is local, `<registry-host>/<repository>[:tag|@digest]`
+/// is OCI, and anything else is tried as a first-party name (whose error lists the plugins there
+/// are).
 pub fn registry_of(reference: &str, cwd: &Path) -> RegistryKind {
-    if !reference.starts_with("quarry/") && cwd.join(reference).exists() {
+    let path_like = reference.starts_with(['.', '/'])
+        || reference.ends_with(".wasm")
+        || cwd.join(reference).exists();
+    if reference.starts_with("quarry/") {
+        RegistryKind::Quarry
+    } else if path_like {
         RegistryKind::Local
+    } else if quarry_registry::oci::Repository::parse_reference(reference).is_ok() {
+        RegistryKind::Oci
     } else {
         RegistryKind::Quarry
+    }
+}
+
+impl Environment {
+    /// Resolves a plugin named on the command line (see [`registry_of`]); an OCI reference is
+    /// fetched into the store (not locked). Errors are the message to show.
+    pub async fn resolve_reference(&self, reference: &str) -> Result<Resolved, String> {
+        match registry_of(reference, &self.cwd) {
+            RegistryKind::Oci => {
+                let (repository, version) =
+                    quarry_registry::oci::Repository::parse_reference(reference)
+                        .map_err(|e| e.to_string())?;
+                let fetched = self
+                    .distribution
+                    .fetch(&repository.to_string(), version.as_deref(), None, &self.cwd)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                Ok(Resolved::Component(fetched.artifact))
+            }
+            registry => self
+                .resolver
+                .resolve(registry, reference, &self.cwd)
+                .map_err(|e| e.to_string()),
+        }
     }
 }
 
@@ -169,10 +203,24 @@ impl Environment {
     /// version the spec asks for. The plugin is not initialised.
     pub async fn open(&self, plugin: PluginRef<'_>, role: Role) -> Result<Opened, RunError> {
         let at = |message: String| SpecError::at(plugin.at.clone(), message);
-        let resolved = self
-            .resolver
-            .resolve(plugin.registry, plugin.path, &self.cwd)
-            .map_err(|e| at(format!("plugin `{}`: {e}", plugin.name)))?;
+        let resolved = if plugin.registry == Registry::Oci {
+            let fetched = self
+                .distribution
+                .fetch(plugin.path, plugin.version, plugin.verify, &self.cwd)
+                .await
+                .map_err(|e| at(format!("plugin `{}`: {e}", plugin.name)))?;
+            tracing::debug!(
+                plugin = plugin.name,
+                manifest = %fetched.manifest,
+                tag = fetched.tag.as_deref().unwrap_or("-"),
+                "plugin fetched"
+            );
+            Resolved::Component(fetched.artifact)
+        } else {
+            self.resolver
+                .resolve(plugin.registry, plugin.path, &self.cwd)
+                .map_err(|e| at(format!("plugin `{}`: {e}", plugin.name)))?
+        };
         let opened = open(self, plugin.name, resolved, plugin.permissions)
             .await
             .map_err(|e| match e {
@@ -216,7 +264,9 @@ impl Environment {
             .with_help(format!("declare it as `kind: {is}`"))
             .into());
         }
+        // An OCI plugin's `version:` names a tag, a requirement or a digest, resolved above.
         if let Some(version) = plugin.version
+            && plugin.registry != Registry::Oci
             && version.trim_start_matches('v') != info.version
         {
             return Err(at(format!(

@@ -217,6 +217,16 @@ impl WasmRuntime {
         Ok(component)
     }
 
+    /// The names a loaded component imports and exports (for an artifact's config).
+    pub fn interfaces(&self, loaded: &LoadedComponent) -> (Vec<String>, Vec<String>) {
+        let ty = loaded.pre.component().component_type();
+        let names = |items: &mut dyn Iterator<Item = String>| items.collect::<Vec<_>>();
+        (
+            names(&mut ty.imports(&self.engine).map(|(n, _)| n.to_string())),
+            names(&mut ty.exports(&self.engine).map(|(n, _)| n.to_string())),
+        )
+    }
+
     fn compile(
         &self,
         plugin: &str,

@@ -92,6 +92,24 @@ pub(crate) fn load(paths: &[PathBuf], env: Env<'_>) -> Result<SyncSpec, SpecErro
     })
 }
 
+/// Reads a one-document YAML file (Quarry's config) as `T`, `${VAR}` expanded.
+pub(crate) fn load_file<T: for<'de> Deserialize<'de>>(
+    file: &Path,
+    env: Env<'_>,
+) -> Result<T, SpecError> {
+    let text = std::fs::read_to_string(file).map_err(|e| cannot_read(file, &e))?;
+    let mut documents = parse_documents(&text).map_err(|e| e.into_spec(file, FILE_START))?;
+    let Some(mut document) = documents.pop().filter(|_| documents.is_empty()) else {
+        return Err(SpecError::at(
+            Location::from_pos(file, FILE_START),
+            "expected exactly one YAML document",
+        ));
+    };
+    let at = document.at;
+    expand(&mut document, env).map_err(|e| e.into_spec(file, at))?;
+    from_node(&document).map_err(|e| e.into_spec(file, at))
+}
+
 fn read_source(file: &Path, document: &mut Node) -> Result<Entry<SourceSpec>, SpecError> {
     let node = spec_node(file, document, IGNORED_SOURCE_FIELDS);
     let mut source: SourceSpec = from_node(node).map_err(|e| e.into_spec(file, node.at))?;
@@ -111,6 +129,14 @@ fn read_source(file: &Path, document: &mut Node) -> Result<Entry<SourceSpec>, Sp
     }
     source.spec.locate(file, node.get("spec"), node.at);
     check_path(file, node, &source.path, source.registry)?;
+    check_distribution(
+        file,
+        node,
+        source.registry,
+        &source.path,
+        source.version.as_deref(),
+        source.verify.is_some(),
+    )?;
     if source.destinations.is_empty() {
         return Err(SpecError::at(
             value_at(file, node, "destinations"),
@@ -139,6 +165,14 @@ fn read_destination(file: &Path, document: &mut Node) -> Result<Entry<Destinatio
     destination.at = Location::from_pos(file, node.at);
     destination.spec.locate(file, node.get("spec"), node.at);
     check_path(file, node, &destination.path, destination.registry)?;
+    check_distribution(
+        file,
+        node,
+        destination.registry,
+        &destination.path,
+        destination.version.as_deref(),
+        destination.verify.is_some(),
+    )?;
     let name_at = value_at(file, node, "name");
     Ok(Entry {
         spec: destination,
@@ -212,6 +246,33 @@ fn check_path(file: &Path, node: &Node, path: &str, registry: Registry) -> Resul
         }
         Registry::Local | Registry::Grpc | Registry::Oci => {}
     }
+    Ok(())
+}
+
+/// `version:` and `verify:` of an OCI plugin can be read; `verify:` is only for OCI plugins.
+fn check_distribution(
+    file: &Path,
+    node: &Node,
+    registry: Registry,
+    path: &str,
+    version: Option<&str>,
+    verify: bool,
+) -> Result<(), SpecError> {
+    use quarry_registry::oci::{Repository, Version};
+    if registry != Registry::Oci {
+        if verify {
+            return Err(SpecError::at(
+                value_at(file, node, "verify"),
+                format!("`verify` applies to `registry: oci` plugins; this one is `registry: {registry}`"),
+            )
+            .with_help("remove `verify`, or publish the plugin to a registry and sign it"));
+        }
+        return Ok(());
+    }
+    Repository::parse(path)
+        .map_err(|e| SpecError::at(value_at(file, node, "path"), format!("`path`: {e}")))?;
+    Version::parse(version)
+        .map_err(|e| SpecError::at(value_at(file, node, "version"), format!("`version`: {e}")))?;
     Ok(())
 }
 

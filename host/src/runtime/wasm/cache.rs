@@ -78,8 +78,16 @@ impl CompileCache {
             .as_ref()
     }
 
-    fn tag(&self, bytes: &[u8]) -> Option<String> {
-        Some(hex(ring::hmac::sign(self.key()?, bytes).as_ref()))
+    /// The entry's tag: an HMAC over the digest of the component it was compiled from and the
+    /// compiled bytes, so an entry authenticates only as the compilation of that component (a
+    /// genuine entry renamed to another component's name does not load).
+    fn tag(&self, digest: &str, bytes: &[u8]) -> Option<String> {
+        let mut context = ring::hmac::Context::with_key(self.key()?);
+        context.update(b"quarry compiled component\0");
+        context.update(digest.as_bytes());
+        context.update(b"\0");
+        context.update(bytes);
+        Some(hex(context.sign().as_ref()))
     }
 
     fn entry(&self, engine: &Engine, digest: &str) -> Option<PathBuf> {
@@ -92,21 +100,20 @@ impl CompileCache {
 
     /// The entry's bytes if they are still the bytes that were stored; `None` (and a warning
     /// naming the file) for an entry that is missing, unreadable or changed.
-    fn verified(&self, plugin: &str, path: &Path) -> Option<Vec<u8>> {
-        let key = self.key()?;
+    fn verified(&self, plugin: &str, path: &Path, digest: &str) -> Option<Vec<u8>> {
         let bytes = std::fs::read(path).ok()?;
         let Ok(recorded) = std::fs::read_to_string(path.with_extension("mac")) else {
             tracing::info!(plugin, cache = %path.display(), "the compiled component in the cache has no tag (an older quarry stored it); compiling the component again");
             return None;
         };
-        let tag = unhex(recorded.trim());
-        if tag.is_some_and(|tag| ring::hmac::verify(key, &bytes, &tag).is_ok()) {
+        // A plain comparison: whoever could time it could read the key beside it.
+        if recorded.trim() == self.tag(digest, &bytes)? {
             return Some(bytes);
         }
         tracing::warn!(
             plugin,
             cache = %path.display(),
-            "the compiled component in the cache was changed after this quarry stored it; it is not loaded, and the component is compiled again"
+            "the compiled component in the cache was changed after this quarry stored it (or was compiled from another component); it is not loaded, and the component is compiled again"
         );
         None
     }
@@ -123,7 +130,7 @@ impl CompileCache {
         let cached = entry
             .as_deref()
             .filter(|p| p.is_file())
-            .and_then(|p| Some((p, self.verified(plugin, p)?)));
+            .and_then(|p| Some((p, self.verified(plugin, p, digest)?)));
         if let Some((path, bytes)) = cached {
             // SAFETY: the bytes are those `Component::serialize` of this engine's configuration
             // (the file name carries its compatibility hash) wrote, as their tag under this
@@ -147,7 +154,7 @@ impl CompileCache {
             "compiled plugin component"
         );
         let serialized = component.serialize()?;
-        if let (Some(path), Some(tag)) = (entry, self.tag(&serialized))
+        if let (Some(path), Some(tag)) = (entry, self.tag(digest, &serialized))
             && let Err(e) = store(&path, &serialized, &tag)
         {
             tracing::warn!(plugin, cache = %path.display(), "could not cache the compiled component: {e}");
@@ -169,16 +176,6 @@ fn store(path: &Path, bytes: &[u8], tag: &str) -> std::io::Result<()> {
     };
     write(path, bytes)?;
     write(&path.with_extension("mac"), tag.as_bytes())
-}
-
-fn unhex(text: &str) -> Option<Vec<u8>> {
-    if !text.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
-        .collect()
 }
 
 /// Reads the key at `path`, or makes one: 32 random bytes, readable by this user only, written
@@ -260,5 +257,16 @@ mod tests {
         std::fs::copy(&planted, &entry).expect("plant the entry");
         std::fs::copy(planted.with_extension("mac"), entry.with_extension("mac")).expect("tag");
         assert!(load(), "a planted entry is compiled again");
+        // A genuine entry and tag, renamed to another component's digest, do not load as it.
+        let entry = cache.entry(&engine, &digest).expect("an entry");
+        let elsewhere = "0".repeat(64);
+        let renamed = cache.entry(&engine, &elsewhere).expect("an entry");
+        std::fs::copy(&entry, &renamed).expect("rename the entry");
+        std::fs::copy(entry.with_extension("mac"), renamed.with_extension("mac")).expect("tag");
+        assert!(
+            cache.verified("other", &renamed, &elsewhere).is_none(),
+            "an entry authenticates only as the component it was compiled from"
+        );
+        assert!(cache.verified("empty", &entry, &digest).is_some());
     }
 }
