@@ -223,6 +223,12 @@ impl UserConfig {
             }
         }
         if let Some(verify) = &mut config.verify {
+            if verify.keys.is_empty() {
+                return Err(SpecError::new(format!(
+                    "{}: `verify.keys` is empty: it would require no signature at all; list public keys or remove `verify`",
+                    path.display()
+                )));
+            }
             for key in &mut verify.keys {
                 if !key.contains("-----BEGIN") {
                     *key = dir.join(&*key).display().to_string();

@@ -113,6 +113,22 @@ impl LockFile {
             column: e.column(),
             message: e.to_string(),
         })?;
+        if let Some(bad) = lock
+            .plugins
+            .iter()
+            .find(|p| p.tag.as_deref().is_some_and(|t| !crate::oci::is_tag(t)))
+        {
+            return Err(LockError::Invalid {
+                path: path.into(),
+                line: 1,
+                column: 1,
+                message: format!(
+                    "the entry for `{}` has tag {:?}, which is not an OCI tag",
+                    bad.path,
+                    bad.tag.as_deref().unwrap_or_default()
+                ),
+            });
+        }
         if lock.version != FORMAT {
             return Err(LockError::Invalid {
                 path: path.into(),
@@ -199,6 +215,19 @@ mod tests {
             read.get("127.0.0.1:5000/plugins/x", "2.0.0"),
             Some(&entry("2.0.0", b"m2"))
         );
+    }
+
+    #[test]
+    fn a_lock_cannot_name_files_through_its_tags() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("quarry.lock");
+        let mut lock = LockFile::default();
+        let mut bad = entry("1.0.0", b"m");
+        bad.tag = Some("/home/u/.docker/config".into());
+        lock.put(bad);
+        lock.save(&path).unwrap();
+        let err = LockFile::load(&path).unwrap_err().to_string();
+        assert!(err.contains("which is not an OCI tag"), "{err}");
     }
 
     #[test]

@@ -31,8 +31,10 @@ pub const COSIGN_LAYER_MEDIA_TYPE: &str = "application/vnd.dev.cosign.simplesign
 pub const COSIGN_SIGNATURE_ANNOTATION: &str = "dev.cosignproject.cosign/signature";
 const OCI_CONFIG_MEDIA_TYPE: &str = "application/vnd.oci.image.config.v1+json";
 
-/// The largest manifest and signature payload read (manifests are a few hundred bytes).
+/// The largest manifest read (manifests are a few hundred bytes).
 const MAX_MANIFEST: u64 = 4 << 20;
+/// The largest signature payload read (cosign's are a few hundred bytes).
+const MAX_SIGNATURE_PAYLOAD: u64 = 64 << 10;
 /// The largest component pulled.
 pub const MAX_COMPONENT: u64 = 1 << 30;
 
@@ -76,6 +78,12 @@ impl Repository {
     /// Parses a command-line reference: `host/name`, `host/name:tag` or `host/name@sha256:...`.
     pub fn parse_reference(text: &str) -> Result<(Self, Option<String>), OciError> {
         if let Some((repo, digest)) = text.split_once('@') {
+            // `host/name:tag@sha256:...`: the digest is what is meant; the tag is a label.
+            let slash = repo.find('/').unwrap_or(0);
+            let repo = match repo[slash..].rfind(':') {
+                Some(i) => &repo[..slash + i],
+                None => repo,
+            };
             return Ok((Repository::parse(repo)?, Some(digest.to_string())));
         }
         let slash = text.find('/').unwrap_or(0);
@@ -457,16 +465,24 @@ pub struct Client {
 }
 
 /// The credentials for `registry`: the environment first, then the Docker config, else none.
-fn credentials(registry: &str) -> (RegistryAuth, CredentialSource) {
-    if let (Ok(user), Ok(password)) = (
+/// `QUARRY_REGISTRY_USERNAME`/`_PASSWORD` go only to the registries `QUARRY_REGISTRY_HOST` lists
+/// (comma-separated) when it is set, and never over plain HTTP beyond loopback.
+fn credentials(registry: &str, plain_remote: bool) -> (RegistryAuth, CredentialSource) {
+    let scoped = std::env::var("QUARRY_REGISTRY_HOST")
+        .map(|hosts| hosts.split(',').any(|h| h.trim() == registry))
+        .unwrap_or(true);
+    if let (Ok(user), Ok(password), true, false) = (
         std::env::var("QUARRY_REGISTRY_USERNAME"),
         std::env::var("QUARRY_REGISTRY_PASSWORD"),
+        scoped,
+        plain_remote,
     ) {
         return (
             RegistryAuth::Basic(user, password),
             CredentialSource::Environment,
         );
     }
+    use docker_credential::CredentialRetrievalError as Missing;
     match docker_credential::get_credential(registry) {
         Ok(docker_credential::DockerCredential::UsernamePassword(user, password)) => (
             RegistryAuth::Basic(user, password),
@@ -475,7 +491,16 @@ fn credentials(registry: &str) -> (RegistryAuth, CredentialSource) {
         Ok(docker_credential::DockerCredential::IdentityToken(token)) => {
             (RegistryAuth::Bearer(token), CredentialSource::DockerConfig)
         }
-        Err(_) => (RegistryAuth::Anonymous, CredentialSource::Anonymous),
+        Err(Missing::NoCredentialConfigured | Missing::ConfigNotFound) => {
+            (RegistryAuth::Anonymous, CredentialSource::Anonymous)
+        }
+        Err(e) => {
+            tracing::warn!(
+                registry,
+                "the Docker config's credentials for this registry could not be read ({e}); trying without"
+            );
+            (RegistryAuth::Anonymous, CredentialSource::Anonymous)
+        }
     }
 }
 
@@ -525,7 +550,7 @@ impl Client {
                 .unwrap_or_default(),
             detail: e.to_string(),
         })?;
-        let (auth, credentials) = credentials(&registry);
+        let (auth, credentials) = credentials(&registry, plain && !repository.is_loopback());
         Ok(Client {
             inner,
             auth,
@@ -686,12 +711,14 @@ impl Client {
                 .list_tags(&reference, &self.auth, Some(1000), last.as_deref())
                 .await
                 .map_err(|e| self.error(&repository.to_string(), e))?;
-            let n = page.tags.len();
-            last = page.tags.last().cloned();
-            tags.extend(page.tags);
-            if n < 1000 {
+            // Registries may cap a page below the size asked: keep asking until a page is empty
+            // or brings nothing new (a registry that ignores `last`), at most 100 pages.
+            let next = page.tags.last().cloned();
+            if page.tags.is_empty() || next == last || tags.len() >= 100_000 {
                 return Ok(tags);
             }
+            last = next;
+            tags.extend(page.tags);
         }
     }
 
@@ -745,7 +772,20 @@ impl Client {
         descriptor: &Descriptor,
     ) -> Result<Vec<u8>, OciError> {
         let shown = format!("{repository}@{}", descriptor.digest);
-        let mut bytes: Vec<u8> = Vec::with_capacity(descriptor.size.min(MAX_COMPONENT) as usize);
+        if descriptor.size > MAX_COMPONENT {
+            return Err(OciError::Corrupt {
+                reference: shown,
+                detail: format!(
+                    "the manifest says {} bytes, more than quarry accepts ({MAX_COMPONENT})",
+                    descriptor.size
+                ),
+            });
+        }
+        // The registry may send more than the manifest says: the writer refuses the excess.
+        let mut bytes = Bounded {
+            bytes: Vec::with_capacity(descriptor.size.min(64 << 20) as usize),
+            limit: descriptor.size as usize,
+        };
         let wanted = OciDescriptor {
             media_type: descriptor.media_type.clone(),
             digest: descriptor.digest.clone(),
@@ -759,7 +799,21 @@ impl Client {
                 &mut bytes,
             )
             .await
-            .map_err(|e| self.error(&shown, e))?;
+            .map_err(|e| match e {
+                OciDistributionError::IoError(e)
+                    if e.kind() == std::io::ErrorKind::FileTooLarge =>
+                {
+                    OciError::Corrupt {
+                        reference: shown.clone(),
+                        detail: format!(
+                            "the registry sent more than the {} bytes the manifest says",
+                            descriptor.size
+                        ),
+                    }
+                }
+                e => self.error(&shown, e),
+            })?;
+        let bytes = bytes.bytes;
         if bytes.len() as u64 != descriptor.size {
             return Err(OciError::Corrupt {
                 reference: shown,
@@ -882,9 +936,6 @@ impl Client {
         let parsed = Manifest::parse(&manifest, &format!("{repository}:{tag}"))?;
         let mut signatures = Vec::new();
         for layer in signature_layers(&parsed) {
-            if layer.size > MAX_MANIFEST {
-                continue;
-            }
             let payload = self.blob(repository, layer).await?;
             signatures.push(SignatureBlob {
                 payload,
@@ -946,12 +997,54 @@ impl Client {
     }
 }
 
+/// An in-memory sink that fails once more than `limit` bytes are written.
+struct Bounded {
+    bytes: Vec<u8>,
+    limit: usize,
+}
+
+impl tokio::io::AsyncWrite for Bounded {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        if self.bytes.len() + buf.len() > self.limit {
+            return std::task::Poll::Ready(Err(std::io::ErrorKind::FileTooLarge.into()));
+        }
+        self.bytes.extend_from_slice(buf);
+        std::task::Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+/// At most this many signatures are read beside one manifest.
+pub const MAX_SIGNATURES: usize = 16;
+
 /// The layers of a signature manifest that carry a cosign signature.
 pub fn signature_layers(manifest: &Manifest) -> impl Iterator<Item = &Descriptor> {
-    manifest.layers.iter().filter(|l| {
-        l.media_type == COSIGN_LAYER_MEDIA_TYPE
-            && l.annotations.contains_key(COSIGN_SIGNATURE_ANNOTATION)
-    })
+    manifest
+        .layers
+        .iter()
+        .filter(|l| {
+            l.media_type == COSIGN_LAYER_MEDIA_TYPE
+                && l.annotations.contains_key(COSIGN_SIGNATURE_ANNOTATION)
+                && l.size <= MAX_SIGNATURE_PAYLOAD
+        })
+        .take(MAX_SIGNATURES)
 }
 
 /// An error and its causes, `: `-separated (reqwest hides the useful part in its sources).

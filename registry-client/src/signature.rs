@@ -49,7 +49,7 @@ pub enum SignatureError {
     },
     /// Signatures, but none by a trusted key over this digest.
     #[error(
-        "none of its {found} signature(s) is by a trusted key ({expected}) over {digest}; it was signed by someone else, or for other bytes"
+        "none of its {found} signature(s) is by a trusted key ({expected}) over {digest} in this repository; it was signed by someone else, or for other bytes or another repository"
     )]
     Untrusted {
         /// How many signatures were found.
@@ -201,26 +201,28 @@ impl SigningKey {
     }
 }
 
-/// The manifest digest a payload vouches for, if it is a cosign signature payload.
-fn signed_digest(payload: &[u8]) -> Option<String> {
+/// The repository and manifest digest a payload vouches for, if it is a cosign signature payload.
+fn signed_claim(payload: &[u8]) -> Option<(String, String)> {
     let value: serde_json::Value = serde_json::from_slice(payload).ok()?;
     let critical = value.get("critical")?;
     if critical.get("type")?.as_str()? != PAYLOAD_TYPE {
         return None;
     }
-    Some(
-        critical
-            .get("image")?
-            .get("docker-manifest-digest")?
-            .as_str()?
-            .to_string(),
-    )
+    let text =
+        |v: &serde_json::Value, a: &str, b: &str| Some(v.get(a)?.get(b)?.as_str()?.to_string());
+    Some((
+        text(critical, "identity", "docker-reference")?,
+        text(critical, "image", "docker-manifest-digest")?,
+    ))
 }
 
-/// The first trusted key that signed `digest` among `signatures`, or why none did.
+/// The first trusted key that signed `digest` of `repository` among `signatures`, or why none
+/// did. A signature for the same bytes in another repository does not count: a registry cannot
+/// serve a signed plugin under another plugin's name.
 pub fn verify<'k>(
     trusted: &'k [PublicKey],
     signatures: &[SignatureBlob],
+    repository: &str,
     digest: &Digest,
 ) -> Result<&'k PublicKey, SignatureError> {
     let expected = || {
@@ -235,9 +237,9 @@ pub fn verify<'k>(
             expected: expected(),
         });
     }
-    let wanted = digest.to_string();
+    let wanted = (repository.to_string(), digest.to_string());
     for blob in signatures {
-        if signed_digest(&blob.payload).as_deref() != Some(wanted.as_str()) {
+        if signed_claim(&blob.payload).as_ref() != Some(&wanted) {
             continue;
         }
         let Ok(signature) = BASE64.decode(blob.signature.trim()) else {
@@ -293,23 +295,19 @@ mod tests {
         let digest = Digest::of(b"manifest");
         let blob = key.sign("127.0.0.1:5000/p", &digest).unwrap();
         let trusted = [public.clone()];
-        assert_eq!(
-            verify(&trusted, std::slice::from_ref(&blob), &digest).unwrap(),
-            &public
-        );
+        let repo = "127.0.0.1:5000/p";
+        let one = std::slice::from_ref(&blob);
+        assert_eq!(verify(&trusted, one, repo, &digest).unwrap(), &public);
+        // The same signature presented for another repository does not count.
+        assert!(verify(&trusted, one, "127.0.0.1:5000/q", &digest).is_err());
         // Another digest, another key, a changed payload, no signature at all.
         let other = Digest::of(b"other");
         assert!(matches!(
-            verify(&trusted, std::slice::from_ref(&blob), &other),
+            verify(&trusted, one, repo, &other),
             Err(SignatureError::Untrusted { .. })
         ));
         let (_, stranger) = SigningKey::generate().unwrap();
-        let err = verify(
-            &[stranger.public().clone()],
-            std::slice::from_ref(&blob),
-            &digest,
-        )
-        .unwrap_err();
+        let err = verify(&[stranger.public().clone()], one, repo, &digest).unwrap_err();
         assert!(
             err.to_string().contains(&stranger.public().fingerprint()),
             "{err}"
@@ -319,9 +317,9 @@ mod tests {
             .unwrap()
             .replace("127.0.0.1", "127.0.0.2")
             .into_bytes();
-        assert!(verify(&trusted, &[forged], &digest).is_err());
+        assert!(verify(&trusted, &[forged], repo, &digest).is_err());
         assert!(matches!(
-            verify(&trusted, &[], &digest),
+            verify(&trusted, &[], repo, &digest),
             Err(SignatureError::Unsigned { .. })
         ));
     }

@@ -143,15 +143,24 @@ impl Store {
     /// The blob's bytes, hashed again and compared with its name; `None` when it is not here.
     /// A changed blob is removed (so that it is fetched again) and reported.
     pub fn get(&self, digest: &Digest) -> Result<Option<Vec<u8>>, StoreError> {
+        use std::io::Read;
+        use std::os::unix::fs::MetadataExt;
         let path = self.blob_path(digest);
-        let bytes = match std::fs::read(&path) {
-            Ok(bytes) => bytes,
+        let mut file = match std::fs::File::open(&path) {
+            Ok(file) => file,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(self.io(&path)(e)),
         };
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes).map_err(self.io(&path))?;
         let actual = Digest::of(&bytes);
         if &actual != digest {
-            let _ = std::fs::remove_file(&path);
+            // Removed only if it is still the file read: another process may have renamed a
+            // good copy into place meanwhile.
+            let read = file.metadata().map(|m| m.ino()).ok();
+            if read.is_some() && std::fs::metadata(&path).map(|m| m.ino()).ok() == read {
+                let _ = std::fs::remove_file(&path);
+            }
             return Err(Corrupt {
                 path,
                 expected: digest.clone(),
@@ -162,24 +171,43 @@ impl Store {
         Ok(Some(bytes))
     }
 
-    fn ref_path(&self, repository: &str, tag: &str) -> PathBuf {
+    /// `refs/<registry>/<repository>/<tag>.json`; `None` for anything that is not a repository
+    /// and a tag (a digest is recorded as `sha256-<hex>`), so no record names a file elsewhere.
+    fn ref_path(&self, repository: &str, tag: &str) -> Option<PathBuf> {
+        let tag = match Digest::parse(tag) {
+            Ok(digest) => format!("sha256-{}", digest.hex()),
+            Err(_) if crate::oci::is_tag(tag) => tag.to_string(),
+            Err(_) => return None,
+        };
+        crate::oci::Repository::parse(repository).ok()?;
         let mut path = self.root.join("refs");
         for part in repository.split('/') {
+            if part.is_empty() || part == "." || part == ".." {
+                return None;
+            }
             path.push(part);
         }
-        path.join(format!("{tag}.json"))
+        Some(path.join(format!("{tag}.json")))
     }
 
     /// Records what a tag (or digest) pointed to when it was pulled.
     pub fn record(&self, entry: &StoredRef) -> Result<(), StoreError> {
-        let path = self.ref_path(&entry.repository, &entry.tag);
+        let Some(path) = self.ref_path(&entry.repository, &entry.tag) else {
+            return Err(StoreError::Io {
+                path: self.root.join("refs"),
+                source: std::io::Error::other(format!(
+                    "`{}:{}` is not a repository and tag",
+                    entry.repository, entry.tag
+                )),
+            });
+        };
         let bytes = serde_json::to_vec_pretty(entry).map_err(|e| self.io(&path)(e.into()))?;
         self.write_atomically(&path, &bytes)
     }
 
     /// What `repository:tag` pointed to when it was last pulled.
     pub fn recorded(&self, repository: &str, tag: &str) -> Option<StoredRef> {
-        let bytes = std::fs::read(self.ref_path(repository, tag)).ok()?;
+        let bytes = std::fs::read(self.ref_path(repository, tag)?).ok()?;
         serde_json::from_slice(&bytes).ok()
     }
 

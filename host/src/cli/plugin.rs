@@ -302,6 +302,11 @@ async fn install(specs: &Specs, update: bool) -> Result<Exit, CliError> {
     let (spec, mut env) = super::load(specs)?;
     if update {
         let mode = env.distribution.mode();
+        if mode.offline {
+            return Err(CliError::Usage(
+                "`quarry plugin update` asks the registries where tags point now; run it without --offline".into(),
+            ));
+        }
         env.distribution.set_mode(Mode {
             update: true,
             ..mode

@@ -112,7 +112,11 @@ impl Distribution {
             .filter(|v| !v.is_empty())
             .map(PathBuf::from)
             .or_else(|| cache_dir.map(|d| d.join("oci")))
-            .unwrap_or_else(|| std::env::temp_dir().join("quarry-oci"));
+            .unwrap_or_else(|| {
+                // SAFETY: getuid has no preconditions and cannot fail.
+                let uid = unsafe { libc::getuid() };
+                std::env::temp_dir().join(format!("quarry-oci-{uid}"))
+            });
         Distribution {
             store: Store::new(root),
             mode: MODE.get().copied().unwrap_or_default(),
@@ -243,6 +247,11 @@ impl Distribution {
             Err(StoreError::Corrupt(corrupt)) if !self.mode.offline => {
                 tracing::warn!("{corrupt}; fetching it again from {}", repository.registry);
             }
+            Err(StoreError::Corrupt(corrupt)) => {
+                return Err(FetchError::Offline(format!(
+                    "{corrupt}; --offline forbids fetching it again: run without --offline"
+                )));
+            }
             Err(e) => return Err(e.into()),
         }
         if self.mode.offline {
@@ -269,7 +278,9 @@ impl Distribution {
         trusted: &[PublicKey],
     ) -> Result<Vec<SignatureBlob>, FetchError> {
         let stored = self.stored_signatures(repository, digest);
-        if self.mode.offline || signature::verify(trusted, &stored, digest).is_ok() {
+        if self.mode.offline
+            || signature::verify(trusted, &stored, &repository.to_string(), digest).is_ok()
+        {
             return Ok(stored);
         }
         let client = self.client(repository)?;
@@ -313,6 +324,10 @@ impl Distribution {
         written: &str,
         version: &Version,
     ) -> Result<(Option<String>, Digest), FetchError> {
+        // A digest is exact: no lock entry can stand in for it.
+        if let Version::Digest(digest) = version {
+            return Ok((None, digest.clone()));
+        }
         if !self.mode.update
             && let Some(entry) = self.state().file.get(path, written)
         {
@@ -323,22 +338,24 @@ impl Distribution {
         } else {
             format!("{path} version {written}")
         };
-        if let Version::Digest(digest) = version {
-            return Ok((None, digest.clone()));
-        }
-        if self.mode.locked && !self.mode.update {
+        if self.mode.locked && !self.mode.update && self.lock_path.is_some() {
             return Err(FetchError::Locked(format!(
                 "quarry.lock has no entry for `{reference}` and --locked forbids adding one; run `quarry plugin install <specs>` and commit quarry.lock"
             )));
         }
         if self.mode.offline {
             let tag = match version {
-                Version::Latest => Some("latest"),
-                Version::Tag(tag) => Some(tag.as_str()),
-                _ => None,
+                Version::Latest => "latest",
+                Version::Tag(tag) => tag.as_str(),
+                _ => {
+                    return Err(FetchError::Offline(format!(
+                        "`{reference}` is not in quarry.lock, and a version requirement needs the registry's tags, which --offline forbids asking for; run `quarry plugin install <specs>` while online"
+                    )));
+                }
             };
-            return tag
-                .and_then(|tag| self.store.recorded(&repository.to_string(), tag))
+            return self
+                .store
+                .recorded(&repository.to_string(), tag)
                 .map(|r| (Some(r.tag), r.manifest))
                 .ok_or_else(|| {
                     FetchError::Offline(format!(
@@ -375,12 +392,12 @@ impl Distribution {
             let blobs = self
                 .signatures(&repository, &manifest_digest, &trusted)
                 .await?;
-            let key = signature::verify(&trusted, &blobs, &manifest_digest).map_err(|source| {
-                FetchError::Signature {
-                    reference: shown.clone(),
-                    source,
-                }
-            })?;
+            let key =
+                signature::verify(&trusted, &blobs, &repository.to_string(), &manifest_digest)
+                    .map_err(|source| FetchError::Signature {
+                        reference: shown.clone(),
+                        source,
+                    })?;
             SignatureState::Verified {
                 key: key.fingerprint(),
             }
@@ -420,8 +437,12 @@ impl Distribution {
         })
     }
 
-    /// Records `entry` in the lock; under `--locked`, a change is an error naming both digests.
+    /// Records `entry` in the lock; under `--locked`, any change is an error naming what changed.
+    /// Without a lock file (`plugin pull`, `serve`, `inspect`) there is nothing to record.
     fn pin_in_lock(&self, entry: LockedPlugin) -> Result<(), FetchError> {
+        if self.lock_path.is_none() {
+            return Ok(());
+        }
         let mut state = self.state();
         let previous = state.file.get(&entry.path, &entry.version).cloned();
         let reference = if entry.version.is_empty() {
@@ -429,38 +450,71 @@ impl Distribution {
         } else {
             format!("`{}` version `{}`", entry.path, entry.version)
         };
-        match previous {
-            Some(previous) if previous == entry => return Ok(()),
-            Some(previous) if previous.manifest != entry.manifest => {
-                let moved = format!(
-                    "{reference}: quarry.lock has {}, the registry now has {}{}",
-                    previous.manifest,
-                    entry.manifest,
-                    entry
-                        .tag
-                        .as_deref()
-                        .map(|t| format!(" (tag `{t}` moved)"))
-                        .unwrap_or_default()
-                );
+        let change = match &previous {
+            None if self.mode.offline => {
+                // Pinned from the store's record, not from the registry: not lock material.
+                return Ok(());
+            }
+            None => {
                 if self.mode.locked {
                     return Err(FetchError::Locked(format!(
-                        "{moved}; --locked forbids changing quarry.lock (run `quarry plugin update` to take the new digest)"
+                        "quarry.lock has no entry for {reference} and --locked forbids adding one; run `quarry plugin install <specs>` and commit quarry.lock"
                     )));
                 }
-                state.moves.push(moved);
+                None
             }
-            Some(_) => {}
-            None if self.mode.locked => {
+            Some(previous) if *previous == entry => return Ok(()),
+            Some(previous) if previous.manifest == entry.manifest => {
+                if previous.component != entry.component || previous.size != entry.size {
+                    return Err(FetchError::Locked(format!(
+                        "quarry.lock says {reference} (manifest {}) is component {} of {} bytes, but that manifest names component {} of {} bytes; the lock was edited: restore it, or delete the entry and run `quarry plugin install <specs>`",
+                        previous.manifest,
+                        previous.component,
+                        previous.size,
+                        entry.component,
+                        entry.size
+                    )));
+                }
+                Some(format!(
+                    "{reference}: its signature check changed from {} to {}",
+                    describe(&previous.signature),
+                    describe(&entry.signature)
+                ))
+            }
+            Some(previous) => {
+                let how = match (&previous.tag, &entry.tag) {
+                    (Some(old), Some(new)) if old == new => format!(" (tag `{new}` moved)"),
+                    (Some(old), Some(new)) => {
+                        format!(" (it now resolves to tag `{new}`, was `{old}`)")
+                    }
+                    _ => String::new(),
+                };
+                let moved = format!(
+                    "{reference}: quarry.lock has {}, the registry now has {}{how}",
+                    previous.manifest, entry.manifest
+                );
+                state.moves.push(moved.clone());
+                Some(moved)
+            }
+        };
+        if self.mode.locked {
+            if let Some(change) = change {
+                state.moves.clear();
                 return Err(FetchError::Locked(format!(
-                    "quarry.lock has no entry for {reference} and --locked forbids adding one; run `quarry plugin install <specs>` and commit quarry.lock"
+                    "{change}; --locked forbids changing quarry.lock (run `quarry plugin update` to take the new state)"
                 )));
             }
-            None => {}
+            return Ok(());
         }
-        if !self.mode.locked {
-            state.file.put(entry);
-            state.changed = true;
-        }
+        state.file.put(entry);
+        state.changed = true;
         Ok(())
+    }
+}
+
+fn describe(state: &SignatureState) -> String {
+    match state {
+        SignatureState::NotRequired => "not required".into(),
+        SignatureState::Verified { key } => format!("verified by {key}"),
     }
 }

@@ -132,7 +132,10 @@ pub async fn open(
                 .map_err(|e| OpenError::Config(e.message))?;
             let grants = Grants::resolve(permissions, &env.cwd)
                 .and_then(|grants| {
-                    grants.refuse_reaching(env.cache_dir.as_deref(), env.resolver.search_path())?;
+                    // The plugin store holds plugins Quarry loads, as the search path does.
+                    let mut loaded_from = env.resolver.search_path().to_vec();
+                    loaded_from.push(env.distribution.store().root().to_path_buf());
+                    grants.refuse_reaching(env.cache_dir.as_deref(), &loaded_from)?;
                     Ok(grants)
                 })
                 .map_err(|e| OpenError::Grants(e.to_string()))?;

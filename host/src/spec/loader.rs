@@ -11,7 +11,7 @@ use super::de::from_node;
 use super::error::{Location, SpecError};
 use super::expand::{Env, expand};
 use super::yaml::{Node, NodeKind, Pos, parse_documents};
-use super::{DestinationSpec, Registry, SourceSpec, SyncSpec};
+use super::{DestinationSpec, Registry, SourceSpec, SyncSpec, Verify};
 
 /// CloudQuery fields that existing specs use but Quarry does not implement yet. They are removed
 /// (with a warning) before the strict read, so specs load unchanged and a typo is still an error.
@@ -135,7 +135,7 @@ fn read_source(file: &Path, document: &mut Node) -> Result<Entry<SourceSpec>, Sp
         source.registry,
         &source.path,
         source.version.as_deref(),
-        source.verify.is_some(),
+        source.verify.as_ref(),
     )?;
     if source.destinations.is_empty() {
         return Err(SpecError::at(
@@ -171,7 +171,7 @@ fn read_destination(file: &Path, document: &mut Node) -> Result<Entry<Destinatio
         destination.registry,
         &destination.path,
         destination.version.as_deref(),
-        destination.verify.is_some(),
+        destination.verify.as_ref(),
     )?;
     let name_at = value_at(file, node, "name");
     Ok(Entry {
@@ -256,11 +256,20 @@ fn check_distribution(
     registry: Registry,
     path: &str,
     version: Option<&str>,
-    verify: bool,
+    verify: Option<&Verify>,
 ) -> Result<(), SpecError> {
     use quarry_registry::oci::{Repository, Version};
+    if verify.is_some_and(|v| v.keys.is_empty()) {
+        return Err(SpecError::at(
+            value_at(file, node, "verify"),
+            "`verify.keys` is empty: it would require no signature at all",
+        )
+        .with_help(
+            "list the public keys whose signature the plugin must carry, or remove `verify`",
+        ));
+    }
     if registry != Registry::Oci {
-        if verify {
+        if verify.is_some() {
             return Err(SpecError::at(
                 value_at(file, node, "verify"),
                 format!("`verify` applies to `registry: oci` plugins; this one is `registry: {registry}`"),
