@@ -652,22 +652,41 @@ fn a_required_signature_admits_only_plugins_signed_by_a_trusted_key() {
         .trim_start_matches("sha256:")
         .to_string();
     let blob = |digest: &str| {
-        std::fs::read(o.store().join("blobs/sha256").join(digest.trim_start_matches("sha256:")))
-            .expect("a stored blob")
+        std::fs::read(
+            o.store()
+                .join("blobs/sha256")
+                .join(digest.trim_start_matches("sha256:")),
+        )
+        .expect("a stored blob")
     };
     let recorded = std::fs::read_to_string(o.store().join("signatures").join(&manifest)).unwrap();
     let signatures: serde_json::Value = serde_json::from_slice(&blob(recorded.trim())).unwrap();
     let layer = &signatures["layers"][1];
-    assert_eq!(layer["mediaType"], "application/vnd.dev.cosign.simplesigning.v1+json");
+    assert_eq!(
+        layer["mediaType"],
+        "application/vnd.dev.cosign.simplesigning.v1+json"
+    );
     let payload: serde_json::Value =
         serde_json::from_slice(&blob(layer["digest"].as_str().unwrap())).unwrap();
-    assert_eq!(payload["critical"]["type"], "cosign container image signature");
-    assert_eq!(payload["critical"]["image"]["docker-manifest-digest"], format!("sha256:{manifest}"));
+    assert_eq!(
+        payload["critical"]["type"],
+        "cosign container image signature"
+    );
+    assert_eq!(
+        payload["critical"]["image"]["docker-manifest-digest"],
+        format!("sha256:{manifest}")
+    );
     o.work.write("payload.json", "");
-    std::fs::write(o.work.path().join("payload.json"), blob(layer["digest"].as_str().unwrap())).unwrap();
+    std::fs::write(
+        o.work.path().join("payload.json"),
+        blob(layer["digest"].as_str().unwrap()),
+    )
+    .unwrap();
     o.work.write(
         "signature.b64",
-        layer["annotations"]["dev.cosignproject.cosign/signature"].as_str().unwrap(),
+        layer["annotations"]["dev.cosignproject.cosign/signature"]
+            .as_str()
+            .unwrap(),
     );
     let openssl = |args: &[&str]| {
         let out = Command::new("openssl")
@@ -675,11 +694,31 @@ fn a_required_signature_admits_only_plugins_signed_by_a_trusted_key() {
             .current_dir(o.work.path())
             .output()
             .expect("openssl");
-        (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned())
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
     };
-    assert!(openssl(&["base64", "-d", "-A", "-in", "signature.b64", "-out", "signature.der"]).0);
+    assert!(
+        openssl(&[
+            "base64",
+            "-d",
+            "-A",
+            "-in",
+            "signature.b64",
+            "-out",
+            "signature.der"
+        ])
+        .0
+    );
     let (ok, said) = openssl(&[
-        "dgst", "-sha256", "-verify", "team.pub", "-signature", "signature.der", "payload.json",
+        "dgst",
+        "-sha256",
+        "-verify",
+        "team.pub",
+        "-signature",
+        "signature.der",
+        "payload.json",
     ]);
     assert!(ok && said.contains("Verified OK"), "{said}");
     let lock = o.lock();

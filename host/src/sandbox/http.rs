@@ -58,8 +58,10 @@ pub struct OutboundHttp {
 struct Inner {
     plugin: Arc<str>,
     grants: Vec<HostGrant>,
-    /// Built at the first request: a plugin that sends none opens no pool.
-    client: OnceLock<HttpClient>,
+    /// One pool per scheme and port, built at the first request there (a plugin that sends
+    /// none opens none): each exempts from the non-public rule only the addresses granted for
+    /// that scheme and port.
+    clients: Mutex<std::collections::HashMap<(bool, u16), HttpClient>>,
     denied: Mutex<Option<String>>,
     /// TLS settings other than the process's (tests trust their own CA).
     tls: Option<rustls::ClientConfig>,
@@ -75,7 +77,7 @@ impl OutboundHttp {
             inner: Arc::new(Inner {
                 plugin: plugin.into(),
                 grants: grants.to_vec(),
-                client: OnceLock::new(),
+                clients: Mutex::default(),
                 denied: Mutex::new(None),
                 tls,
             }),
@@ -212,7 +214,8 @@ impl Inner {
             timeout(options.between_bytes_timeout),
         );
         tracing::trace!(plugin = %self.plugin, %method, url = %target.url, "http request");
-        let sent = tokio::time::timeout(connect + first_byte, self.client().request(request));
+        let client = self.client(&target);
+        let sent = tokio::time::timeout(connect + first_byte, client.request(request));
         let response = match sent.await {
             Err(_) => return Err(Error::HttpResponseTimeout),
             Ok(Err(e)) => return Err(self.transport_error(&method, &target, &e)),
@@ -235,38 +238,48 @@ impl Inner {
         }
     }
 
-    fn client(&self) -> &HttpClient {
-        self.client.get_or_init(|| {
-            let literal: Vec<IpAddr> = self
-                .grants
-                .iter()
-                .filter_map(|g| match g.host {
-                    super::HostPattern::Ip(ip) => Some(ip),
-                    _ => None,
-                })
-                .collect();
-            let mut http = HttpConnector::new_with_resolver(PublicResolver {
-                literal: literal.into(),
-            });
-            http.enforce_http(false);
-            http.set_nodelay(true);
-            http.set_connect_timeout(Some(MAX_TIMEOUT));
-            let tls = match self.tls() {
-                Ok(config) => config.clone(),
-                // https is refused before it gets here; plain http still works.
-                Err(_) => empty_tls_config(),
-            };
-            let connector = hyper_rustls::HttpsConnectorBuilder::new()
-                .with_tls_config(tls)
-                .https_or_http()
-                .enable_all_versions()
-                .wrap_connector(http);
-            Client::builder(TokioExecutor::new())
-                .pool_idle_timeout(IDLE_TIMEOUT)
-                .pool_timer(hyper_util::rt::TokioTimer::new())
-                .timer(hyper_util::rt::TokioTimer::new())
-                .build(connector)
-        })
+    /// The addresses granted literally for this scheme and port: a name may lead to them even
+    /// when they are not public (`127.0.0.1:5432` exempts 127.0.0.1 on port 5432 only).
+    fn literal(&self, target: &Target) -> Vec<IpAddr> {
+        self.grants
+            .iter()
+            .filter(|g| g.port.is_none_or(|p| p == target.port))
+            .filter(|g| g.scheme.is_none_or(|s| s == target.scheme()))
+            .filter_map(|g| match g.host {
+                super::HostPattern::Ip(ip) => Some(ip),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn client(&self, target: &Target) -> HttpClient {
+        let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
+        clients
+            .entry((target.https, target.port))
+            .or_insert_with(|| {
+                let mut http = HttpConnector::new_with_resolver(PublicResolver {
+                    literal: self.literal(target).into(),
+                });
+                http.enforce_http(false);
+                http.set_nodelay(true);
+                http.set_connect_timeout(Some(MAX_TIMEOUT));
+                let tls = match self.tls() {
+                    Ok(config) => config.clone(),
+                    // https is refused before it gets here; plain http still works.
+                    Err(_) => empty_tls_config(),
+                };
+                let connector = hyper_rustls::HttpsConnectorBuilder::new()
+                    .with_tls_config(tls)
+                    .https_or_http()
+                    .enable_all_versions()
+                    .wrap_connector(http);
+                Client::builder(TokioExecutor::new())
+                    .pool_idle_timeout(IDLE_TIMEOUT)
+                    .pool_timer(hyper_util::rt::TokioTimer::new())
+                    .timer(hyper_util::rt::TokioTimer::new())
+                    .build(connector)
+            })
+            .clone()
     }
 
     /// Records a denial (the first one is reported with the plugin's error) and returns the
@@ -646,6 +659,73 @@ mod tests {
                 .all(|a| a.ip() == "127.0.0.1".parse::<IpAddr>().unwrap())
         );
         assert!(!found.is_empty());
+    }
+
+    /// Issue 16, hole 9: a literal grant exempts its address on its own port and scheme only.
+    #[tokio::test]
+    async fn a_literal_grant_exempts_its_address_only_on_its_port() {
+        use http_body_util::Empty;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let answer = hyper::service::service_fn(|_: http::Request<_>| async {
+                    Ok::<_, std::convert::Infallible>(http::Response::new(
+                        http_body_util::Full::new(Bytes::from("reached")),
+                    ))
+                });
+                tokio::spawn(async move {
+                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                        .serve_connection(hyper_util::rt::TokioIo::new(tcp), answer)
+                        .await;
+                });
+            }
+        });
+        let get = |url: &str| {
+            let body = Empty::<Bytes>::new().map_err(|never| match never {});
+            http::Request::get(url).body(body.boxed_unsync()).unwrap()
+        };
+        let url = format!("http://localhost:{port}/");
+        let grants = |entries: &[String]| {
+            entries
+                .iter()
+                .map(|e| HostGrant::parse(e).unwrap())
+                .collect::<Vec<_>>()
+        };
+        // The name is granted on this port, the address only on another one.
+        let other = grants(&[format!("localhost:{port}"), "127.0.0.1:5432".into()]);
+        let http = OutboundHttp::new("p", &other);
+        let error = http.inner.send(get(&url), RequestOptions::default()).await;
+        assert!(
+            error.is_err(),
+            "reached a loopback port whose address was not granted"
+        );
+        let denial = http.take_denial().expect("a denial");
+        assert!(denial.contains(&format!("127.0.0.1:{port}")), "{denial}");
+        // Granted on this port: reached.
+        let same = grants(&[format!("localhost:{port}"), format!("127.0.0.1:{port}")]);
+        let http = OutboundHttp::new("p", &same);
+        let response = http.inner.send(get(&url), RequestOptions::default()).await;
+        let body = response
+            .unwrap()
+            .into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes();
+        assert_eq!(&body[..], b"reached");
+        // Granted for https only: plain http to it is not exempted.
+        let https = grants(&[
+            format!("localhost:{port}"),
+            format!("https://127.0.0.1:{port}"),
+        ]);
+        let http = OutboundHttp::new("p", &https);
+        assert!(
+            http.inner
+                .send(get(&url), RequestOptions::default())
+                .await
+                .is_err()
+        );
     }
 
     mod tls {

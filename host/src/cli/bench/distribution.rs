@@ -24,7 +24,7 @@ impl Registry {
         std::fs::write(
             &config,
             format!(
-                "version: 0.1\\nlog: {{ level: error }}\\nstorage:\\n  filesystem: {{ rootdirectory: {} }}\\nhttp:\\n  addr: 127.0.0.1:{port}\\n",
+                "version: 0.1\nlog: {{ level: error }}\nstorage:\n  filesystem: {{ rootdirectory: {} }}\nhttp:\n  addr: 127.0.0.1:{port}\n",
                 work.join("registry").display()
             ),
         )
