@@ -84,6 +84,16 @@ impl Grants {
                 path: path.clone(),
                 reason,
             };
+            // Checked before anything is created: `create_dir_all` would follow a link too.
+            if let Some((link, target)) = symlink_on_the_way(cwd, &guest) {
+                return Err(fail(format!(
+                    "`{}` is a symbolic link (to `{}`); grants do not follow links, because a plugin \
+                     that could write there may have planted it: grant the directory it points \
+                     to by its own path",
+                    link.display(),
+                    target.display()
+                )));
+            }
             if *access == Access::Write {
                 std::fs::create_dir_all(&host).map_err(|e| fail(e.to_string()))?;
             }
@@ -188,6 +198,30 @@ impl Grants {
 
 /// `./out/` and `out` name the same directory; the plugin resolves paths by prefix, so grants use
 /// the shortest spelling (`.` for the working directory itself).
+/// The first symbolic link on the way to `guest` (a normalised grant path), from `cwd` for a
+/// relative one or from `/`, with where it points.
+fn symlink_on_the_way(cwd: &Path, guest: &str) -> Option<(PathBuf, PathBuf)> {
+    let mut at = if guest.starts_with('/') {
+        PathBuf::from("/")
+    } else {
+        cwd.to_path_buf()
+    };
+    for part in Path::new(guest).components() {
+        match part {
+            Component::Normal(p) => at.push(p),
+            Component::ParentDir => {
+                at.pop();
+                continue;
+            }
+            _ => continue,
+        }
+        if let Ok(target) = std::fs::read_link(&at) {
+            return Some((at, target));
+        }
+    }
+    None
+}
+
 fn normalise(path: &str) -> String {
     let mut parts: Vec<String> = Vec::new();
     let absolute = path.starts_with('/');
@@ -255,6 +289,35 @@ pub fn human_bytes(bytes: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn grants_do_not_follow_symbolic_links() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("out")).unwrap();
+        std::os::unix::fs::symlink(outside.path(), dir.path().join("out/x")).unwrap();
+        for access in [Access::Read, Access::Write] {
+            let permissions = Permissions {
+                files: [("./out/x/sub".to_string(), access)].into_iter().collect(),
+                ..Permissions::default()
+            };
+            let err = Grants::resolve(&permissions, dir.path())
+                .err()
+                .unwrap()
+                .to_string();
+            assert!(err.contains("is a symbolic link"), "{err}");
+            assert!(err.contains(&outside.path().display().to_string()), "{err}");
+        }
+        assert!(
+            !outside.path().join("sub").exists(),
+            "nothing was created through the link"
+        );
+        let direct = Permissions {
+            files: [("./out".to_string(), Access::Write)].into_iter().collect(),
+            ..Permissions::default()
+        };
+        assert!(Grants::resolve(&direct, dir.path()).is_ok());
+    }
 
     #[test]
     fn grant_paths_are_normalised() {

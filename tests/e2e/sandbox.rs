@@ -417,3 +417,37 @@ fn table_names_with_control_characters_or_paths_are_refused() {
         );
     }
 }
+
+/// Issue 16, hole 6: a link a plugin planted in a directory it could write never widens a later
+/// grant, for reading or writing.
+#[test]
+fn a_link_a_plugin_planted_never_becomes_a_grant() {
+    let work = Workdir::new();
+    let spec = hostile(
+        &work,
+        "action: symlink, path: plant/x, name: ../../../../../../../../etc",
+        "files: { ./plant: write }",
+    );
+    let run = work.quarry(&["sync", &spec]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let planted = finding(&work);
+    assert_eq!(
+        planted, "linked",
+        "the sandbox lets a plugin make a relative link"
+    );
+    assert!(std::fs::read_link(work.path().join("plant/x")).is_ok());
+    for access in ["read", "write"] {
+        let spec = hostile(
+            &work,
+            "action: read, path: plant/x/passwd",
+            &format!("files: {{ ./plant/x: {access} }}"),
+        );
+        let run = work.quarry(&["sync", &spec]);
+        assert_eq!(run.code, 2, "{access}: {run:?}");
+        assert!(
+            run.stderr
+                .contains("plant/x` is a symbolic link (to `../../../../../../../../etc`)"),
+            "{run:?}"
+        );
+    }
+}

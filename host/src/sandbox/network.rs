@@ -184,9 +184,19 @@ impl SocketPolicy {
         for grant in grants.filter(|g| g.port_matches(addr.port())) {
             let allowed = match &grant.host {
                 HostPattern::Ip(ip) => *ip == addr.ip(),
-                HostPattern::Name(name) => tokio::net::lookup_host((name.as_str(), addr.port()))
-                    .await
-                    .is_ok_and(|mut found| found.any(|a| a.ip() == addr.ip())),
+                HostPattern::Name(name) => {
+                    let resolves = tokio::net::lookup_host((name.as_str(), addr.port()))
+                        .await
+                        .is_ok_and(|mut found| found.any(|a| a.ip() == addr.ip()));
+                    if resolves && !name_may_lead_to(name, addr.ip()) {
+                        tracing::warn!(
+                            %addr,
+                            "a plugin's connection to {addr} was refused: the grant `{grant}` resolves there, but a granted name may not lead to a {} address; grant the address itself: `permissions: {{ network: [\"{addr}\"] }}`",
+                            super::http::non_public(addr.ip()).unwrap_or("non-public")
+                        );
+                    }
+                    resolves && name_may_lead_to(name, addr.ip())
+                }
                 HostPattern::Suffix(_) => false,
             };
             if allowed {
@@ -198,9 +208,38 @@ impl SocketPolicy {
     }
 }
 
+/// Whether a connection granted by `name` may go to `ip`: a public address, or loopback for
+/// `localhost` (which never leaves the machine's own resolver). A name whose answer is
+/// loopback, private, link-local (instance metadata) or another non-public range is refused
+/// unless that address is granted itself, as for outbound HTTP.
+fn name_may_lead_to(name: &str, ip: IpAddr) -> bool {
+    let local_name = name == "localhost" || name.ends_with(".localhost");
+    super::http::non_public(ip).is_none() || (local_name && ip.is_loopback())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 16, hole 4: a granted name cannot lead a raw socket into loopback or metadata.
+    #[test]
+    fn granted_names_lead_only_to_public_addresses_or_localhost_to_loopback() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert!(!name_may_lead_to("api.vendor.example", ip("127.0.0.1")));
+        assert!(!name_may_lead_to(
+            "api.vendor.example",
+            ip("169.254.169.254")
+        ));
+        assert!(!name_may_lead_to("api.vendor.example", ip("10.0.0.5")));
+        assert!(!name_may_lead_to(
+            "api.vendor.example",
+            ip("::ffff:127.0.0.1")
+        ));
+        assert!(name_may_lead_to("api.vendor.example", ip("151.101.1.1")));
+        assert!(name_may_lead_to("localhost", ip("127.0.0.1")));
+        assert!(name_may_lead_to("localhost", ip("::1")));
+        assert!(!name_may_lead_to("localhost", ip("10.0.0.5")));
+    }
 
     #[test]
     fn entries_parse_and_print_back() {
