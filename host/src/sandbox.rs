@@ -245,30 +245,74 @@ fn normalise(path: &str) -> String {
 #[derive(Debug)]
 pub struct MemoryCap {
     pub limit: u64,
+    /// The total the plugin asked for when it was refused.
     pub refused: Option<u64>,
+    /// Bytes of every linear memory of the store together: the cap is store-wide, so a
+    /// component with many memories (or many core instances) gets no more than one would.
+    used: u64,
+    /// Table elements of every table of the store together.
+    elements: u64,
+}
+
+/// The most core instances, memories and tables one plugin's store may have: far above what a
+/// compiled plugin needs (a handful), far below wasmtime's default of 10,000 each.
+const MAX_INSTANCES: usize = 256;
+const MAX_MEMORIES: usize = 32;
+const MAX_TABLES: usize = 256;
+/// Table elements across every table of a store.
+const MAX_TABLE_ELEMENTS: u64 = 10_000_000;
+
+impl MemoryCap {
+    pub fn new(limit: u64) -> Self {
+        MemoryCap {
+            limit,
+            refused: None,
+            used: 0,
+            elements: 0,
+        }
+    }
 }
 
 impl wasmtime::ResourceLimiter for MemoryCap {
     fn memory_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        if desired as u64 > self.limit {
-            self.refused = Some(desired as u64);
+        let total = self.used + (desired.saturating_sub(current)) as u64;
+        if total > self.limit {
+            self.refused = Some(total);
             return Ok(false);
         }
+        self.used = total;
         Ok(true)
     }
 
     fn table_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        Ok(desired <= 10_000_000)
+        let total = self.elements + (desired.saturating_sub(current)) as u64;
+        if total > MAX_TABLE_ELEMENTS {
+            return Ok(false);
+        }
+        self.elements = total;
+        Ok(true)
+    }
+
+    fn instances(&self) -> usize {
+        MAX_INSTANCES
+    }
+
+    fn memories(&self) -> usize {
+        MAX_MEMORIES
+    }
+
+    fn tables(&self) -> usize {
+        MAX_TABLES
     }
 }
 
@@ -289,6 +333,22 @@ pub fn human_bytes(bytes: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 16, hole 5: the memory cap holds for all of a store's memories together.
+    #[test]
+    fn the_memory_cap_is_for_all_memories_together() {
+        use wasmtime::ResourceLimiter;
+        const MIB: usize = 1 << 20;
+        let mut cap = MemoryCap::new(256 << 20);
+        assert!(cap.memory_growing(0, 200 * MIB, None).unwrap());
+        // A second memory of 200 MiB would pass a per-memory check; together they do not.
+        assert!(!cap.memory_growing(0, 200 * MIB, None).unwrap());
+        assert_eq!(cap.refused, Some(400 << 20));
+        // Growing the first within what is left is fine.
+        assert!(cap.memory_growing(200 * MIB, 250 * MIB, None).unwrap());
+        assert!(!cap.memory_growing(250 * MIB, 257 * MIB, None).unwrap());
+        assert!(cap.instances() < 10_000 && cap.memories() < 10_000);
+    }
 
     #[test]
     fn grants_do_not_follow_symbolic_links() {

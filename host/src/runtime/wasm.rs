@@ -308,10 +308,7 @@ impl WasmRuntime {
             table: ResourceTable::new(),
             http: wasmtime_wasi_http::WasiHttpCtx::new(),
             outbound: OutboundHttp::new(name, &grants.network),
-            memory: MemoryCap {
-                limit: grants.memory,
-                refused: None,
-            },
+            memory: MemoryCap::new(grants.memory),
             plugin: name.into(),
             sink: None,
             migrated: Default::default(),
