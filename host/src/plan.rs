@@ -177,6 +177,7 @@ async fn fill<'s>(
     spec: &'s SyncSpec,
     env: &Environment,
 ) -> Result<(), RunError> {
+    check_shared_state(spec)?;
     for d in &spec.destinations {
         plan.destinations.push(plan_destination(env, d).await?);
     }
@@ -185,6 +186,28 @@ async fn fill<'s>(
             .push(plan_source(env, s, &spec.destinations).await?);
     }
     plan_migrations(plan).await
+}
+
+/// Cursors are keyed by what each source names them (usually a table), not by source: two
+/// sources keeping state in one table of one destination would read and overwrite each other's.
+fn check_shared_state(spec: &SyncSpec) -> Result<(), RunError> {
+    let mut seen: std::collections::HashMap<(&str, &str), &str> = Default::default();
+    for s in &spec.sources {
+        if let (Some(options), Some(destination)) = (&s.backend_options, state_destination(s)?)
+            && let Some(other) = seen.insert((destination, &options.table_name), &s.name)
+        {
+            return Err(SpecError::at(
+                s.at.clone(),
+                format!(
+                    "sources `{other}` and `{}` both keep their state in table `{}` of destination `{destination}`: their cursors would overwrite each other",
+                    s.name, options.table_name
+                ),
+            )
+            .with_help("give each source its own `backend_options.table_name`")
+            .into());
+        }
+    }
+    Ok(())
 }
 
 async fn plan_destination<'s>(

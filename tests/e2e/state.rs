@@ -97,6 +97,35 @@ fn a_backend_outside_the_sources_destinations_is_refused() {
     assert!(show.stderr.contains("no source named `nope`"), "{show:?}");
 }
 
+/// Two sources with one state table in one destination would overwrite each other's cursors:
+/// refused before anything runs, naming both.
+#[test]
+fn two_sources_sharing_a_state_table_are_refused() {
+    let w = Workdir::new();
+    let second = sqlite_spec(10)
+        .split("---")
+        .next()
+        .unwrap()
+        .replace("name: test", "name: again");
+    w.write("spec.yml", &format!("{}---\n{second}", sqlite_spec(10)));
+    let run = w.quarry(&["validate", "spec.yml"]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(
+        run.stderr.contains(
+            "sources `test` and `again` both keep their state in table `cq_state` of destination `lite`"
+        ),
+        "{run:?}"
+    );
+    let run = w.quarry(&["sync", "spec.yml"]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(!w.path().join("data/sync.db").exists(), "nothing ran");
+    // Each its own table: fine.
+    let own = second.replace("table_name: cq_state", "table_name: cq_state_again");
+    w.write("spec.yml", &format!("{}---\n{own}", sqlite_spec(10)));
+    let run = w.quarry(&["sync", "spec.yml"]);
+    assert_eq!(run.code, 0, "{run:?}");
+}
+
 /// Killed with SIGKILL mid-sync and run again: the second run starts from the last saved
 /// cursor, and the table holds every row from 0 up exactly once (overwrite mode).
 #[test]
