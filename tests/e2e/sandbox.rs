@@ -191,6 +191,17 @@ fn a_crashing_plugin_fails_the_sync_with_its_last_words() {
         run.stderr.contains("hostile plugin panicked on purpose"),
         "{run:?}"
     );
+    // Reported once, counted once, and not as a trap of a trap.
+    assert_eq!(
+        run.stderr.matches("error: plugin `hostile` failed").count(),
+        1,
+        "{run:?}"
+    );
+    assert!(
+        run.stdout.contains(", 1 errors") || run.stdout.contains(", 1 error"),
+        "{run:?}"
+    );
+    assert!(!run.stderr.contains("wasm trap: wasm trap"), "{run:?}");
 }
 
 /// One source into a good destination and a failing one.

@@ -205,6 +205,12 @@ impl Plugin for WasmPlugin {
     }
 
     async fn close(&mut self) -> Result<(), PluginError> {
+        // A plugin that failed was reported by the call that failed; its store is not entered
+        // again, and the failure is not reported a second time as a failure to close.
+        if self.failed.is_some() {
+            self.finish_output();
+            return Ok(());
+        }
         let result = self
             .guard(Phase::Close, |store, g| {
                 Box::pin(async move { g.plugin.call_close(store).await })
@@ -217,7 +223,12 @@ impl Plugin for WasmPlugin {
 
 fn trap_summary(trap: &wasmtime::Error) -> String {
     if let Some(code) = trap.downcast_ref::<wasmtime::Trap>() {
-        return format!("wasm trap: {code}");
+        let code = code.to_string();
+        return if code.starts_with("wasm trap") {
+            code
+        } else {
+            format!("wasm trap: {code}")
+        };
     }
     format!("{trap:#}")
 }
