@@ -285,6 +285,21 @@ fn a_failing_destination_does_not_cost_the_other_its_rows() {
         "{run:?}"
     );
     assert_eq!(good_rows(&work).len(), 50_000);
+
+    // Issue 16, hole 8: a destination stuck in a write is stopped; the other gets every row.
+    let spec = fan_out(&work, "spin_writes");
+    let run = work.quarry_with(&["sync", &spec], &[("QUARRY_CALL_TIMEOUT", "2s")]);
+    assert_eq!(
+        run.code, 3,
+        "a stuck destination is a failure of the run: {run:?}"
+    );
+    assert!(
+        run.stderr.contains(
+            "plugin `bad` failed in write of table `test_rows`: one write call ran past 2s: the plugin seems stuck"
+        ),
+        "{run:?}"
+    );
+    assert_eq!(good_rows(&work).len(), 50_000);
 }
 
 #[test]

@@ -22,6 +22,16 @@ use crate::runtime::{
 };
 use crate::sandbox::{PluginOutput, human_bytes};
 
+/// How long one destination call (a batch written, a flush, a table migrated) may take before
+/// the plugin is deemed stuck: `QUARRY_CALL_TIMEOUT` (e.g. `30m`), else 10 minutes.
+fn call_timeout() -> Duration {
+    const DEFAULT: Duration = Duration::from_secs(600);
+    std::env::var("QUARRY_CALL_TIMEOUT")
+        .ok()
+        .and_then(|v| crate::spec::units::parse_duration(&v).ok())
+        .unwrap_or(DEFAULT)
+}
+
 pub(super) struct Guests {
     pub(super) plugin: plugin::Guest,
     pub(super) source: Option<source::Guest>,
@@ -66,8 +76,17 @@ impl WasmPlugin {
         if let Some(failed) = &self.failed {
             return Err(failed.clone());
         }
+        // A destination's calls each handle one batch or one table: one that runs far longer
+        // than any batch should is stuck, and is stopped so that it cannot stall the others.
+        let call_limit =
+            matches!(phase, Phase::Write | Phase::Flush | Phase::Migrate).then(call_timeout);
+        let call_deadline = call_limit.map(|limit| Instant::now() + limit);
+        let deadline = match (self.deadline, call_deadline) {
+            (Some(run), Some(call)) => Some(run.min(call)),
+            (run, call) => run.or(call),
+        };
         let future = call(&mut self.store);
-        let outcome = match self.deadline {
+        let outcome = match deadline {
             Some(deadline) => tokio::time::timeout_at(deadline, future).await.ok(),
             None => Some(future.await),
         };
@@ -75,6 +94,20 @@ impl WasmPlugin {
             Some(Ok(Ok(value))) => return Ok(value),
             Some(Ok(Err(e))) => return Err(self.plugin_error(phase, e)),
             Some(Err(trap)) => self.trap_error(phase, trap),
+            None if deadline == call_deadline && self.deadline != deadline => {
+                let limit = call_limit.map(humantime).unwrap_or_default();
+                PluginError::new(
+                    &self.name,
+                    phase,
+                    ErrorKind::Timeout,
+                    format!(
+                        "one {phase} call ran past {limit}: the plugin seems stuck, and was stopped so that the other destinations go on"
+                    ),
+                )
+                .with_help(format!(
+                    "if one batch legitimately takes longer, raise the limit with QUARRY_CALL_TIMEOUT (now {limit})"
+                ))
+            }
             None => {
                 let limit = self.timeout.map(humantime).unwrap_or_default();
                 PluginError::new(
