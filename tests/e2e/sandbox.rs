@@ -477,3 +477,23 @@ fn a_link_a_plugin_planted_never_becomes_a_grant() {
         );
     }
 }
+
+/// Issue 16, hole 2: `plugin inspect` looks at someone else's native executable without
+/// starting it.
+#[test]
+fn inspecting_a_native_plugin_does_not_run_it() {
+    let work = Workdir::new();
+    let script = work.write(
+        "community-plugin",
+        "#!/bin/sh\ntouch \"$(dirname \"$0\")/it-ran\"\n",
+    );
+    crate::support::make_executable(&script);
+    let run = work.quarry(&["plugin", "inspect", "./community-plugin"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stdout.contains("native executable"), "{run:?}");
+    assert!(run.stdout.contains("not run"), "{run:?}");
+    assert!(
+        !work.path().join("it-ran").exists(),
+        "inspect started the executable"
+    );
+}

@@ -22,6 +22,10 @@ pub enum PluginCommand {
         /// `quarry/<name>`, the path of a `.wasm` component or of a native plugin's executable,
         /// or `<registry-host>/<repository>[:tag|@sha256:...]`.
         plugin: String,
+        /// Start a native executable that is not first-party to ask it (it runs outside the
+        /// sandbox, with your rights); without this, only its digest is shown.
+        #[arg(long)]
+        run_native: bool,
     },
     /// Publish a component to an OCI registry (the CNCF Wasm artifact layout).
     Push {
@@ -63,7 +67,7 @@ pub enum PluginCommand {
 
 pub async fn run(command: PluginCommand) -> Result<Exit, CliError> {
     match command {
-        PluginCommand::Inspect { plugin } => inspect(&plugin).await,
+        PluginCommand::Inspect { plugin, run_native } => inspect(&plugin, run_native).await,
         PluginCommand::Push {
             file,
             reference,
@@ -82,10 +86,27 @@ fn fetch_error(e: FetchError) -> CliError {
     CliError::Usage(e.to_string())
 }
 
-async fn inspect(plugin: &str) -> Result<Exit, CliError> {
+async fn inspect(plugin: &str, run_native: bool) -> Result<Exit, CliError> {
     let env = Environment::from_process()?;
-    if registry_of(plugin, &env.cwd) == Registry::Oci {
+    let registry = registry_of(plugin, &env.cwd);
+    if registry == Registry::Oci {
         return inspect_remote(&env, plugin).await;
+    }
+    // Inspecting is looking, not running: someone else's native executable is not started.
+    if registry == Registry::Local
+        && !run_native
+        && let Ok(Resolved::Executable(path)) = env.resolve_reference(plugin).await
+    {
+        let digest = std::fs::read(&path)
+            .map(|bytes| crate::runtime::wasm::sha256_hex(&bytes))
+            .map_err(|e| CliError::Usage(format!("cannot read {}: {e}", path.display())))?;
+        println!("path:        {}", path.display());
+        println!("kind:        native executable (runs outside the sandbox, with your rights)");
+        println!("sha256:      {digest}");
+        println!(
+            "not run: a native plugin is only started when you ask (`quarry plugin inspect --run-native {plugin}`)"
+        );
+        return Ok(Exit::Ok);
     }
     let name = Path::new(plugin)
         .file_stem()
