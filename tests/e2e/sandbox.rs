@@ -497,3 +497,37 @@ fn inspecting_a_native_plugin_does_not_run_it() {
         "inspect started the executable"
     );
 }
+
+/// Issue 16, hole 3: Arrow data that makes arrow-ipc's decoder panic, sent through the raw
+/// contract, is that plugin's error; the host stays up and the next source syncs.
+#[test]
+fn malformed_arrow_from_a_plugin_fails_only_that_plugin() {
+    let work = Workdir::new();
+    let spec = format!(
+        r#"kind: source
+spec:
+  name: hostile
+  registry: local
+  path: {}
+  tables: ['*']
+  destinations: [out]
+  spec: {{ action: malformed_ipc }}
+---
+kind: source
+spec:
+  name: test
+  path: quarry/test
+  tables: [test_rows]
+  destinations: [out]
+  spec: {{ num_rows: 3 }}
+{JSON_FILES}"#,
+        hostile_plugin().display()
+    );
+    let spec = work.write("spec.yml", &spec).display().to_string();
+    let run = work.quarry(&["sync", &spec]);
+    assert_ne!(run.code, 101, "the host panicked: {run:?}");
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(run.stderr.contains("malformed Arrow IPC stream"), "{run:?}");
+    let rows = std::fs::read_to_string(work.path().join("out/test_rows.json")).unwrap_or_default();
+    assert_eq!(rows.lines().count(), 3, "the other source synced: {run:?}");
+}
