@@ -21,6 +21,11 @@ use crate::spec::{Access, Permissions};
 /// 4 GiB a 32-bit guest could otherwise take.
 pub const DEFAULT_MEMORY: u64 = 1 << 30;
 
+/// The wall-clock budget of a plugin's whole run in a sync when its spec sets none: far longer
+/// than any sync this tool has seen, but finite, so a plugin that hangs cannot hold a scheduled
+/// run forever.
+pub const DEFAULT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
 /// How much of a plugin's standard output and error is logged before the rest is dropped.
 pub const OUTPUT_CAP: usize = 1 << 20;
 

@@ -139,6 +139,10 @@ pub async fn open(
                     Ok(grants)
                 })
                 .map_err(|e| OpenError::Grants(e.to_string()))?;
+            let grants = Grants {
+                timeout: grants.timeout.or(Some(crate::sandbox::DEFAULT_TIMEOUT)),
+                ..grants
+            };
             let instance = env.runtime.start(&loaded, name, &grants).await?;
             Opened {
                 plugin: Box::new(instance),
