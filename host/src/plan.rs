@@ -191,10 +191,13 @@ async fn fill<'s>(
 /// Cursors are keyed by what each source names them (usually a table), not by source: two
 /// sources keeping state in one table of one destination would read and overwrite each other's.
 fn check_shared_state(spec: &SyncSpec) -> Result<(), RunError> {
-    let mut seen: std::collections::HashMap<(&str, &str), &str> = Default::default();
+    let mut seen: std::collections::HashMap<(&str, String), &str> = Default::default();
     for s in &spec.sources {
         if let (Some(options), Some(destination)) = (&s.backend_options, state_destination(s)?)
-            && let Some(other) = seen.insert((destination, &options.table_name), &s.name)
+            && let Some(other) = seen.insert(
+                (destination, options.table_name.trim().to_lowercase()),
+                &s.name,
+            )
         {
             return Err(SpecError::at(
                 s.at.clone(),
@@ -203,7 +206,9 @@ fn check_shared_state(spec: &SyncSpec) -> Result<(), RunError> {
                     s.name, options.table_name
                 ),
             )
-            .with_help("give each source its own `backend_options.table_name`")
+            .with_help(
+                "give each source its own `backend_options.table_name` (a new table starts with no cursors: the next sync of that source is a full one)",
+            )
             .into());
         }
     }

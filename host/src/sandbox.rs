@@ -95,7 +95,7 @@ impl Grants {
                 return Err(fail(format!(
                     "`{}` is a symbolic link (to `{}`); grants do not follow links, because a plugin \
                      that could write there may have planted it: grant the directory it points \
-                     to by its own path",
+                     to by its own path (and use that path in the plugin's spec)",
                     link.display(),
                     target.display()
                 )));
@@ -185,11 +185,18 @@ impl Grants {
                 Access::Read => FsPerms::ReadOnly,
                 Access::Write => FsPerms::ReadWrite,
             };
+            // Resolved when granted; a directory replaced by a link since (by a plugin of an
+            // earlier instance, say, under `quarry serve`) is not opened.
+            if dir.host.canonicalize().ok().as_ref() != Some(&dir.host) {
+                wasmtime::bail!(
+                    "the granted directory {} changed since it was granted (it is now a link, or gone); grant it again",
+                    dir.host.display()
+                );
+            }
             wasi.preopened_dir(&dir.host, &dir.guest, perms)?;
         }
         // TCP connections to granted addresses only; no UDP, no listening. Name lookups are
-        // allowed with any network grant (a granted name must be resolvable), which also lets
-        // the plugin send DNS queries: a grant trusts a plugin that far.
+        // allowed with any network grant, and `lookup.rs` limits them to granted names.
         let policy = std::sync::Arc::new(SocketPolicy::new(&self.network));
         wasi.allow_tcp(!policy.is_empty())
             .allow_udp(false)
@@ -222,10 +229,21 @@ fn symlink_on_the_way(cwd: &Path, guest: &str) -> Option<(PathBuf, PathBuf)> {
             _ => continue,
         }
         if let Ok(target) = std::fs::read_link(&at) {
+            // A link the system made (root's, such as /var/run) is not a plugin's: a plugin's
+            // files belong to the user running quarry.
+            use std::os::unix::fs::MetadataExt;
+            if std::fs::symlink_metadata(&at).is_ok_and(|m| m.uid() == 0) && libc_uid() != 0 {
+                continue;
+            }
             return Some((at, target));
         }
     }
     None
+}
+
+fn libc_uid() -> u32 {
+    // SAFETY: getuid has no preconditions and cannot fail.
+    unsafe { libc::getuid() }
 }
 
 fn normalise(path: &str) -> String {
@@ -284,9 +302,16 @@ impl wasmtime::ResourceLimiter for MemoryCap {
         &mut self,
         current: usize,
         desired: usize,
-        _maximum: Option<usize>,
+        maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        let total = self.used + (desired.saturating_sub(current)) as u64;
+        // wasmtime checks a memory's own maximum after asking here: growth it will refuse
+        // anyway must not be counted.
+        if maximum.is_some_and(|m| desired > m) {
+            return Ok(false);
+        }
+        let total = self
+            .used
+            .saturating_add(desired.saturating_sub(current) as u64);
         if total > self.limit {
             self.refused = Some(total);
             return Ok(false);
@@ -354,6 +379,10 @@ mod tests {
         assert!(cap.memory_growing(200 * MIB, 250 * MIB, None).unwrap());
         assert!(!cap.memory_growing(250 * MIB, 257 * MIB, None).unwrap());
         assert!(cap.instances() < 10_000 && cap.memories() < 10_000);
+        // Growth past a memory's own maximum fails in wasmtime anyway: it is not counted.
+        let mut cap = MemoryCap::new(256 << 20);
+        assert!(!cap.memory_growing(0, 200 * MIB, Some(100 * MIB)).unwrap());
+        assert!(cap.memory_growing(0, 250 * MIB, None).unwrap());
     }
 
     #[test]
@@ -383,6 +412,25 @@ mod tests {
             ..Permissions::default()
         };
         assert!(Grants::resolve(&direct, dir.path()).is_ok());
+    }
+
+    /// A granted directory replaced by a link after it was granted (a plugin of an earlier
+    /// instance under `quarry serve`, say) is not opened for the next instance.
+    #[test]
+    fn a_granted_directory_replaced_by_a_link_is_not_opened() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let permissions = Permissions {
+            files: vec![("./data".to_string(), Access::Write)],
+            ..Permissions::default()
+        };
+        let grants = Grants::resolve(&permissions, dir.path()).unwrap();
+        let output = || PluginOutput::new("p", "stdout");
+        assert!(grants.wasi(output(), output()).is_ok());
+        std::fs::remove_dir(dir.path().join("data")).unwrap();
+        std::os::unix::fs::symlink(outside.path(), dir.path().join("data")).unwrap();
+        let err = grants.wasi(output(), output()).err().unwrap().to_string();
+        assert!(err.contains("changed since it was granted"), "{err}");
     }
 
     #[test]

@@ -58,10 +58,10 @@ pub struct OutboundHttp {
 struct Inner {
     plugin: Arc<str>,
     grants: Vec<HostGrant>,
-    /// One pool per scheme and port, built at the first request there (a plugin that sends
-    /// none opens none): each exempts from the non-public rule only the addresses granted for
-    /// that scheme and port.
-    clients: Mutex<std::collections::HashMap<(bool, u16), HttpClient>>,
+    /// One pool per set of exempted addresses, built at the first request that needs it (a
+    /// plugin that sends none opens none): each exempts from the non-public rule only the
+    /// addresses granted for the request's scheme and port.
+    clients: Mutex<std::collections::HashMap<Vec<IpAddr>, HttpClient>>,
     denied: Mutex<Option<String>>,
     /// TLS settings other than the process's (tests trust their own CA).
     tls: Option<rustls::ClientConfig>,
@@ -253,12 +253,15 @@ impl Inner {
     }
 
     fn client(&self, target: &Target) -> HttpClient {
+        let mut literal = self.literal(target);
+        literal.sort();
+        literal.dedup();
         let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
         clients
-            .entry((target.https, target.port))
+            .entry(literal.clone())
             .or_insert_with(|| {
                 let mut http = HttpConnector::new_with_resolver(PublicResolver {
-                    literal: self.literal(target).into(),
+                    literal: literal.into(),
                 });
                 http.enforce_http(false);
                 http.set_nodelay(true);

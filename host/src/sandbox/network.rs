@@ -191,7 +191,7 @@ impl SocketPolicy {
                     if resolves && !name_may_lead_to(name, addr.ip()) {
                         tracing::warn!(
                             %addr,
-                            "a plugin's connection to {addr} was refused: the grant `{grant}` resolves there, but a granted name may not lead to a {} address; grant the address itself: `permissions: {{ network: [\"{addr}\"] }}`",
+                            "a plugin's connection to {addr} was refused: the grant `{grant}` resolves there, but a granted name may not lead to a {} address; to allow it, add the address alongside the name: `permissions: {{ network: [\"{grant}\", \"{addr}\"] }}`",
                             super::http::non_public(addr.ip()).unwrap_or("non-public")
                         );
                     }

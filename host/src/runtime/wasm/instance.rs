@@ -22,14 +22,23 @@ use crate::runtime::{
 };
 use crate::sandbox::{PluginOutput, human_bytes};
 
-/// How long one destination call (a batch written, a flush, a table migrated) may take before
-/// the plugin is deemed stuck: `QUARRY_CALL_TIMEOUT` (e.g. `30m`), else 10 minutes.
-fn call_timeout() -> Duration {
+/// How long one destination call (a batch written, a flush, the final close) may take before
+/// the plugin is deemed stuck: `QUARRY_CALL_TIMEOUT` (e.g. `30m`; `0s` for no limit), else 10
+/// minutes. Migrations are not limited: altering a large table may take long, and stopping one
+/// halfway is worse than waiting.
+fn call_timeout() -> Option<Duration> {
     const DEFAULT: Duration = Duration::from_secs(600);
-    std::env::var("QUARRY_CALL_TIMEOUT")
-        .ok()
-        .and_then(|v| crate::spec::units::parse_duration(&v).ok())
-        .unwrap_or(DEFAULT)
+    let Ok(text) = std::env::var("QUARRY_CALL_TIMEOUT") else {
+        return Some(DEFAULT);
+    };
+    match crate::spec::units::parse_duration(&text) {
+        Ok(limit) if limit.is_zero() => None,
+        Ok(limit) => Some(limit),
+        Err(e) => {
+            tracing::warn!("QUARRY_CALL_TIMEOUT=`{text}`: {e}; using the default of 10m");
+            Some(DEFAULT)
+        }
+    }
 }
 
 pub(super) struct Guests {
@@ -78,8 +87,9 @@ impl WasmPlugin {
         }
         // A destination's calls each handle one batch or one table: one that runs far longer
         // than any batch should is stuck, and is stopped so that it cannot stall the others.
-        let call_limit =
-            matches!(phase, Phase::Write | Phase::Flush | Phase::Migrate).then(call_timeout);
+        let call_limit = matches!(phase, Phase::Write | Phase::Flush | Phase::Close)
+            .then(call_timeout)
+            .flatten();
         let call_deadline = call_limit.map(|limit| Instant::now() + limit);
         let deadline = match (self.deadline, call_deadline) {
             (Some(run), Some(call)) => Some(run.min(call)),
