@@ -22,6 +22,11 @@ use crate::spec::{Access, Permissions};
 /// 4 GiB a 32-bit guest could otherwise take.
 pub const DEFAULT_MEMORY: u64 = 1 << 30;
 
+/// The most host handles (open files, sockets, streams, pollables, HTTP requests) a plugin may
+/// hold at once: each open file or socket is a descriptor of the quarry process, and the process
+/// has a limit for all of them together.
+pub const MAX_HANDLES: usize = 4096;
+
 /// The wall-clock budget of a plugin's whole run in a sync when its spec sets none: far longer
 /// than any sync this tool has seen, but finite, so a plugin that hangs cannot hold a scheduled
 /// run forever.

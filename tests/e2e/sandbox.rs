@@ -554,3 +554,43 @@ spec:
     let rows = std::fs::read_to_string(work.path().join("out/test_rows.json")).unwrap_or_default();
     assert_eq!(rows.lines().count(), 3, "the other source synced: {run:?}");
 }
+
+/// Issue 16, hole 7: a plugin that hoards file handles is stopped at its limit, naming it; the
+/// next source of the sync still writes its files.
+#[test]
+fn a_plugin_cannot_exhaust_the_hosts_file_descriptors() {
+    let work = Workdir::new();
+    std::fs::create_dir(work.path().join("in")).unwrap();
+    std::fs::write(work.path().join("in/data.txt"), "x").unwrap();
+    let spec = format!(
+        r#"kind: source
+spec:
+  name: hostile
+  registry: local
+  path: {}
+  tables: ['*']
+  destinations: [out]
+  spec: {{ action: hold_files, path: in/data.txt, rows: 30000 }}
+  permissions: {{ files: {{ ./in: read }} }}
+---
+kind: source
+spec:
+  name: test
+  path: quarry/test
+  tables: [test_rows]
+  destinations: [out]
+  spec: {{ num_rows: 3 }}
+{JSON_FILES}"#,
+        hostile_plugin().display()
+    );
+    let spec = work.write("spec.yml", &spec).display().to_string();
+    let run = work.quarry(&["sync", &spec]);
+    assert_eq!(run.code, 3, "{run:?}");
+    assert!(
+        run.stderr
+            .contains("plugin `hostile` failed in sync: it held more than 4096 handles at once"),
+        "{run:?}"
+    );
+    let rows = std::fs::read_to_string(work.path().join("out/test_rows.json")).unwrap_or_default();
+    assert_eq!(rows.lines().count(), 3, "the other source synced: {run:?}");
+}

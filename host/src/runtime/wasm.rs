@@ -313,7 +313,11 @@ impl WasmRuntime {
             .map_err(|e| load_error(name, format!("cannot set up the sandbox: {e:#}")))?;
         let state = PluginState {
             wasi,
-            table: ResourceTable::new(),
+            table: {
+                let mut table = ResourceTable::new();
+                table.set_max_capacity(crate::sandbox::MAX_HANDLES);
+                table
+            },
             http: wasmtime_wasi_http::WasiHttpCtx::new(),
             outbound: OutboundHttp::new(name, &grants.network),
             network: grants.network.clone().into(),

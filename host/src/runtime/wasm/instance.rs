@@ -187,6 +187,18 @@ impl WasmPlugin {
                 "raise it in the plugin's spec: `permissions: {{ memory: ... }}` (now {limit})"
             ));
         }
+        if format!("{trap:#}").contains("resource table has no free keys") {
+            return PluginError::new(
+                &self.name,
+                phase,
+                ErrorKind::Trap,
+                format!(
+                    "it held more than {} handles at once (open files, sockets, streams), the most a plugin may",
+                    crate::sandbox::MAX_HANDLES
+                ),
+            )
+            .with_help("a plugin should close what it no longer uses; this one leaks or hoards them");
+        }
         let mut message = format!("it crashed: {}", trap_summary(&trap));
         let last = self.stderr.last_lines();
         if !last.is_empty() {
