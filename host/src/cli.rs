@@ -191,11 +191,32 @@ pub(crate) async fn open_reference(
     env: &Environment,
     reference: &str,
     name: &str,
+    run_native: bool,
 ) -> Result<Opened, CliError> {
     let resolved = env
         .resolve_reference(reference)
         .await
         .map_err(CliError::Usage)?;
+    open_resolved(env, reference, name, resolved, run_native).await
+}
+
+/// Opens what `reference` resolved to. Someone else's native executable (not first-party) is
+/// started only when `run_native` says so: it runs outside the sandbox, with the user's rights.
+pub(crate) async fn open_resolved(
+    env: &Environment,
+    reference: &str,
+    name: &str,
+    resolved: quarry_registry::Resolved,
+    run_native: bool,
+) -> Result<Opened, CliError> {
+    if !run_native
+        && matches!(resolved, quarry_registry::Resolved::Executable(_))
+        && crate::plan::registry_of(reference, &env.cwd) == crate::spec::Registry::Local
+    {
+        return Err(CliError::Usage(format!(
+            "`{reference}` is a native executable: it would run outside the sandbox, with your rights; pass --run-native to start it"
+        )));
+    }
     open(env, name, resolved, &Permissions::default())
         .await
         .map_err(|e| match e {

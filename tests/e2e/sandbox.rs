@@ -594,3 +594,27 @@ spec:
     let rows = std::fs::read_to_string(work.path().join("out/test_rows.json")).unwrap_or_default();
     assert_eq!(rows.lines().count(), 3, "the other source synced: {run:?}");
 }
+
+/// `quarry init` asks plugins for their schemas; someone else's native executable is not
+/// started for that unless `--run-native`.
+#[test]
+fn init_does_not_run_a_native_plugin_unasked() {
+    let work = Workdir::new();
+    let script = work.write(
+        "community-plugin",
+        "#!/bin/sh\ntouch \"$(dirname \"$0\")/it-ran\"\n",
+    );
+    crate::support::make_executable(&script);
+    let run = work.quarry(&["init", "--source", "./community-plugin", "--spec-path", "-"]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(
+        run.stderr
+            .contains("is a native executable: it would run outside the sandbox"),
+        "{run:?}"
+    );
+    assert!(run.stderr.contains("--run-native"), "{run:?}");
+    assert!(
+        !work.path().join("it-ran").exists(),
+        "init started the executable"
+    );
+}

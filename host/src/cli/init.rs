@@ -25,6 +25,10 @@ pub struct InitArgs {
     /// output.
     #[arg(long, value_name = "FILE")]
     pub spec_path: Option<PathBuf>,
+    /// Start a native executable that is not first-party to ask it for its schema (it runs
+    /// outside the sandbox, with your rights).
+    #[arg(long)]
+    pub run_native: bool,
 }
 
 /// What a plugin says about itself, for its part of the spec.
@@ -38,8 +42,8 @@ struct Described {
 
 pub async fn run(args: InitArgs) -> Result<Exit, CliError> {
     let env = Environment::from_process()?;
-    let source = describe(&env, &args.source).await?;
-    let mut destination = describe(&env, &args.destination).await?;
+    let source = describe(&env, &args.source, args.run_native).await?;
+    let mut destination = describe(&env, &args.destination, args.run_native).await?;
     if !source.info.source {
         return Err(CliError::Usage(format!(
             "`{}` is not a source plugin",
@@ -78,8 +82,12 @@ pub async fn run(args: InitArgs) -> Result<Exit, CliError> {
     Ok(Exit::Ok)
 }
 
-async fn describe(env: &Environment, reference: &str) -> Result<Described, CliError> {
-    let mut opened = super::open_reference(env, reference, reference).await?;
+async fn describe(
+    env: &Environment,
+    reference: &str,
+    run_native: bool,
+) -> Result<Described, CliError> {
+    let mut opened = super::open_reference(env, reference, reference, run_native).await?;
     let schema = opened.plugin.spec_schema().await;
     let _ = opened.plugin.close().await;
     let schema = schema?

@@ -93,11 +93,16 @@ async fn inspect(plugin: &str, run_native: bool) -> Result<Exit, CliError> {
         return inspect_remote(&env, plugin).await;
     }
     // Inspecting is looking, not running: someone else's native executable is not started.
+    // Resolved once: what is shown is what would be opened.
+    let resolved = env
+        .resolve_reference(plugin)
+        .await
+        .map_err(CliError::Usage)?;
     if registry == Registry::Local
         && !run_native
-        && let Ok(Resolved::Executable(path)) = env.resolve_reference(plugin).await
+        && let Resolved::Executable(path) = &resolved
     {
-        let digest = std::fs::read(&path)
+        let digest = std::fs::read(path)
             .map(|bytes| crate::runtime::wasm::sha256_hex(&bytes))
             .map_err(|e| CliError::Usage(format!("cannot read {}: {e}", path.display())))?;
         println!("path:        {}", path.display());
@@ -112,7 +117,7 @@ async fn inspect(plugin: &str, run_native: bool) -> Result<Exit, CliError> {
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or(plugin.to_string());
-    let mut opened = super::open_reference(&env, plugin, &name).await?;
+    let mut opened = super::open_resolved(&env, plugin, &name, resolved, run_native).await?;
     let schema = opened.plugin.spec_schema().await;
     // A plugin that was never initialised may refuse to close; only a process needs stopping.
     let _ = opened.plugin.close().await;
