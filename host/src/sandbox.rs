@@ -22,6 +22,25 @@ use crate::spec::{Access, Permissions};
 /// 4 GiB a 32-bit guest could otherwise take.
 pub const DEFAULT_MEMORY: u64 = 1 << 30;
 
+/// The first thing the sandbox denied a plugin (a request, a connection, a lookup), shared by
+/// its HTTP hooks, its socket policy and its name lookups, and reported with the plugin's error.
+#[derive(Debug, Clone, Default)]
+pub struct Denials(std::sync::Arc<std::sync::Mutex<Option<String>>>);
+
+impl Denials {
+    /// Logs a denial and keeps it if it is the first since the last `take`.
+    pub fn record(&self, plugin: &str, message: String) {
+        tracing::warn!(plugin, "{message}");
+        if let Ok(mut first) = self.0.lock() {
+            first.get_or_insert(message);
+        }
+    }
+
+    pub fn take(&self) -> Option<String> {
+        self.0.lock().ok()?.take()
+    }
+}
+
 /// The most host handles (open files, sockets, streams, pollables, HTTP requests) a plugin may
 /// hold at once: each open file or socket is a descriptor of the quarry process, and the process
 /// has a limit for all of them together.
@@ -179,7 +198,13 @@ impl Grants {
     }
 
     /// The WASI context that gives a plugin exactly these grants.
-    pub fn wasi(&self, stdout: PluginOutput, stderr: PluginOutput) -> wasmtime::Result<WasiCtx> {
+    pub fn wasi(
+        &self,
+        stdout: PluginOutput,
+        stderr: PluginOutput,
+        plugin: &str,
+        denials: Denials,
+    ) -> wasmtime::Result<WasiCtx> {
         let mut wasi = WasiCtxBuilder::new();
         wasi.stdout(stdout).stderr(stderr);
         for (name, value) in &self.env {
@@ -202,10 +227,13 @@ impl Grants {
         }
         // TCP connections to granted addresses only; no UDP, no listening. Name lookups are
         // allowed with any network grant, and `lookup.rs` limits them to granted names.
-        let policy = std::sync::Arc::new(SocketPolicy::new(&self.network));
-        wasi.allow_tcp(!policy.is_empty())
+        let policy =
+            std::sync::Arc::new(SocketPolicy::new(&self.network).reporting(plugin, denials));
+        // TCP and lookups are on even with no grant: the policies refuse every address and
+        // name then, and record why, so the plugin's error names the grant that would allow it.
+        wasi.allow_tcp(true)
             .allow_udp(false)
-            .allow_ip_name_lookup(!policy.is_empty());
+            .allow_ip_name_lookup(true);
         wasi.socket_addr_check(move |addr, used_for| {
             let policy = policy.clone();
             Box::pin(async move { policy.allows(addr, used_for).await })
@@ -431,10 +459,18 @@ mod tests {
         };
         let grants = Grants::resolve(&permissions, dir.path()).unwrap();
         let output = || PluginOutput::new("p", "stdout");
-        assert!(grants.wasi(output(), output()).is_ok());
+        assert!(
+            grants
+                .wasi(output(), output(), "p", Denials::default())
+                .is_ok()
+        );
         std::fs::remove_dir(dir.path().join("data")).unwrap();
         std::os::unix::fs::symlink(outside.path(), dir.path().join("data")).unwrap();
-        let err = grants.wasi(output(), output()).err().unwrap().to_string();
+        let err = grants
+            .wasi(output(), output(), "p", Denials::default())
+            .err()
+            .unwrap()
+            .to_string();
         assert!(err.contains("changed since it was granted"), "{err}");
     }
 

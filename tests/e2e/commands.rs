@@ -201,10 +201,10 @@ fn test_connection_reports_success_and_each_failure_with_its_code() {
     assert_eq!(run.code, 1, "{run:?}");
     assert!(
         run.stdout.contains(
-            "destination `db` (quarry/postgresql): connection failed: UNAVAILABLE: cannot connect to PostgreSQL at 127.0.0.1:5432: Permission denied"
+            "destination `db` (quarry/postgresql): connection failed: UNAUTHORIZED: connecting to 127.0.0.1:5432 was denied: plugin `db` has no network grant for it; to allow it, add it to the plugin's spec: `permissions: { network: [\"127.0.0.1:5432\"] }`"
         ) && run
             .stdout
-            .contains("is `127.0.0.1:5432` granted under `permissions: { network: [...] }`?"),
+            .contains("(the plugin then said: cannot connect to PostgreSQL at 127.0.0.1:5432"),
         "{run:?}"
     );
 }

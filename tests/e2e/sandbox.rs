@@ -348,7 +348,7 @@ fn a_plugin_looks_up_only_granted_names() {
     assert!(finding(&work).starts_with('<'), "{run:?}");
     assert!(
         run.stderr.contains(
-            "lookup of `secret-value.attacker.example` was refused: no network grant names it"
+            "looking up `secret-value.attacker.example` was denied: plugin `hostile` has no network grant naming it"
         ),
         "{run:?}"
     );

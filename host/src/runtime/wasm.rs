@@ -181,8 +181,9 @@ impl WasmRuntime {
             .map_err(|e| anyhow::anyhow!("{e:#}"))?;
         // Name lookups only for granted names, over wasmtime-wasi's any-name lookups.
         crate::sandbox::lookup::add_to_linker(&mut linker, |s: &mut PluginState| {
-            let grants = s.network.clone();
-            crate::sandbox::lookup::LookupView::new(grants, s)
+            let (grants, plugin, denials) =
+                (s.network.clone(), s.plugin.clone(), s.outbound.denials());
+            crate::sandbox::lookup::LookupView::new(grants, plugin, denials, s)
         })
         .map_err(|e| anyhow::anyhow!("{e:#}"))?;
         // `wasi:http/outgoing-handler` and its types; requests go through `OutboundHttp`.
@@ -308,8 +309,9 @@ impl WasmRuntime {
     ) -> Result<WasmPlugin, PluginError> {
         let stdout = PluginOutput::new(name, "stdout");
         let stderr = PluginOutput::new(name, "stderr");
+        let outbound = OutboundHttp::new(name, &grants.network);
         let wasi = grants
-            .wasi(stdout.clone(), stderr.clone())
+            .wasi(stdout.clone(), stderr.clone(), name, outbound.denials())
             .map_err(|e| load_error(name, format!("cannot set up the sandbox: {e:#}")))?;
         let state = PluginState {
             wasi,
@@ -319,7 +321,7 @@ impl WasmRuntime {
                 table
             },
             http: wasmtime_wasi_http::WasiHttpCtx::new(),
-            outbound: OutboundHttp::new(name, &grants.network),
+            outbound,
             network: grants.network.clone().into(),
             memory: MemoryCap::new(grants.memory),
             plugin: name.into(),

@@ -62,7 +62,7 @@ struct Inner {
     /// plugin that sends none opens none): each exempts from the non-public rule only the
     /// addresses granted for the request's scheme and port.
     clients: Mutex<std::collections::HashMap<Vec<IpAddr>, HttpClient>>,
-    denied: Mutex<Option<String>>,
+    denied: super::Denials,
     /// TLS settings other than the process's (tests trust their own CA).
     tls: Option<rustls::ClientConfig>,
 }
@@ -78,16 +78,21 @@ impl OutboundHttp {
                 plugin: plugin.into(),
                 grants: grants.to_vec(),
                 clients: Mutex::default(),
-                denied: Mutex::new(None),
+                denied: super::Denials::default(),
                 tls,
             }),
         }
     }
 
-    /// The first request denied since the last call, in words that name the URL and the grant
-    /// that would allow it.
+    /// The first request, connection or lookup denied since the last call, in words that name
+    /// it and the grant that would allow it.
     pub fn take_denial(&self) -> Option<String> {
-        self.inner.denied.lock().ok()?.take()
+        self.inner.denied.take()
+    }
+
+    /// Where sockets and lookups record their denials, beside this plugin's HTTP ones.
+    pub fn denials(&self) -> super::Denials {
+        self.inner.denied.clone()
     }
 }
 
@@ -288,10 +293,7 @@ impl Inner {
     /// Records a denial (the first one is reported with the plugin's error) and returns the
     /// error the guest gets: its text names the URL and the grant.
     fn deny(&self, message: String) -> Error {
-        tracing::warn!(plugin = %self.plugin, "{message}");
-        if let Ok(mut denied) = self.denied.lock() {
-            denied.get_or_insert_with(|| message.clone());
-        }
+        self.denied.record(&self.plugin, message.clone());
         Error::InternalError(Some(message))
     }
 

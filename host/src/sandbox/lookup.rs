@@ -38,13 +38,22 @@ pub fn lookup_allowed(grants: &[HostGrant], name: &str) -> bool {
 pub struct LookupView<'a> {
     inner: WasiSocketsCtxView<'a>,
     grants: Arc<[HostGrant]>,
+    plugin: Arc<str>,
+    denials: super::Denials,
 }
 
 impl<'a> LookupView<'a> {
-    pub fn new(grants: Arc<[HostGrant]>, sockets: &'a mut dyn WasiSocketsView) -> Self {
+    pub fn new(
+        grants: Arc<[HostGrant]>,
+        plugin: Arc<str>,
+        denials: super::Denials,
+        sockets: &'a mut dyn WasiSocketsView,
+    ) -> Self {
         LookupView {
             inner: sockets.sockets(),
             grants,
+            plugin,
+            denials,
         }
     }
 }
@@ -62,8 +71,12 @@ impl ip_name_lookup::Host for LookupView<'_> {
         name: String,
     ) -> Result<Resource<ResolveAddressStream>, SocketError> {
         if !lookup_allowed(&self.grants, &name) {
-            tracing::warn!(
-                "a plugin's lookup of `{name}` was refused: no network grant names it (lookups are allowed only for granted names)"
+            self.denials.record(
+                &self.plugin,
+                format!(
+                    "looking up `{name}` was denied: plugin `{}` has no network grant naming it (a plugin looks up only granted names); to allow it, add it to the plugin's spec: `permissions: {{ network: [\"{name}:PORT\"] }}`",
+                    self.plugin
+                ),
             );
             return Err(ErrorCode::AccessDenied.into());
         }

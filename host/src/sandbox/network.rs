@@ -157,17 +157,24 @@ fn check_name(name: &str) -> Result<(), String> {
 #[derive(Debug, Clone, Default)]
 pub struct SocketPolicy {
     grants: Vec<HostGrant>,
+    plugin: String,
+    denials: super::Denials,
 }
 
 impl SocketPolicy {
     pub fn new(grants: &[HostGrant]) -> Self {
         SocketPolicy {
             grants: grants.to_vec(),
+            plugin: String::new(),
+            denials: super::Denials::default(),
         }
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.grants.is_empty()
+    /// Records refused connections for `plugin` in `denials` (its error then explains them).
+    pub fn reporting(mut self, plugin: &str, denials: super::Denials) -> Self {
+        self.plugin = plugin.to_string();
+        self.denials = denials;
+        self
     }
 
     pub async fn allows(&self, addr: SocketAddr, used_for: SocketAddrUse) -> bool {
@@ -179,6 +186,8 @@ impl SocketPolicy {
     }
 
     async fn allows_connect(&self, addr: SocketAddr) -> bool {
+        // Why a granted name did not do, if one resolved here: said instead of "no grant".
+        let mut led_astray = None;
         // A grant with a scheme is for outbound HTTP only, not for a raw socket.
         let grants = self.grants.iter().filter(|g| g.scheme.is_none());
         for grant in grants.filter(|g| g.port_matches(addr.port())) {
@@ -189,11 +198,12 @@ impl SocketPolicy {
                         .await
                         .is_ok_and(|mut found| found.any(|a| a.ip() == addr.ip()));
                     if resolves && !name_may_lead_to(name, addr.ip()) {
-                        tracing::warn!(
-                            %addr,
-                            "a plugin's connection to {addr} was refused: the grant `{grant}` resolves there, but a granted name may not lead to a {} address; to allow it, add the address alongside the name: `permissions: {{ network: [\"{grant}\", \"{addr}\"] }}`",
-                            super::http::non_public(addr.ip()).unwrap_or("non-public")
-                        );
+                        led_astray.get_or_insert_with(|| {
+                            format!(
+                                "connecting to {addr} was denied: the grant `{grant}` resolves there, but a granted name may not lead to a {} address; to allow it, add the address alongside the name: `permissions: {{ network: [\"{grant}\", \"{addr}\"] }}`",
+                                super::http::non_public(addr.ip()).unwrap_or("non-public")
+                            )
+                        });
                     }
                     resolves && name_may_lead_to(name, addr.ip())
                 }
@@ -203,7 +213,13 @@ impl SocketPolicy {
                 return true;
             }
         }
-        tracing::debug!(%addr, "a plugin's connection was refused: no network grant has it");
+        let message = led_astray.unwrap_or_else(|| {
+            format!(
+                "connecting to {addr} was denied: plugin `{}` has no network grant for it; to allow it, add it to the plugin's spec: `permissions: {{ network: [\"{addr}\"] }}`",
+                self.plugin
+            )
+        });
+        self.denials.record(&self.plugin, message);
         false
     }
 }
@@ -220,6 +236,33 @@ fn name_may_lead_to(name: &str, ip: IpAddr) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A refused connection is recorded, naming the grant that would allow it, for the
+    /// plugin's error.
+    #[tokio::test]
+    async fn refused_connections_name_the_grant_that_would_allow_them() {
+        let denials = super::super::Denials::default();
+        let policy = SocketPolicy::new(&[HostGrant::parse("127.0.0.1:5432").unwrap()])
+            .reporting("db", denials.clone());
+        let connect = SocketAddrUse::TcpConnect;
+        assert!(
+            policy
+                .allows("127.0.0.1:5432".parse().unwrap(), connect)
+                .await
+        );
+        assert_eq!(denials.take(), None);
+        assert!(
+            !policy
+                .allows("127.0.0.1:6379".parse().unwrap(), connect)
+                .await
+        );
+        assert_eq!(
+            denials.take().as_deref(),
+            Some(
+                "connecting to 127.0.0.1:6379 was denied: plugin `db` has no network grant for it; to allow it, add it to the plugin's spec: `permissions: { network: [\"127.0.0.1:6379\"] }`"
+            )
+        );
+    }
 
     /// Issue 16, hole 4: a granted name cannot lead a raw socket into loopback or metadata.
     #[test]
