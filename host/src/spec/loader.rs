@@ -57,16 +57,7 @@ pub(crate) fn load(paths: &[PathBuf], env: Env<'_>) -> Result<SyncSpec, SpecErro
     let mut destinations = Vec::new();
     for file in spec_files(paths)? {
         let text = std::fs::read_to_string(&file).map_err(|e| cannot_read(&file, &e))?;
-        let documents = parse_documents(&text).map_err(|e| e.into_spec(&file, FILE_START))?;
-        for mut document in documents {
-            let at = document.at;
-            expand(&mut document, env).map_err(|e| e.into_spec(&file, at))?;
-            let Document { kind, .. } = from_node(&document).map_err(|e| e.into_spec(&file, at))?;
-            match kind {
-                Kind::Source => sources.push(read_source(&file, &mut document)?),
-                Kind::Destination => destinations.push(read_destination(&file, &mut document)?),
-            }
-        }
+        read_documents(&file, &text, env, &mut sources, &mut destinations)?;
     }
     check_unique(
         "source",
@@ -90,6 +81,27 @@ pub(crate) fn load(paths: &[PathBuf], env: Env<'_>) -> Result<SyncSpec, SpecErro
         sources: sources.into_iter().map(|e| e.spec).collect(),
         destinations: destinations.into_iter().map(|e| e.spec).collect(),
     })
+}
+
+/// Reads every document of one spec file's `text`.
+fn read_documents(
+    file: &Path,
+    text: &str,
+    env: Env<'_>,
+    sources: &mut Vec<Entry<SourceSpec>>,
+    destinations: &mut Vec<Entry<DestinationSpec>>,
+) -> Result<(), SpecError> {
+    let documents = parse_documents(text).map_err(|e| e.into_spec(file, FILE_START))?;
+    for mut document in documents {
+        let at = document.at;
+        expand(&mut document, env).map_err(|e| e.into_spec(file, at))?;
+        let Document { kind, .. } = from_node(&document).map_err(|e| e.into_spec(file, at))?;
+        match kind {
+            Kind::Source => sources.push(read_source(file, &mut document)?),
+            Kind::Destination => destinations.push(read_destination(file, &mut document)?),
+        }
+    }
+    Ok(())
 }
 
 /// Reads a one-document YAML file (Quarry's config) as `T`, `${VAR}` expanded.
@@ -379,3 +391,74 @@ fn cannot_read(path: &Path, error: &std::io::Error) -> SpecError {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod fuzz {
+    use super::*;
+
+    /// A bounded mutation run over every UI spec (tests/ui/*.yaml, the corpus): each mutant is
+    /// an error or a spec, never a panic. `QUARRY_FUZZ_ITERATIONS` runs longer locally.
+    #[test]
+    fn mutated_specs_are_errors_never_panics() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/ui");
+        let mut seeds: Vec<(PathBuf, String)> = std::fs::read_dir(&dir)
+            .expect("tests/ui")
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+            .map(|p| {
+                let text = std::fs::read_to_string(&p).expect("a seed");
+                (p, text)
+            })
+            .collect();
+        seeds.sort();
+        assert!(seeds.len() >= 5, "the corpus is missing: {}", dir.display());
+        let iterations: u64 = std::env::var("QUARRY_FUZZ_ITERATIONS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(3000);
+        const ALPHABET: &[u8] = b" \n\t:-[]{}'\"#&*!|>%@`,?$0123456789abcxyz.~";
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let no_env = |_: &str| Err(std::env::VarError::NotPresent);
+        for (file, text) in &seeds {
+            for _ in 0..iterations {
+                let mut bytes = text.as_bytes().to_vec();
+                for _ in 0..1 + next() % 4 {
+                    if bytes.is_empty() {
+                        break;
+                    }
+                    let i = (next() as usize) % bytes.len();
+                    let c = ALPHABET[(next() as usize) % ALPHABET.len()];
+                    match next() % 5 {
+                        0 => {
+                            bytes.remove(i);
+                        }
+                        1 => bytes.insert(i, c),
+                        2 => bytes[i] = c,
+                        3 => {
+                            let j = (next() as usize) % bytes.len();
+                            bytes.swap(i, j);
+                        }
+                        _ => bytes.truncate(i),
+                    }
+                }
+                let mutant = String::from_utf8_lossy(&bytes).into_owned();
+                let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    let (mut sources, mut destinations) = (Vec::new(), Vec::new());
+                    let _ = read_documents(file, &mutant, &no_env, &mut sources, &mut destinations);
+                }));
+                assert!(
+                    outcome.is_ok(),
+                    "the spec loader panicked on a mutant of {}:\n{mutant}",
+                    file.display()
+                );
+            }
+        }
+    }
+}
