@@ -41,31 +41,7 @@ pub fn decode_record(bytes: Vec<u8>) -> Result<RecordBatch, PayloadError> {
 /// `batch` as one or more records, each at most `limit` bytes unless a single row is larger
 /// (then that row is its own record: the receiver's limit decides, and says so).
 pub fn encode_records(batch: &RecordBatch, limit: usize) -> Result<Vec<Vec<u8>>, PayloadError> {
-    let mut out = Vec::new();
-    split_into(batch, limit, &mut out)?;
-    Ok(out)
-}
-
-fn split_into(
-    batch: &RecordBatch,
-    limit: usize,
-    out: &mut Vec<Vec<u8>>,
-) -> Result<(), PayloadError> {
-    let bytes = ipc::encode_batch(batch)?;
-    if bytes.len() <= limit || batch.num_rows() <= 1 {
-        out.push(bytes);
-        return Ok(());
-    }
-    // Split in proportion to the overshoot, so a batch 10x too large takes one pass, not four.
-    let parts = bytes.len().div_ceil(limit).max(2);
-    let rows = batch.num_rows().div_ceil(parts).max(1);
-    let mut offset = 0;
-    while offset < batch.num_rows() {
-        let len = rows.min(batch.num_rows() - offset);
-        split_into(&batch.slice(offset, len), limit, out)?;
-        offset += len;
-    }
-    Ok(())
+    Ok(ipc::encode_batch_within(batch, limit)?)
 }
 
 pub fn delete_request_to_pb(

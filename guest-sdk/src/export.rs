@@ -135,6 +135,10 @@ pub fn tables<P: Source>(options: wit::TableOptions) -> Result<Vec<Vec<u8>>, wit
     })?)
 }
 
+/// The largest Arrow stream one `sink.emit` carries: half of what wasmtime copies out of a guest
+/// in one call by default (128 MiB), so the call's other arguments always fit.
+const MAX_EMIT_BYTES: usize = 64 << 20;
+
 /// Sends a source's messages to the host's `sink.emit`, encoding Arrow at the boundary.
 struct HostSink;
 
@@ -144,7 +148,15 @@ impl crate::sync::Sink for HostSink {
             Message::MigrateTable(table) => {
                 wit::SyncMessage::MigrateTable(ipc::encode_schema(&table.schema())?)
             }
-            Message::Insert(batch) => wit::SyncMessage::Insert(ipc::encode_batch(&batch)?),
+            Message::Insert(batch) => {
+                // The host copies at most 128 MiB out of a guest in one call (wasmtime's
+                // hostcall fuel): a larger batch goes as several, rows in order.
+                for bytes in ipc::encode_batch_within(&batch, MAX_EMIT_BYTES)? {
+                    crate::bindings::quarry::plugin::sink::emit(&wit::SyncMessage::Insert(bytes))
+                        .map_err(Error::from)?;
+                }
+                return Ok(());
+            }
             Message::DeleteRecord(request) => {
                 wit::SyncMessage::DeleteRecord(delete_request_to_wit(&request)?)
             }

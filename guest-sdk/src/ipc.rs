@@ -30,6 +30,32 @@ pub fn encode_batch(batch: &RecordBatch) -> Result<Vec<u8>> {
     Ok(out)
 }
 
+/// `batch` as one or more IPC streams, each at most `limit` bytes unless a single row is larger
+/// (then that row is its own stream: the receiver's limit decides, and says so). Rows keep their
+/// order. Splits in proportion to the overshoot, so a batch 10x too large takes one pass.
+pub fn encode_batch_within(batch: &RecordBatch, limit: usize) -> Result<Vec<Vec<u8>>> {
+    let mut out = Vec::new();
+    split_into(batch, limit, &mut out)?;
+    Ok(out)
+}
+
+fn split_into(batch: &RecordBatch, limit: usize, out: &mut Vec<Vec<u8>>) -> Result<()> {
+    let bytes = encode_batch(batch)?;
+    if bytes.len() <= limit || batch.num_rows() <= 1 {
+        out.push(bytes);
+        return Ok(());
+    }
+    let parts = bytes.len().div_ceil(limit).max(2);
+    let rows = batch.num_rows().div_ceil(parts).max(1);
+    let mut offset = 0;
+    while offset < batch.num_rows() {
+        let len = rows.min(batch.num_rows() - offset);
+        split_into(&batch.slice(offset, len), limit, out)?;
+        offset += len;
+    }
+    Ok(())
+}
+
 /// The schema of an IPC stream that holds only a schema.
 pub fn decode_schema(bytes: Vec<u8>) -> Result<SchemaRef> {
     let (schema, batch) = decode(bytes)?;

@@ -318,3 +318,37 @@ spec:
     let int32 = batches[0].column(schema.index_of("int32").unwrap());
     assert_eq!(int32.null_count(), 3);
 }
+
+/// wasmtime copies at most 128 MiB out of a component in one call: a source batch whose Arrow
+/// stream is larger (1M rows of `test_rows` is about 200 MB) crosses in pieces, every row kept.
+#[test]
+fn a_source_batch_larger_than_a_host_call_arrives_whole() {
+    let w = Workdir::new();
+    w.write(
+        "spec.yml",
+        r#"kind: source
+spec:
+  name: test
+  path: quarry/test
+  tables: [test_rows]
+  destinations: [out]
+  spec: { num_rows: 1000000, batch_size: 1000000 }
+  permissions: { memory: 3GiB }
+---
+kind: destination
+spec:
+  name: out
+  path: quarry/test
+  write_mode: append
+"#,
+    );
+    let run = w.quarry(&["sync", "spec.yml", "--summary-location", "summary.json"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let summary = std::fs::read_to_string(w.path().join("summary.json")).unwrap();
+    let source: serde_json::Value = serde_json::from_str(summary.lines().next().unwrap()).unwrap();
+    assert_eq!(source["resources"], 1_000_000, "{summary}");
+    assert!(
+        source["ipc_bytes"].as_u64().unwrap() > 128 << 20,
+        "{summary}"
+    );
+}
