@@ -166,6 +166,27 @@ impl Oci {
         serde_json::from_str(&text).expect("JSON")
     }
 
+    /// The lock entry of the `plugins/<name>` reference.
+    fn locked(&self, name: &str) -> serde_json::Value {
+        let suffix = format!("/plugins/{name}");
+        self.lock()["plugins"]
+            .as_array()
+            .expect("plugins")
+            .iter()
+            .find(|p| p["path"].as_str().is_some_and(|p| p.ends_with(&suffix)))
+            .unwrap_or_else(|| panic!("{suffix} is not locked"))
+            .clone()
+    }
+
+    /// The hex of a digest field of that entry.
+    fn locked_hex(&self, name: &str, field: &str) -> String {
+        self.locked(name)[field]
+            .as_str()
+            .expect("a digest")
+            .trim_start_matches("sha256:")
+            .to_string()
+    }
+
     fn store(&self) -> PathBuf {
         self.work.path().join("store")
     }
@@ -223,12 +244,12 @@ fn oci_plugins_sync_lock_and_run_again_without_the_registry() {
     o.ok(&["sync", "spec.yml"]);
     assert_eq!(rows_written(&o), 3);
     let lock = o.lock();
-    let plugins = lock["plugins"].as_array().expect("plugins");
-    assert_eq!(plugins.len(), 2, "{lock}");
-    let source = plugins
-        .iter()
-        .find(|p| p["path"].as_str().unwrap().ends_with("/plugins/test"))
-        .expect("the source is locked");
+    assert_eq!(
+        lock["plugins"].as_array().expect("plugins").len(),
+        2,
+        "{lock}"
+    );
+    let source = o.locked("test");
     assert_eq!(source["manifest"], test.as_str());
     assert_eq!(source["tag"], "1.0.0");
     assert_eq!(source["signature"]["state"], "not-required");
@@ -336,17 +357,7 @@ fn a_changed_store_file_or_compiled_artefact_is_caught_before_use() {
     o.push("file", &format!("{}/plugins/file:1.0.0", registry.address));
     o.work.write("spec.yml", &spec(&registry.address, ""));
     o.ok(&["sync", "spec.yml"]);
-    let lock = o.lock();
-    let component = lock["plugins"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["path"].as_str().unwrap().ends_with("/plugins/test"))
-        .unwrap()["component"]
-        .as_str()
-        .unwrap()
-        .trim_start_matches("sha256:")
-        .to_string();
+    let component = o.locked_hex("test", "component");
     let blob = o.store().join("blobs/sha256").join(&component);
     let flip = |path: &Path| {
         let mut bytes = std::fs::read(path).expect("read");
@@ -641,16 +652,7 @@ fn a_required_signature_admits_only_plugins_signed_by_a_trusted_key() {
     assert!(run.stdout.contains("sha256-"), "{run:?}");
     o.ok(&["sync", "spec.yml"]);
     // The signature is cosign's format: openssl checks it with the public key alone.
-    let manifest = o.lock()["plugins"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["path"].as_str().unwrap().ends_with("/plugins/test"))
-        .unwrap()["manifest"]
-        .as_str()
-        .unwrap()
-        .trim_start_matches("sha256:")
-        .to_string();
+    let manifest = o.locked_hex("test", "manifest");
     let blob = |digest: &str| {
         std::fs::read(
             o.store()

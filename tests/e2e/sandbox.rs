@@ -501,16 +501,21 @@ fn a_link_a_plugin_planted_never_becomes_a_grant() {
     }
 }
 
-/// Issue 16, hole 2: `plugin inspect` looks at someone else's native executable without
-/// starting it.
-#[test]
-fn inspecting_a_native_plugin_does_not_run_it() {
-    let work = Workdir::new();
+/// `./community-plugin`: a native executable that leaves `it-ran` beside itself if started.
+fn native_that_marks_when_run(work: &Workdir) {
     let script = work.write(
         "community-plugin",
         "#!/bin/sh\ntouch \"$(dirname \"$0\")/it-ran\"\n",
     );
     crate::support::make_executable(&script);
+}
+
+/// Issue 16, hole 2: `plugin inspect` looks at someone else's native executable without
+/// starting it.
+#[test]
+fn inspecting_a_native_plugin_does_not_run_it() {
+    let work = Workdir::new();
+    native_that_marks_when_run(&work);
     let run = work.quarry(&["plugin", "inspect", "./community-plugin"]);
     assert_eq!(run.code, 0, "{run:?}");
     assert!(run.stdout.contains("native executable"), "{run:?}");
@@ -526,6 +531,21 @@ fn inspecting_a_native_plugin_does_not_run_it() {
 #[test]
 fn malformed_arrow_from_a_plugin_fails_only_that_plugin() {
     let work = Workdir::new();
+    let spec = hostile_then_test(&work, "action: malformed_ipc", "");
+    let run = work.quarry(&["sync", &spec]);
+    assert_ne!(run.code, 101, "the host panicked: {run:?}");
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(run.stderr.contains("malformed Arrow IPC stream"), "{run:?}");
+    assert_eq!(
+        test_rows_written(&work),
+        3,
+        "the other source synced: {run:?}"
+    );
+}
+
+/// The hostile source doing `action` with `permissions`, then the `test` source's 3 rows, both
+/// into JSON files: whatever the first does, the second must still write its rows.
+fn hostile_then_test(work: &Workdir, action: &str, permissions: &str) -> String {
     let spec = format!(
         r#"kind: source
 spec:
@@ -534,7 +554,8 @@ spec:
   path: {}
   tables: ['*']
   destinations: [out]
-  spec: {{ action: malformed_ipc }}
+  spec: {{ {action} }}
+  permissions: {{ {permissions} }}
 ---
 kind: source
 spec:
@@ -546,13 +567,14 @@ spec:
 {JSON_FILES}"#,
         hostile_plugin().display()
     );
-    let spec = work.write("spec.yml", &spec).display().to_string();
-    let run = work.quarry(&["sync", &spec]);
-    assert_ne!(run.code, 101, "the host panicked: {run:?}");
-    assert_eq!(run.code, 1, "{run:?}");
-    assert!(run.stderr.contains("malformed Arrow IPC stream"), "{run:?}");
-    let rows = std::fs::read_to_string(work.path().join("out/test_rows.json")).unwrap_or_default();
-    assert_eq!(rows.lines().count(), 3, "the other source synced: {run:?}");
+    work.write("spec.yml", &spec).display().to_string()
+}
+
+fn test_rows_written(work: &Workdir) -> usize {
+    std::fs::read_to_string(work.path().join("out/test_rows.json"))
+        .unwrap_or_default()
+        .lines()
+        .count()
 }
 
 /// Issue 16, hole 7: a plugin that hoards file handles is stopped at its limit, naming it; the
@@ -562,28 +584,11 @@ fn a_plugin_cannot_exhaust_the_hosts_file_descriptors() {
     let work = Workdir::new();
     std::fs::create_dir(work.path().join("in")).unwrap();
     std::fs::write(work.path().join("in/data.txt"), "x").unwrap();
-    let spec = format!(
-        r#"kind: source
-spec:
-  name: hostile
-  registry: local
-  path: {}
-  tables: ['*']
-  destinations: [out]
-  spec: {{ action: hold_files, path: in/data.txt, rows: 30000 }}
-  permissions: {{ files: {{ ./in: read }} }}
----
-kind: source
-spec:
-  name: test
-  path: quarry/test
-  tables: [test_rows]
-  destinations: [out]
-  spec: {{ num_rows: 3 }}
-{JSON_FILES}"#,
-        hostile_plugin().display()
+    let spec = hostile_then_test(
+        &work,
+        "action: hold_files, path: in/data.txt, rows: 30000",
+        "files: { ./in: read }",
     );
-    let spec = work.write("spec.yml", &spec).display().to_string();
     let run = work.quarry(&["sync", &spec]);
     assert_eq!(run.code, 3, "{run:?}");
     assert!(
@@ -591,8 +596,11 @@ spec:
             .contains("plugin `hostile` failed in sync: it held more than 4096 handles at once"),
         "{run:?}"
     );
-    let rows = std::fs::read_to_string(work.path().join("out/test_rows.json")).unwrap_or_default();
-    assert_eq!(rows.lines().count(), 3, "the other source synced: {run:?}");
+    assert_eq!(
+        test_rows_written(&work),
+        3,
+        "the other source synced: {run:?}"
+    );
 }
 
 /// `quarry init` asks plugins for their schemas; someone else's native executable is not
@@ -600,11 +608,7 @@ spec:
 #[test]
 fn init_does_not_run_a_native_plugin_unasked() {
     let work = Workdir::new();
-    let script = work.write(
-        "community-plugin",
-        "#!/bin/sh\ntouch \"$(dirname \"$0\")/it-ran\"\n",
-    );
-    crate::support::make_executable(&script);
+    native_that_marks_when_run(&work);
     let run = work.quarry(&["init", "--source", "./community-plugin", "--spec-path", "-"]);
     assert_eq!(run.code, 2, "{run:?}");
     assert!(

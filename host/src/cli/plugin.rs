@@ -133,31 +133,54 @@ async fn inspect(plugin: &str, run_native: bool) -> Result<Exit, CliError> {
     Ok(Exit::Ok)
 }
 
+fn usage(e: impl std::fmt::Display) -> CliError {
+    CliError::Usage(e.to_string())
+}
+
+/// A Wasm artifact in its registry, as a command-line reference names it.
+struct Remote {
+    repository: Repository,
+    client: std::sync::Arc<quarry_registry::oci::Client>,
+    tag: Option<String>,
+    digest: Digest,
+    manifest: quarry_registry::oci::Manifest,
+}
+
+/// Resolves `reference` and reads its manifest, checked to be a Wasm artifact.
+async fn remote(env: &Environment, reference: &str) -> Result<Remote, CliError> {
+    let (repository, version) = Repository::parse_reference(reference).map_err(usage)?;
+    let version = Version::parse(version.as_deref()).map_err(usage)?;
+    let client = env.distribution.client(&repository).map_err(fetch_error)?;
+    let (tag, digest) = client.resolve(&repository, &version).await.map_err(usage)?;
+    let bytes = client.manifest(&repository, &digest).await.map_err(usage)?;
+    let shown = format!("{repository}@{digest}");
+    let manifest = quarry_registry::oci::Manifest::parse(&bytes, &shown).map_err(usage)?;
+    manifest.component(&shown).map_err(usage)?;
+    Ok(Remote {
+        repository,
+        client,
+        tag,
+        digest,
+        manifest,
+    })
+}
+
 /// What the registry says about a plugin: its manifest, annotations and signatures. Nothing is
 /// downloaded beyond the manifest, and nothing runs.
 async fn inspect_remote(env: &Environment, reference: &str) -> Result<Exit, CliError> {
-    let (repository, version) =
-        Repository::parse_reference(reference).map_err(|e| CliError::Usage(e.to_string()))?;
-    let version = Version::parse(version.as_deref()).map_err(|e| CliError::Usage(e.to_string()))?;
-    let client = env.distribution.client(&repository).map_err(fetch_error)?;
-    let (tag, digest) = client
-        .resolve(&repository, &version)
-        .await
-        .map_err(|e| CliError::Usage(e.to_string()))?;
-    let bytes = client
-        .manifest(&repository, &digest)
-        .await
-        .map_err(|e| CliError::Usage(e.to_string()))?;
+    let Remote {
+        repository,
+        client,
+        tag,
+        digest,
+        manifest,
+    } = remote(env, reference).await?;
     let shown = format!("{repository}@{digest}");
-    let manifest = quarry_registry::oci::Manifest::parse(&bytes, &shown)
-        .map_err(|e| CliError::Usage(e.to_string()))?;
-    let layer = manifest
-        .component(&shown)
-        .map_err(|e| CliError::Usage(e.to_string()))?;
+    let layer = manifest.component(&shown).map_err(usage)?;
     let signatures = client
         .signatures(&repository, &digest)
         .await
-        .map_err(|e| CliError::Usage(e.to_string()))?
+        .map_err(usage)?
         .map_or(0, |(_, blobs)| blobs.len());
     println!(
         "reference:   {repository}{}",
@@ -225,8 +248,7 @@ fn annotations(info: &PluginInfo, extra: &[String]) -> Result<BTreeMap<String, S
 
 async fn push(file: &Path, reference: &str, extra: &[String]) -> Result<Exit, CliError> {
     let env = Environment::from_process()?;
-    let (repository, tag) =
-        Repository::parse_reference(reference).map_err(|e| CliError::Usage(e.to_string()))?;
+    let (repository, tag) = Repository::parse_reference(reference).map_err(usage)?;
     if tag.as_deref().is_some_and(|t| t.starts_with("sha256:")) {
         return Err(CliError::Usage(format!(
             "`{reference}`: push to a tag, not a digest (the digest is computed)"
@@ -265,7 +287,9 @@ async fn push(file: &Path, reference: &str, extra: &[String]) -> Result<Exit, Cl
     })?;
     let info = opened.plugin.info().clone();
     let _ = opened.plugin.close().await;
-    let loaded = env.runtime.load(&name, &artifact.bytes)?;
+    let loaded = env
+        .runtime
+        .load_hashed(&name, &artifact.bytes, artifact.sha256.clone())?;
     let (imports, exports) = env.runtime.interfaces(&loaded);
     let tag = tag.unwrap_or_else(|| info.version.clone());
     if !quarry_registry::oci::is_tag(&tag) {
@@ -285,7 +309,7 @@ async fn push(file: &Path, reference: &str, extra: &[String]) -> Result<Exit, Cl
             },
         )
         .await
-        .map_err(|e| CliError::Usage(e.to_string()))?;
+        .map_err(usage)?;
     println!("pushed {repository}:{tag}");
     println!("manifest:  {digest}");
     println!(
@@ -298,8 +322,7 @@ async fn push(file: &Path, reference: &str, extra: &[String]) -> Result<Exit, Cl
 
 async fn pull(reference: &str) -> Result<Exit, CliError> {
     let env = Environment::from_process()?;
-    let (repository, version) =
-        Repository::parse_reference(reference).map_err(|e| CliError::Usage(e.to_string()))?;
+    let (repository, version) = Repository::parse_reference(reference).map_err(usage)?;
     let fetched = env
         .distribution
         .fetch(&repository.to_string(), version.as_deref(), None, &env.cwd)
@@ -428,34 +451,22 @@ fn list() -> Result<Exit, CliError> {
 
 async fn sign(reference: &str, key: &Path) -> Result<Exit, CliError> {
     let env = Environment::from_process()?;
-    let (repository, version) =
-        Repository::parse_reference(reference).map_err(|e| CliError::Usage(e.to_string()))?;
-    let version = Version::parse(version.as_deref()).map_err(|e| CliError::Usage(e.to_string()))?;
     let text = std::fs::read_to_string(key)
         .map_err(|e| CliError::Usage(format!("cannot read {}: {e}", key.display())))?;
-    let key = SigningKey::from_pem(&text, &key.display().to_string())
-        .map_err(|e| CliError::Usage(e.to_string()))?;
-    let client = env.distribution.client(&repository).map_err(fetch_error)?;
-    let (_, digest) = client
-        .resolve(&repository, &version)
-        .await
-        .map_err(|e| CliError::Usage(e.to_string()))?;
-    // Only a Wasm artifact is signed: the manifest is read and checked first.
-    let bytes = client
-        .manifest(&repository, &digest)
-        .await
-        .map_err(|e| CliError::Usage(e.to_string()))?;
+    let key = SigningKey::from_pem(&text, &key.display().to_string()).map_err(usage)?;
+    // Only a Wasm artifact is signed: its manifest is read and checked first.
+    let Remote {
+        repository,
+        client,
+        digest,
+        ..
+    } = remote(&env, reference).await?;
     let shown = format!("{repository}@{digest}");
-    quarry_registry::oci::Manifest::parse(&bytes, &shown)
-        .and_then(|m| m.component(&shown).map(|_| ()))
-        .map_err(|e| CliError::Usage(e.to_string()))?;
-    let blob = key
-        .sign(&repository.to_string(), &digest)
-        .map_err(|e| CliError::Usage(e.to_string()))?;
+    let blob = key.sign(&repository.to_string(), &digest).map_err(usage)?;
     client
         .push_signature(&repository, &digest, blob)
         .await
-        .map_err(|e| CliError::Usage(e.to_string()))?;
+        .map_err(usage)?;
     println!(
         "signed {shown} with key {} (stored as {repository}:{})",
         key.public().fingerprint(),
@@ -469,7 +480,7 @@ fn keygen(prefix: &Path) -> Result<Exit, CliError> {
     use std::os::unix::fs::OpenOptionsExt;
     let private = prefix.with_extension("key");
     let public = prefix.with_extension("pub");
-    let (pem, key) = SigningKey::generate().map_err(|e| CliError::Usage(e.to_string()))?;
+    let (pem, key) = SigningKey::generate().map_err(usage)?;
     let write = |path: &Path, text: &str, mode: u32| {
         std::fs::OpenOptions::new()
             .write(true)

@@ -101,7 +101,7 @@ async fn serve(args: &ServeCommand) -> Result<(), (Exit, String)> {
         .unwrap_or_else(|| args.plugin.clone());
     let loaded = env
         .runtime
-        .load(&name, &artifact.bytes)
+        .load_hashed(&name, &artifact.bytes, artifact.sha256.clone())
         .map_err(|e| (Exit::Failure, e.to_string()))?;
     let instance = env
         .runtime

@@ -128,7 +128,7 @@ pub async fn open(
         Resolved::Component(artifact) => {
             let loaded = env
                 .runtime
-                .load(name, &artifact.bytes)
+                .load_hashed(name, &artifact.bytes, artifact.sha256.clone())
                 .map_err(|e| OpenError::Config(e.message))?;
             let grants = Grants::resolve(permissions, &env.cwd)
                 .and_then(|grants| {

@@ -207,13 +207,23 @@ impl WasmRuntime {
     /// Compiles (or loads from the cache) a component and checks that it implements a contract
     /// version this host speaks.
     pub fn load(&self, plugin: &str, bytes: &[u8]) -> Result<Arc<LoadedComponent>, PluginError> {
+        self.load_hashed(plugin, bytes, cache::sha256_hex(bytes))
+    }
+
+    /// [`Self::load`] for bytes whose sha256 was just computed from them (a resolved
+    /// `Artifact`'s): a 10 MB component is not hashed twice on every start.
+    pub fn load_hashed(
+        &self,
+        plugin: &str,
+        bytes: &[u8],
+        digest: String,
+    ) -> Result<Arc<LoadedComponent>, PluginError> {
         if !bytes.starts_with(b"\0asm") {
             return Err(load_error(
                 plugin,
                 "the file is not a WebAssembly component",
             ));
         }
-        let digest = cache::sha256_hex(bytes);
         let mut loaded = self
             .loaded
             .lock()
