@@ -115,6 +115,10 @@ pub struct SourceSpec {
     pub spec: PluginSpec,
     #[serde(default)]
     pub permissions: Permissions,
+    /// The user's consent to run a native executable (`registry: local`) outside the sandbox,
+    /// with their own rights; without it such a plugin is refused before it starts.
+    #[serde(default)]
+    pub native: bool,
     /// The keys whose signature an OCI plugin must carry.
     pub verify: Option<Verify>,
     /// Where this document's `spec:` mapping starts; set by [`load`].
@@ -164,6 +168,10 @@ pub struct DestinationSpec {
     pub spec: PluginSpec,
     #[serde(default)]
     pub permissions: Permissions,
+    /// The user's consent to run a native executable (`registry: local`) outside the sandbox,
+    /// with their own rights; without it such a plugin is refused before it starts.
+    #[serde(default)]
+    pub native: bool,
     /// The keys whose signature an OCI plugin must carry.
     pub verify: Option<Verify>,
     /// Where this document's `spec:` mapping starts; set by [`load`].

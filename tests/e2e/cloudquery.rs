@@ -190,6 +190,7 @@ spec:
   name: {name}
   registry: local
   path: {path}
+  native: true
   tables: ['*']
   destinations: [out]
   spec: {{ num_rows: 2500 }}

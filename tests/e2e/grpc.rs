@@ -27,6 +27,7 @@ kind: destination
 spec:
   name: {name}
   registry: local
+  native: true
   path: {path}
   write_mode: append
   spec: {{ path: 'out/{{{{TABLE}}}}.{{{{FORMAT}}}}', format: json, no_rotate: true }}
@@ -49,6 +50,7 @@ fn wasm_plugins_served_over_grpc_move_every_row() {
 spec:
   name: test
   registry: local
+  native: true
   path: ./test-plugin
   tables: [test_rows]
   destinations: [out]
@@ -90,6 +92,7 @@ kind: destination
 spec:
   name: bad
   registry: local
+  native: true
   path: ./bad-plugin
   write_mode: append
   batch_size: 5000
@@ -186,6 +189,7 @@ fn an_executable_that_does_not_serve_is_refused_with_what_it_said() {
 spec:
   name: broken
   registry: local
+  native: true
   path: ./not-a-plugin
   tables: ['*']
   destinations: [out]

@@ -510,6 +510,52 @@ fn native_that_marks_when_run(work: &Workdir) {
     crate::support::make_executable(&script);
 }
 
+/// Issue 16, hole 2: someone else's native executable is started by a sync only when its spec
+/// says `native: true`; without it the sync is refused before anything starts, naming the line
+/// to add. `native: true` on a component is refused too (it would read as "unsandboxed").
+#[test]
+fn a_sync_runs_a_native_executable_only_with_native_true() {
+    let work = Workdir::new();
+    native_that_marks_when_run(&work);
+    let spec = |native: &str| {
+        format!(
+            "kind: source\nspec:\n  name: community\n  registry: local\n  path: ./community-plugin\n{native}  tables: ['*']\n  destinations: [out]\n---\nkind: destination\nspec:\n  name: out\n  path: quarry/test\n"
+        )
+    };
+    work.write("spec.yml", &spec(""));
+    let run = work.quarry(&["sync", "spec.yml"]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(
+        run.stderr.contains("spec.yml:3:")
+            && run
+                .stderr
+                .contains("`./community-plugin` is a native executable")
+            && run.stderr.contains("add `native: true`"),
+        "{run:?}"
+    );
+    assert!(
+        !work.path().join("it-ran").exists(),
+        "the sync started the executable without consent"
+    );
+    work.write("spec.yml", &spec("  native: true\n"));
+    let run = work.quarry(&["sync", "spec.yml"]);
+    // The script is no plugin: it marks, exits, and the sync says it never listened.
+    assert_eq!(run.code, 3, "{run:?}");
+    assert!(work.path().join("it-ran").exists(), "{run:?}");
+
+    let component = work.write(
+        "components.yml",
+        "kind: source\nspec:\n  name: t\n  path: quarry/test\n  native: true\n  tables: ['*']\n  destinations: [out]\n---\nkind: destination\nspec:\n  name: out\n  path: quarry/test\n",
+    );
+    let run = work.quarry(&["sync", component.to_str().unwrap()]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(
+        run.stderr
+            .contains("`native: true`, but `quarry/test` is a WebAssembly component"),
+        "{run:?}"
+    );
+}
+
 /// Issue 16, hole 2: `plugin inspect` looks at someone else's native executable without
 /// starting it.
 #[test]

@@ -38,6 +38,8 @@ struct Described {
     info: PluginInfo,
     schema: Value,
     sandboxed: bool,
+    /// How a spec names it: `registry: local`, `oci` or first-party (no `registry:` line).
+    registry: crate::spec::Registry,
 }
 
 pub async fn run(args: InitArgs) -> Result<Exit, CliError> {
@@ -105,6 +107,7 @@ async fn describe(
         info: opened.plugin.info().clone(),
         schema,
         sandboxed: matches!(opened.origin, Origin::Component { .. }),
+        registry: crate::plan::registry_of(reference, &env.cwd),
     })
 }
 
@@ -155,15 +158,33 @@ fn render(source: &Described, destination: &Described) -> String {
 
 fn header(out: &mut String, plugin: &Described) {
     let _ = writeln!(out, "  name: {}", plugin.name);
-    let registry = if plugin.reference.starts_with("quarry/") {
-        String::new()
-    } else {
-        "  registry: local\n".to_string()
+    use crate::spec::Registry;
+    match plugin.registry {
+        Registry::Quarry => {}
+        Registry::Local => out.push_str("  registry: local\n"),
+        Registry::Oci => out.push_str("  registry: oci\n"),
+        Registry::Grpc => out.push_str("  registry: grpc\n"),
+    }
+    if !plugin.sandboxed && plugin.registry == Registry::Local {
+        commented(
+            out,
+            "  native: true",
+            "this executable runs outside the sandbox, with your own rights",
+        );
+    }
+    // An OCI reference's tag or digest is the spec's `version:`.
+    let (path, version) = match plugin.registry {
+        Registry::Oci => quarry_registry::oci::Repository::parse_reference(&plugin.reference)
+            .map(|(repository, version)| (repository.to_string(), version))
+            .unwrap_or_else(|_| (plugin.reference.clone(), None)),
+        _ => (plugin.reference.clone(), None),
     };
-    let _ = write!(out, "{registry}");
+    if let Some(version) = version {
+        let _ = writeln!(out, "  version: \"{version}\"");
+    }
     commented(
         out,
-        &format!("  path: {}", plugin.reference),
+        &format!("  path: {path}"),
         &format!(
             "{} {}",
             plugin.info.version,

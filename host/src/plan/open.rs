@@ -22,6 +22,8 @@ pub struct PluginRef<'a> {
     pub path: &'a str,
     pub version: Option<&'a str>,
     pub permissions: &'a Permissions,
+    /// `native: true`: the spec consents to run a native executable unsandboxed.
+    pub native: bool,
     pub verify: Option<&'a Verify>,
     pub spec: &'a PluginSpec,
     pub at: &'a Location,
@@ -38,6 +40,7 @@ macro_rules! plugin_ref_from {
                     path: &s.path,
                     version: s.version.as_deref(),
                     permissions: &s.permissions,
+                    native: s.native,
                     verify: s.verify.as_ref(),
                     spec: &s.spec,
                     at: &s.at,
@@ -162,6 +165,34 @@ pub async fn open(
     })
 }
 
+/// Someone else's native executable runs only with `native: true` in its spec, and `native: true`
+/// on a component is a mistake worth saying (it would suggest the sandbox is off).
+fn consent(plugin: PluginRef<'_>, resolved: &Resolved) -> Result<(), SpecError> {
+    let at = |message: String| SpecError::at(plugin.at.clone(), message);
+    match resolved {
+        Resolved::Executable(path) if plugin.registry == Registry::Local && !plugin.native => {
+            Err(at(format!(
+                "plugin `{}`: `{}` is a native executable ({}), not a WebAssembly component: it \
+                 would run outside the sandbox, with your own rights",
+                plugin.name,
+                plugin.path,
+                path.display()
+            ))
+            .with_help(
+                "if you trust it as any program you run, add `native: true` to this plugin's \
+                 spec; `quarry plugin inspect` shows its sha256 without running it",
+            ))
+        }
+        Resolved::Component(_) if plugin.native => Err(at(format!(
+            "plugin `{}`: `native: true`, but `{}` is a WebAssembly component, which always runs \
+             in the sandbox",
+            plugin.name, plugin.path
+        ))
+        .with_help("remove `native: true`; grant what it needs under `permissions`")),
+        _ => Ok(()),
+    }
+}
+
 /// The registry a plugin named on the command line comes from: `quarry/<name>` is first-party,
 /// an existing file (or a `.wasm`/`./` path) is local, `<registry-host>/<repository>[:tag|@digest]`
 /// is OCI, and anything else is tried as a first-party name (whose error lists the plugins there
@@ -228,6 +259,7 @@ impl Environment {
                 .resolve(plugin.registry, plugin.path, &self.cwd)
                 .map_err(|e| at(format!("plugin `{}`: {e}", plugin.name)))?
         };
+        consent(plugin, &resolved)?;
         let opened = open(self, plugin.name, resolved, plugin.permissions)
             .await
             .map_err(|e| match e {
