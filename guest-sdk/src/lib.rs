@@ -42,6 +42,8 @@
 pub mod cq_id;
 mod error;
 mod export;
+#[doc(hidden)]
+pub mod fuzz;
 #[cfg(feature = "http")]
 pub mod http;
 pub mod ipc;

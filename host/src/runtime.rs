@@ -2,6 +2,8 @@
 //! through [`Source`] and [`Destination`]; each transport (wasm components, native plugins over
 //! gRPC) implements them in its own module.
 
+#[cfg(test)]
+mod fuzz;
 pub mod grpc;
 pub mod wasm;
 

@@ -325,7 +325,6 @@ impl Source for GrpcPlugin {
         _cursors: HashMap<String, String>,
         out: mpsc::Sender<SourceMessage>,
     ) -> Result<(), PluginError> {
-        use pb::sync::response::Message as M;
         let request = pb::sync::Request {
             tables: s.tables.clone(),
             skip_tables: s.skip_tables.clone(),
@@ -353,47 +352,8 @@ impl Source for GrpcPlugin {
                 Ok(None) => return Ok(()),
                 Err(status) => return Err(self.failed(Phase::Sync, status).await),
             };
-            let messages = match response.message {
-                Some(M::MigrateTable(m)) => {
-                    let schema = payload::decode_schema(m.table)
-                        .map_err(|e| self.encode_error(Phase::Sync, e))?;
-                    super::check_table_name(quarry_sdk::table_name(&schema))
-                        .map_err(|e| self.encode_error(Phase::Sync, e))?;
-                    migrated.insert(quarry_sdk::table_name(&schema).to_string());
-                    vec![SourceMessage::MigrateTable(schema)]
-                }
-                Some(M::Insert(m)) => {
-                    let ipc_bytes = m.record.len();
-                    let batch = payload::decode_record(m.record)
-                        .map_err(|e| self.encode_error(Phase::Sync, e))?;
-                    let table = quarry_sdk::table_name(batch.schema_ref()).to_string();
-                    if table.is_empty() {
-                        return Err(self.encode_error(
-                            Phase::Sync,
-                            "it sent a record without a `cq:table_name` in its schema",
-                        ));
-                    }
-                    super::check_table_name(&table)
-                        .map_err(|e| self.encode_error(Phase::Sync, e))?;
-                    let mut messages = Vec::with_capacity(2);
-                    // Some SDKs send a table's rows without a migrate message first.
-                    if migrated.insert(table) {
-                        messages.push(SourceMessage::MigrateTable(batch.schema()));
-                    }
-                    messages.push(SourceMessage::Insert { batch, ipc_bytes });
-                    messages
-                }
-                Some(M::DeleteRecord(m)) => {
-                    let request = payload::delete_request_from_pb(m.table_name, m.where_clause)
-                        .map_err(|e| self.encode_error(Phase::Sync, e))?;
-                    vec![SourceMessage::DeleteRecord(request)]
-                }
-                Some(M::Error(m)) => vec![SourceMessage::TableError {
-                    table: m.table_name,
-                    message: m.error,
-                }],
-                Some(M::Checkpoint(_)) | None => Vec::new(),
-            };
+            let messages = accept_sync_response(response.message, &mut migrated)
+                .map_err(|e| self.encode_error(Phase::Sync, e))?;
             for message in messages {
                 if out.send(message).await.is_err() {
                     return Err(cancelled(&self.name));
@@ -401,6 +361,50 @@ impl Source for GrpcPlugin {
             }
         }
     }
+}
+
+/// Checks one message of a gRPC source's sync stream and turns it into the engine's messages;
+/// `migrated` holds the tables seen so far. The bytes come from a plugin: any of them is an
+/// error or messages, never a panic (the gRPC fuzz target holds it to that).
+pub(crate) fn accept_sync_response(
+    message: Option<pb::sync::response::Message>,
+    migrated: &mut HashSet<String>,
+) -> Result<Vec<SourceMessage>, String> {
+    use pb::sync::response::Message as M;
+    Ok(match message {
+        Some(M::MigrateTable(m)) => {
+            let schema = payload::decode_schema(m.table).map_err(|e| e.to_string())?;
+            super::check_table_name(quarry_sdk::table_name(&schema))?;
+            migrated.insert(quarry_sdk::table_name(&schema).to_string());
+            vec![SourceMessage::MigrateTable(schema)]
+        }
+        Some(M::Insert(m)) => {
+            let ipc_bytes = m.record.len();
+            let batch = payload::decode_record(m.record).map_err(|e| e.to_string())?;
+            let table = quarry_sdk::table_name(batch.schema_ref()).to_string();
+            if table.is_empty() {
+                return Err("it sent a record without a `cq:table_name` in its schema".into());
+            }
+            super::check_table_name(&table)?;
+            let mut messages = Vec::with_capacity(2);
+            // Some SDKs send a table's rows without a migrate message first.
+            if migrated.insert(table) {
+                messages.push(SourceMessage::MigrateTable(batch.schema()));
+            }
+            messages.push(SourceMessage::Insert { batch, ipc_bytes });
+            messages
+        }
+        Some(M::DeleteRecord(m)) => {
+            let request = payload::delete_request_from_pb(m.table_name, m.where_clause)
+                .map_err(|e| e.to_string())?;
+            vec![SourceMessage::DeleteRecord(request)]
+        }
+        Some(M::Error(m)) => vec![SourceMessage::TableError {
+            table: m.table_name,
+            message: m.error,
+        }],
+        Some(M::Checkpoint(_)) | None => Vec::new(),
+    })
 }
 
 #[async_trait::async_trait]

@@ -4,7 +4,7 @@
 //! wall-clock budget, its preopened directories.
 
 mod cache;
-mod imports;
+pub(crate) mod imports;
 mod instance;
 
 use std::path::PathBuf;

@@ -401,53 +401,14 @@ mod fuzz {
     #[test]
     fn mutated_specs_are_errors_never_panics() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/ui");
-        let mut seeds: Vec<(PathBuf, String)> = std::fs::read_dir(&dir)
-            .expect("tests/ui")
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
-            .map(|p| {
-                let text = std::fs::read_to_string(&p).expect("a seed");
-                (p, text)
-            })
-            .collect();
-        seeds.sort();
-        assert!(seeds.len() >= 5, "the corpus is missing: {}", dir.display());
-        let iterations: u64 = std::env::var("QUARRY_FUZZ_ITERATIONS")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(3000);
+        let seeds = quarry_sdk::fuzz::corpus(&dir, ".yaml", 5);
+        let iterations = quarry_sdk::fuzz::iterations(3000);
         const ALPHABET: &[u8] = b" \n\t:-[]{}'\"#&*!|>%@`,?$0123456789abcxyz.~";
-        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut mutator = quarry_sdk::fuzz::Mutator::text(0x9e37_79b9_7f4a_7c15, ALPHABET);
         let no_env = |_: &str| Err(std::env::VarError::NotPresent);
         for (file, text) in &seeds {
             for _ in 0..iterations {
-                let mut bytes = text.as_bytes().to_vec();
-                for _ in 0..1 + next() % 4 {
-                    if bytes.is_empty() {
-                        break;
-                    }
-                    let i = (next() as usize) % bytes.len();
-                    let c = ALPHABET[(next() as usize) % ALPHABET.len()];
-                    match next() % 5 {
-                        0 => {
-                            bytes.remove(i);
-                        }
-                        1 => bytes.insert(i, c),
-                        2 => bytes[i] = c,
-                        3 => {
-                            let j = (next() as usize) % bytes.len();
-                            bytes.swap(i, j);
-                        }
-                        _ => bytes.truncate(i),
-                    }
-                }
+                let bytes = mutator.mutate(text);
                 let mutant = String::from_utf8_lossy(&bytes).into_owned();
                 let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                     let (mut sources, mut destinations) = (Vec::new(), Vec::new());

@@ -192,4 +192,56 @@ mod tests {
             );
         }
     }
+
+    /// The fuzz corpus of plugin output (`tests/fuzz/ipc`): valid IPC streams as a plugin sends
+    /// them, which the host's fuzz target mutates. Regenerated with `QUARRY_BLESS=1`; compared
+    /// otherwise, so the corpus follows the encoder.
+    #[test]
+    fn the_ipc_fuzz_corpus_is_current() {
+        use quarry_sdk::ipc;
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fuzz/ipc");
+        let all =
+            arrow_array::RecordBatch::try_new(table().schema(), columns(0, 8).unwrap()).unwrap();
+        let rows_table = crate::rows::table("test_rows");
+        let rows = arrow_array::RecordBatch::try_new(
+            rows_table.schema(),
+            crate::rows::columns(0, 5).unwrap(),
+        )
+        .unwrap();
+        let entries = [
+            (
+                "all_types.schema.arrows",
+                ipc::encode_schema(&table().schema()).unwrap(),
+            ),
+            ("all_types.batch.arrows", ipc::encode_batch(&all).unwrap()),
+            (
+                "all_types.one_row.arrows",
+                ipc::encode_batch(&all.slice(6, 1)).unwrap(),
+            ),
+            (
+                "test_rows.schema.arrows",
+                ipc::encode_schema(&rows_table.schema()).unwrap(),
+            ),
+            ("test_rows.batch.arrows", ipc::encode_batch(&rows).unwrap()),
+        ];
+        let bless = std::env::var_os("QUARRY_BLESS").is_some();
+        if bless {
+            std::fs::create_dir_all(&dir).unwrap();
+        }
+        for (name, bytes) in entries {
+            let path = dir.join(name);
+            if bless {
+                std::fs::write(&path, &bytes).unwrap();
+            } else {
+                let on_disk = std::fs::read(&path).unwrap_or_else(|e| {
+                    panic!("{}: {e} (QUARRY_BLESS=1 writes it)", path.display())
+                });
+                assert!(
+                    on_disk == bytes,
+                    "{} is stale: QUARRY_BLESS=1 rewrites it",
+                    path.display()
+                );
+            }
+        }
+    }
 }

@@ -1,0 +1,2 @@
+"
+	test_rowsa table failed
