@@ -1,7 +1,7 @@
 //! The `postgresql` destination, a sandboxed component, against the real server on
 //! 127.0.0.1:5432 (database `test`), each test in a schema of its own.
 
-use crate::support::{Schema, Workdir, psql};
+use crate::support::{Cluster, Schema, Workdir, psql};
 
 fn spec(schema: &str, rows: u64, grant: &str, write_mode: &str) -> String {
     format!(
@@ -223,4 +223,132 @@ fn a_million_rows_arrive_exactly_once_even_after_the_cli_is_killed() {
         )),
         format!("{rows}|{rows}|{}", (rows - 1) * rows / 2)
     );
+}
+
+/// PostgreSQL over TLS (issue 16): a cluster of its own that accepts only TLS (`hostssl`), with
+/// the test CA's certificate for `127.0.0.1` and `localhost`, listening on 127.0.0.1 and
+/// 127.0.0.2 (an address the certificate does not name). The component does the TLS itself, so
+/// the grant is still the one address and port.
+#[test]
+fn the_destination_speaks_tls_and_checks_the_certificate_as_sslmode_says() {
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/tls");
+    let (ca, pem, key) = (
+        fixtures.join("ca.pem"),
+        fixtures.join("server.pem"),
+        fixtures.join("server.key"),
+    );
+    let cluster = Cluster::start_with(
+        &[&pem, &key],
+        "ssl = on\nssl_cert_file = '{dir}/server.pem'\nssl_key_file = '{dir}/server.key'\nlisten_addresses = '127.0.0.1,127.0.0.2'",
+        Some(
+            "local all all trust\nhostssl all all 127.0.0.0/8 trust\nhostnossl all all 127.0.0.0/8 reject\n",
+        ),
+    );
+    let port = cluster.port;
+    let w = Workdir::new();
+    std::fs::create_dir(w.path().join("certs")).expect("certs");
+    std::fs::copy(&ca, w.path().join("certs/ca.pem")).expect("copy the CA");
+    // A CA that signed nothing here.
+    let made = std::process::Command::new("openssl")
+        .current_dir(w.path().join("certs"))
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+        ])
+        .args([
+            "-nodes",
+            "-keyout",
+            "wrong.key",
+            "-out",
+            "wrong.pem",
+            "-days",
+            "2",
+        ])
+        .args(["-subj", "/CN=Some other CA"])
+        .output()
+        .expect("openssl");
+    assert!(made.status.success(), "{made:?}");
+    let spec = |host: &str, query: &str| {
+        format!(
+            r#"kind: source
+spec:
+  name: test
+  path: quarry/test
+  tables: [test_rows]
+  destinations: [pg]
+  spec: {{ num_rows: 1000 }}
+---
+kind: destination
+spec:
+  name: pg
+  path: quarry/postgresql
+  write_mode: append
+  spec:
+    connection_string: "postgres://postgres@{host}:{port}/postgres?{query}"
+    schema: tls
+  permissions:
+    network: ['{host}:{port}']
+    files: {{ ./certs: read }}
+"#
+        )
+    };
+    let sync = |host: &str, query: &str| {
+        w.write("spec.yml", &spec(host, query));
+        w.quarry(&["sync", "spec.yml"])
+    };
+    let rows = || cluster.psql("select count(*) from tls.test_rows");
+
+    // The whole chain and the name: the rows arrive (the server refuses anything but TLS).
+    let run = sync(
+        "127.0.0.1",
+        "sslmode=verify-full&sslrootcert=./certs/ca.pem",
+    );
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(rows(), "1000");
+    // The default, `prefer`, takes the TLS the server offers.
+    let run = sync("127.0.0.1", "");
+    assert_eq!(run.code, 0, "{run:?}");
+    // `require` encrypts without checking; `verify-ca` checks the chain but not the name.
+    let run = sync("127.0.0.2", "sslmode=require");
+    assert_eq!(run.code, 0, "{run:?}");
+    let run = sync("127.0.0.2", "sslmode=verify-ca&sslrootcert=./certs/ca.pem");
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(rows(), "4000");
+
+    // A name the certificate does not hold.
+    let run = sync(
+        "127.0.0.2",
+        "sslmode=verify-full&sslrootcert=./certs/ca.pem",
+    );
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(
+        run.stderr.contains(&format!(
+            "TLS handshake with PostgreSQL at 127.0.0.2:{port} failed"
+        )) && run.stderr.contains("names `127.0.0.2`"),
+        "{run:?}"
+    );
+    // The wrong CA.
+    let run = sync(
+        "127.0.0.1",
+        "sslmode=verify-full&sslrootcert=./certs/wrong.pem",
+    );
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(
+        run.stderr.contains("UnknownIssuer")
+            && run.stderr.contains("sslrootcert `./certs/wrong.pem`"),
+        "{run:?}"
+    );
+    // The built-in roots do not include the test CA either.
+    let run = sync("127.0.0.1", "sslmode=verify-full");
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(run.stderr.contains("built-in Mozilla roots"), "{run:?}");
+    // Without TLS the server refuses: the test really is over TLS.
+    let run = sync("127.0.0.1", "sslmode=disable");
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(run.stderr.contains("no encryption"), "{run:?}");
+    assert_eq!(rows(), "4000");
 }

@@ -388,3 +388,145 @@ pub fn sync_killed_after_a_checkpoint(w: &Workdir, schema: &str) -> u64 {
     child.wait().expect("reap");
     cursor()
 }
+
+/// A PostgreSQL cluster of its own for one test, on a free port, removed when dropped.
+pub struct Cluster {
+    pub dir: tempfile::TempDir,
+    pub port: u16,
+}
+
+impl Cluster {
+    /// Creates and starts a cluster with the default settings.
+    pub fn start() -> Cluster {
+        Cluster::start_with(&[], "", None)
+    }
+
+    /// Creates and starts a cluster: `files` are copied into its directory (`{dir}` in `conf`),
+    /// `conf` lines go into its postgresql.conf, and `hba`, if given, replaces its pg_hba.conf.
+    pub fn start_with(files: &[&Path], conf: &str, hba: Option<&str>) -> Cluster {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for file in files {
+            let to = dir.path().join(file.file_name().expect("a file name"));
+            std::fs::copy(file, &to).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+            // PostgreSQL reads a key only if no one else can.
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let cluster = Cluster { dir, port };
+        as_postgres(
+            &cluster.dir,
+            &["chown", "-R", "postgres:postgres", "."],
+            true,
+        );
+        cluster.pg(&["initdb", "-A", "trust", "-U", "postgres", "-D", "data"]);
+        let conf_path = cluster.data().join("postgresql.conf");
+        let mut text = std::fs::read_to_string(&conf_path).expect("postgresql.conf");
+        let at = cluster.dir.path().display().to_string();
+        text.push_str(&format!(
+            "\nport = {}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{at}'\nfsync = off\n{}\n",
+            cluster.port,
+            conf.replace("{dir}", &at)
+        ));
+        std::fs::write(&conf_path, text).expect("write postgresql.conf");
+        if let Some(hba) = hba {
+            std::fs::write(cluster.data().join("pg_hba.conf"), hba).expect("write pg_hba.conf");
+        }
+        cluster.pg_ctl("start");
+        cluster
+    }
+
+    pub fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// `pg_ctl ACTION` on this cluster, waiting for it to finish.
+    pub fn pg_ctl(&self, action: &str) {
+        self.pg(&[
+            "pg_ctl", "-D", "data", "-m", "fast", "-w", "-l", "log", action,
+        ]);
+    }
+
+    fn pg(&self, args: &[&str]) {
+        as_postgres(&self.dir, args, false);
+    }
+
+    /// Runs `sql` in database `postgres` with psql.
+    pub fn psql(&self, sql: &str) -> String {
+        let out = Command::new("psql")
+            .env("PGTZ", "UTC")
+            .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
+            .args([
+                "-U",
+                "postgres",
+                "-d",
+                "postgres",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-Atc",
+            ])
+            .arg(sql)
+            .output()
+            .expect("psql");
+        assert!(
+            out.status.success(),
+            "{sql}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = Command::new("runuser")
+            .current_dir(self.dir.path())
+            .args([
+                "-u",
+                "postgres",
+                "--",
+                "pg_ctl",
+                "-D",
+                "data",
+                "-m",
+                "immediate",
+                "stop",
+            ])
+            .output();
+        let _ = Command::new("pg_ctl")
+            .current_dir(self.dir.path())
+            .args(["-D", "data", "-m", "immediate", "stop"])
+            .output();
+    }
+}
+
+/// Runs `args` in `dir`, as the `postgres` user when this process is root (PostgreSQL refuses
+/// to run as root); `root_only` commands are skipped when it is not.
+fn as_postgres(dir: &tempfile::TempDir, args: &[&str], root_only: bool) {
+    let root = unsafe { libc::geteuid() } == 0;
+    let mut command = if root && !root_only {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--"]).args(args);
+        c
+    } else if root_only && !root {
+        return;
+    } else {
+        let mut c = Command::new(args[0]);
+        c.args(&args[1..]);
+        c
+    };
+    let out = command
+        .current_dir(dir.path())
+        .output()
+        .unwrap_or_else(|e| panic!("{args:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{args:?}: {}{}\n--- the server's log\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        std::fs::read_to_string(dir.path().join("log")).unwrap_or_default()
+    );
+}

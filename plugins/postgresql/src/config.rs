@@ -3,6 +3,8 @@
 
 use quarry_sdk::{Error, Result};
 
+use crate::tls::{SslMode, Tls};
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     pub host: String,
@@ -12,6 +14,8 @@ pub struct Config {
     pub database: String,
     /// Server options sent at startup (libpq's `options`, e.g. `-c search_path=app`).
     pub options: Option<String>,
+    /// `sslmode` and `sslrootcert`.
+    pub tls: Tls,
 }
 
 fn invalid(message: impl std::fmt::Display) -> Error {
@@ -36,6 +40,7 @@ impl Config {
             password: None,
             database: String::new(),
             options: None,
+            tls: Tls::default(),
         };
         for (key, value) in pairs {
             match key.as_str() {
@@ -55,20 +60,26 @@ impl Config {
                 "password" => config.password = Some(value),
                 "dbname" => config.database = value,
                 "options" => config.options = Some(value),
-                "sslmode" => match value.as_str() {
-                    "disable" | "allow" | "prefer" => {}
-                    other => {
-                        return Err(invalid(format!(
-                            "sslmode `{other}` needs TLS, which this plugin does not speak yet; \
-                             use sslmode=disable on a trusted network"
-                        )));
-                    }
-                },
-                "connect_timeout" | "application_name" | "host" | "hostaddr" => {}
+                "sslmode" => {
+                    config.tls.mode = SslMode::parse(&value).ok_or_else(|| {
+                        invalid(format!(
+                            "sslmode `{value}` is not one of disable, allow, prefer, require, \
+                             verify-ca, verify-full"
+                        ))
+                    })?;
+                }
+                "sslrootcert" if !value.is_empty() => config.tls.root_cert = Some(value),
+                "sslcert" | "sslkey" | "sslpassword" | "sslcrl" | "sslcrldir" => {
+                    return Err(invalid(format!(
+                        "`{key}`: client certificates are not supported yet; authenticate with \
+                         a password (SCRAM-SHA-256) over sslmode=verify-full"
+                    )));
+                }
+                "connect_timeout" | "application_name" | "host" | "hostaddr" | "sslrootcert" => {}
                 other => {
                     return Err(invalid(format!(
                         "unknown parameter `{other}` (known: host, port, user, password, dbname, \
-                         options, sslmode, connect_timeout, application_name)"
+                         options, sslmode, sslrootcert, connect_timeout, application_name)"
                     )));
                 }
             }
@@ -230,7 +241,14 @@ mod tests {
     fn what_cannot_work_is_refused_with_the_reason() {
         let err = |s: &str| Config::parse(s).unwrap_err().message;
         assert!(err("host=/var/run/postgresql").contains("Unix socket"));
-        assert!(err("postgres://h/db?sslmode=require").contains("needs TLS"));
+        assert!(err("postgres://h/db?sslmode=strict").contains("is not one of disable"));
+        assert!(err("postgres://h/db?sslcert=c.pem").contains("client certificates"));
+        let tls = Config::parse("postgres://h/db?sslmode=verify-full&sslrootcert=ca.pem")
+            .unwrap()
+            .tls;
+        assert_eq!(tls.mode, SslMode::VerifyFull);
+        assert_eq!(tls.root_cert.as_deref(), Some("ca.pem"));
+        assert_eq!(Config::parse("host=h").unwrap().tls.mode, SslMode::Prefer);
         assert!(err("host=h port=99999").contains("port `99999`"));
         assert!(err("host=h colour=blue").contains("unknown parameter `colour`"));
         assert!(err("password='open").contains("no closing quote"));

@@ -4,6 +4,7 @@
 pub mod config;
 pub mod copy;
 mod destination;
+pub mod tls;
 pub mod types;
 pub mod wire;
 

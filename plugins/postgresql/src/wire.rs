@@ -7,6 +7,8 @@
 use std::io::{Read, Write};
 use std::net::TcpStream;
 
+use crate::tls::{SslMode, Tls};
+
 use bytes::BytesMut;
 use fallible_iterator::FallibleIterator;
 use postgres_protocol::authentication::{self, sasl};
@@ -79,8 +81,39 @@ pub struct QueryResult {
     pub tag: String,
 }
 
+/// The connection's byte stream: plain TCP, or TLS over it.
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.read(buf),
+            Stream::Tls(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.write(buf),
+            Stream::Tls(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Stream::Plain(s) => s.flush(),
+            Stream::Tls(s) => s.flush(),
+        }
+    }
+}
+
 pub struct Connection {
-    stream: TcpStream,
+    stream: Stream,
     read: BytesMut,
     write: BytesMut,
     /// Where we are connected, for messages.
@@ -103,6 +136,7 @@ impl Connection {
         })?;
         // Rows go out in large writes; do not let Nagle hold the small control messages back.
         stream.set_nodelay(true).ok();
+        let stream = negotiate(stream, &config.tls, &config.host, &target)?;
         let mut conn = Connection {
             stream,
             read: BytesMut::with_capacity(64 * 1024),
@@ -353,6 +387,72 @@ impl Connection {
     pub fn close(mut self) -> Result<()> {
         frontend::terminate(&mut self.write);
         self.send()
+    }
+}
+
+/// Asks the server for TLS (`SSLRequest`) unless `sslmode=disable`, and does the handshake when
+/// it agrees; a server that refuses is an error only for the modes that require TLS.
+fn negotiate(mut tcp: TcpStream, tls: &Tls, host: &str, target: &str) -> Result<Stream> {
+    if tls.mode == SslMode::Disable {
+        return Ok(Stream::Plain(tcp));
+    }
+    let config = tls.client_config()?;
+    let mut request = BytesMut::new();
+    frontend::ssl_request(&mut request);
+    tcp.write_all(&request).map_err(|e| io_error(target, e))?;
+    let mut answer = [0u8; 1];
+    tcp.read_exact(&mut answer)
+        .map_err(|e| io_error(target, e))?;
+    match answer[0] {
+        b'S' => {}
+        b'N' if !tls.mode.requires_tls() => return Ok(Stream::Plain(tcp)),
+        b'N' => {
+            return Err(Error::unavailable(format!(
+                "PostgreSQL at {target} does not accept TLS connections, and sslmode={} \
+                 requires TLS (turn `ssl` on in the server's configuration, or lower sslmode)",
+                tls.mode.as_str()
+            )));
+        }
+        other => {
+            return Err(Error::unavailable(format!(
+                "PostgreSQL at {target} answered the TLS request with byte {other:#04x}, \
+                 neither `S` nor `N`: is this a PostgreSQL server?"
+            )));
+        }
+    }
+    let mut session = rustls::ClientConnection::new(config, Tls::server_name(host)?)
+        .map_err(|e| Error::internal(format!("TLS to PostgreSQL at {target}: {e}")))?;
+    // The handshake now, so a certificate that does not check out is said as such.
+    while session.is_handshaking() {
+        session.complete_io(&mut tcp).map_err(|e| {
+            let how = match tls.mode {
+                SslMode::VerifyFull => format!(
+                    "sslmode=verify-full checks that a root of {} signed the server's \
+                     certificate and that it names `{host}`",
+                    roots(tls)
+                ),
+                SslMode::VerifyCa | SslMode::Require => format!(
+                    "sslmode={} checks that a root of {} signed the server's certificate",
+                    tls.mode.as_str(),
+                    roots(tls)
+                ),
+                _ => "the server's certificate is not checked in this mode".to_string(),
+            };
+            Error::unavailable(format!(
+                "TLS handshake with PostgreSQL at {target} failed: {e} ({how})"
+            ))
+        })?;
+    }
+    Ok(Stream::Tls(Box::new(rustls::StreamOwned::new(
+        session, tcp,
+    ))))
+}
+
+/// The roots a certificate is checked against, for messages.
+fn roots(tls: &Tls) -> String {
+    match tls.root_cert.as_deref() {
+        None | Some("system") => "the built-in Mozilla roots (sslrootcert=system)".into(),
+        Some(path) => format!("sslrootcert `{path}`"),
     }
 }
 

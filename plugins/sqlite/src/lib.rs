@@ -318,13 +318,19 @@ impl Destination for Sqlite {
 
     fn flush(&mut self) -> Result<()> {
         if self.open {
-            self.conn.execute_batch("COMMIT").map_err(|e| {
-                Error::internal(format!(
+            // Whatever the outcome, this transaction is over: a failed commit (a full disk, an
+            // I/O error) is rolled back, so close does not try to commit it again; the rows in
+            // it were never acknowledged, so their cursors were not saved.
+            self.open = false;
+            if let Err(e) = self.conn.execute_batch("COMMIT") {
+                if !self.conn.is_autocommit() {
+                    let _ = self.conn.execute_batch("ROLLBACK");
+                }
+                return Err(Error::internal(format!(
                     "SQLite: cannot commit to `{}`: {e}; check the disk's free space",
                     self.path
-                ))
-            })?;
-            self.open = false;
+                )));
+            }
         }
         Ok(())
     }
