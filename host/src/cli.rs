@@ -96,6 +96,9 @@ pub enum Exit {
     Config = 2,
     /// A plugin or the runtime failed.
     Failure = 3,
+    /// The user stopped the sync (SIGINT or SIGTERM); what was flushed is kept (128 + SIGINT, as
+    /// shells report an interrupted command).
+    Interrupted = 130,
 }
 
 impl Exit {

@@ -7,7 +7,7 @@
 //! summary; a failing destination stops only itself.
 
 pub mod batcher;
-mod columns;
+pub(crate) mod columns;
 pub mod migrate;
 pub mod progress;
 pub mod state;
@@ -80,6 +80,45 @@ pub struct RunOptions {
     pub no_migrate: bool,
     /// Where rows and batches are reported as they move.
     pub progress: progress::Progress,
+    /// Set when the user asks the sync to stop (SIGINT, SIGTERM).
+    pub interrupt: Interrupt,
+}
+
+/// A request to stop a sync early and cleanly: the sources stop, every destination writes and
+/// flushes what it was sent, and a source's cursors are saved for exactly those rows.
+#[derive(Clone)]
+pub struct Interrupt(tokio::sync::watch::Receiver<Option<&'static str>>);
+
+impl Default for Interrupt {
+    /// An interrupt that never comes.
+    fn default() -> Self {
+        let (tx, rx) = tokio::sync::watch::channel(None);
+        // The receiver keeps its last value once the sender is gone.
+        drop(tx);
+        Interrupt(rx)
+    }
+}
+
+impl Interrupt {
+    /// An interrupt and the sender that raises it with the reason (the signal's name).
+    pub fn new() -> (tokio::sync::watch::Sender<Option<&'static str>>, Self) {
+        let (tx, rx) = tokio::sync::watch::channel(None);
+        (tx, Interrupt(rx))
+    }
+
+    /// Why the sync was asked to stop, if it was.
+    pub fn reason(&self) -> Option<&'static str> {
+        *self.0.borrow()
+    }
+
+    /// Waits until the sync is asked to stop (forever if it never is).
+    async fn raised(&self) -> &'static str {
+        let mut rx = self.0.clone();
+        match rx.wait_for(Option::is_some).await {
+            Ok(reason) => reason.unwrap_or("an interrupt"),
+            Err(_) => std::future::pending().await,
+        }
+    }
 }
 
 /// A source run: which source, which tables, where its cursors are.
@@ -176,6 +215,16 @@ pub async fn execute(plan: SyncPlan<'_>, options: &RunOptions) -> Vec<SourceSumm
     let sync_time_us = now_us();
     let mut summaries = Vec::new();
     for mut source in plan.sources {
+        if let Some(reason) = options.interrupt.reason() {
+            let mut summary = SourceSummary::new(&source.spec.name);
+            summary.errors.push(format!(
+                "source `{}` did not run: the sync was interrupted ({reason})",
+                source.spec.name
+            ));
+            let _ = source.plugin.close().await;
+            summaries.push(summary);
+            continue;
+        }
         let state = match &source.state {
             Some(plan) => {
                 let slot = slots[plan.destination]
@@ -292,15 +341,27 @@ async fn run_source(
         unsaved: false,
         last_checkpoint: Instant::now(),
     };
-    let (sync_result, forwarded) = tokio::join!(sync, forwarder.run(rx));
+    let (sync_result, forwarded) = tokio::join!(sync, forwarder.run(rx, &options.interrupt));
     summary.tables = forwarded.tables;
     let mut slots = collect_writers(writers, &mut summary).await;
     if let Some(e) = forwarded.engine_error {
         summary.errors.push(e);
     }
+    let interrupted = forwarded.interrupted.is_some();
+    if let Some(reason) = forwarded.interrupted {
+        summary.errors.push(format!(
+            "source `{}` was interrupted ({reason}): the rows it sent before are written and \
+             flushed, and its state covers exactly them; run the sync again to continue",
+            source.name
+        ));
+    }
     match sync_result {
-        // A source cancelled because every destination failed reports the destinations' errors.
-        Err(e) if summary.plugin_errors.is_empty() || e.kind != ErrorKind::Unavailable => {
+        // A source cancelled because every destination failed reports the destinations'
+        // errors; one cancelled by an interrupt, the interrupt.
+        Err(e)
+            if e.kind != ErrorKind::Unavailable
+                || (summary.plugin_errors.is_empty() && !interrupted) =>
+        {
             summary.plugin_errors.insert(0, e)
         }
         _ => {}
@@ -327,6 +388,8 @@ struct Forwarded {
     tables: BTreeMap<String, TableSummary>,
     incremental: Vec<String>,
     engine_error: Option<String>,
+    /// Why the forwarding stopped early at the user's request.
+    interrupted: Option<&'static str>,
     table_errors: Vec<PluginError>,
 }
 
@@ -347,8 +410,21 @@ struct Forwarder<'a> {
 }
 
 impl Forwarder<'_> {
-    async fn run(mut self, mut rx: mpsc::Receiver<SourceMessage>) -> Forwarded {
-        while let Some(message) = rx.recv().await {
+    async fn run(
+        mut self,
+        mut rx: mpsc::Receiver<SourceMessage>,
+        interrupt: &Interrupt,
+    ) -> Forwarded {
+        loop {
+            let message = tokio::select! {
+                biased;
+                reason = interrupt.raised() => {
+                    self.out.interrupted = Some(reason);
+                    break;
+                }
+                message = rx.recv() => message,
+            };
+            let Some(message) = message else { break };
             let Some(outgoing) = self.handle(message).await else {
                 if self.out.engine_error.is_some() {
                     break;

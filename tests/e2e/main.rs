@@ -5,6 +5,7 @@ mod cloudquery;
 mod commands;
 mod conformance;
 mod duckdb;
+mod faults;
 mod grpc;
 mod hackernews;
 mod oci;

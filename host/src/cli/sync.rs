@@ -54,10 +54,14 @@ pub async fn run(args: SyncArgs, globals: &Globals) -> Result<Exit, CliError> {
     let options = RunOptions {
         no_migrate: args.no_migrate,
         progress: progress.clone(),
+        interrupt: stop_on_signals(),
     };
     let summaries = sync::execute(plan, &options).await;
     progress.finish().await;
     let mut exit = Exit::Ok;
+    if options.interrupt.reason().is_some() {
+        exit = Exit::Interrupted;
+    }
     for summary in &summaries {
         for e in &summary.plugin_errors {
             report_plugin_error(e);
@@ -85,6 +89,40 @@ pub async fn run(args: SyncArgs, globals: &Globals) -> Result<Exit, CliError> {
         exit = exit.max(append_lines(path, &tables));
     }
     Ok(exit)
+}
+
+/// The first SIGINT or SIGTERM stops the sync cleanly (the sources stop, the destinations flush
+/// what they were sent, state is saved for exactly that); a second one exits at once.
+fn stop_on_signals() -> sync::Interrupt {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (raise, interrupt) = sync::Interrupt::new();
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        tracing::warn!("cannot listen for SIGINT and SIGTERM: they will stop the sync at once");
+        return interrupt;
+    };
+    tokio::spawn(async move {
+        let mut raised = false;
+        loop {
+            let name = tokio::select! {
+                _ = int.recv() => "SIGINT",
+                _ = term.recv() => "SIGTERM",
+            };
+            if raised {
+                eprintln!("error: {name} again: exiting without flushing");
+                std::process::exit(Exit::Interrupted as i32);
+            }
+            raised = true;
+            eprintln!(
+                "warning: {name}: stopping the sources; the destinations flush what they were \
+                 sent and state is saved for it (send it again to exit at once)"
+            );
+            let _ = raise.send(Some(name));
+        }
+    });
+    interrupt
 }
 
 /// With `--no-migrate`, every table must be usable as it is before any source runs.
