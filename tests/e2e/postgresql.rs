@@ -309,7 +309,7 @@ spec:
     );
     assert_eq!(run.code, 0, "{run:?}");
     assert_eq!(rows(), "1000");
-    // The default, `prefer`, takes the TLS the server offers.
+    // The default, `prefer`, tries loopback plainly, and takes TLS when the server insists.
     let run = sync("127.0.0.1", "");
     assert_eq!(run.code, 0, "{run:?}");
     // `require` encrypts without checking; `verify-ca` checks the chain but not the name.

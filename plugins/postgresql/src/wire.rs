@@ -127,6 +127,19 @@ fn io_error(target: &str, e: std::io::Error) -> Error {
 impl Connection {
     /// Connects and authenticates.
     pub fn connect(config: &Config) -> Result<Self> {
+        if config.tls.plain_first(&config.host) {
+            let mut plain = config.clone();
+            plain.tls.mode = SslMode::Disable;
+            match Self::connect_as(&plain) {
+                // The server wants TLS from this client: ask for it, as libpq's `allow` does.
+                Err(e) if e.message.contains("no encryption") => {}
+                other => return other,
+            }
+        }
+        Self::connect_as(config)
+    }
+
+    fn connect_as(config: &Config) -> Result<Self> {
         let target = format!("{}:{}", config.host, config.port);
         let stream = TcpStream::connect((config.host.as_str(), config.port)).map_err(|e| {
             Error::unavailable(format!(
