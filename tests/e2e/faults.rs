@@ -6,36 +6,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::{Cluster, QUARRY, Run, Schema, Workdir, psql, shared_cache, sqlite_query};
-
-/// The `test` source's incremental table into PostgreSQL at `connection`, cursors in the same
-/// database; `rows` rows per run, one batch per 1,000.
-fn increments_into_postgres(connection: &str, schema: &str, port: u16, rows: u64) -> String {
-    format!(
-        r#"kind: source
-spec:
-  name: test
-  path: quarry/test
-  tables: [test_increments]
-  destinations: [pg]
-  backend_options:
-    table_name: cq_state
-    connection: "@@plugins.pg.connection"
-  spec: {{ num_rows: {rows}, batch_size: 1000 }}
----
-kind: destination
-spec:
-  name: pg
-  path: quarry/postgresql
-  write_mode: overwrite
-  batch_size: 1000
-  spec:
-    connection_string: {connection}
-    schema: {schema}
-  permissions: {{ network: ['127.0.0.1:{port}'] }}
-"#
-    )
-}
+use crate::support::{
+    Cluster, QUARRY, Run, Schema, Workdir, increments_into_postgres, psql, shared_cache,
+    sqlite_query,
+};
 
 /// `quarry sync spec.yml` in `w`, started in the background with `env`.
 fn start_sync(w: &Workdir, env: &[(&str, &str)]) -> Child {
@@ -82,7 +56,7 @@ fn sigterm_flushes_what_was_sent_and_saves_its_cursor() {
     let schema = Schema::new();
     let s = &schema.0;
     let w = Workdir::new();
-    let rows = 2_000_000u64;
+    let rows = 500_000u64;
     w.write(
         "spec.yml",
         &increments_into_postgres("postgres://postgres@127.0.0.1:5432/test", s, 5432, rows),

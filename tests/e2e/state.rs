@@ -3,7 +3,8 @@
 //! the `test` plugin's incremental table, `test_increments`.
 
 use crate::support::{
-    Run, Schema, Workdir, psql, sqlite_query as query, sync_killed_after_a_checkpoint,
+    Run, Schema, Workdir, increments_into_postgres, psql, sqlite_query as query,
+    sync_killed_after_a_checkpoint,
 };
 
 fn sqlite_spec(rows: u64) -> String {
@@ -136,30 +137,7 @@ fn a_sync_killed_mid_run_resumes_from_its_saved_cursor_and_misses_nothing() {
     let rows = 400_000u64;
     w.write(
         "spec.yml",
-        &format!(
-            r#"kind: source
-spec:
-  name: test
-  path: quarry/test
-  tables: [test_increments]
-  destinations: [pg]
-  backend_options:
-    table_name: cq_state
-    connection: "@@plugins.pg.connection"
-  spec: {{ num_rows: {rows}, batch_size: 1000 }}
----
-kind: destination
-spec:
-  name: pg
-  path: quarry/postgresql
-  write_mode: overwrite
-  batch_size: 1000
-  spec:
-    connection_string: postgres://postgres@127.0.0.1:5432/test
-    schema: {s}
-  permissions: {{ network: ['127.0.0.1:5432'] }}
-"#
-        ),
+        &increments_into_postgres("postgres://postgres@127.0.0.1:5432/test", s, 5432, rows),
     );
     let saved = sync_killed_after_a_checkpoint(&w, s);
     let written: u64 = psql(&format!("select count(*) from {s}.test_increments"))

@@ -354,6 +354,35 @@ pub fn make_executable(path: &Path) {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
 }
 
+/// The `test` source's incremental table into PostgreSQL at `connection`, cursors in the same
+/// database; `rows` rows per run, one batch per 1,000.
+pub fn increments_into_postgres(connection: &str, schema: &str, port: u16, rows: u64) -> String {
+    format!(
+        r#"kind: source
+spec:
+  name: test
+  path: quarry/test
+  tables: [test_increments]
+  destinations: [pg]
+  backend_options:
+    table_name: cq_state
+    connection: "@@plugins.pg.connection"
+  spec: {{ num_rows: {rows}, batch_size: 1000 }}
+---
+kind: destination
+spec:
+  name: pg
+  path: quarry/postgresql
+  write_mode: overwrite
+  batch_size: 1000
+  spec:
+    connection_string: {connection}
+    schema: {schema}
+  permissions: {{ network: ['127.0.0.1:{port}'] }}
+"#
+    )
+}
+
 /// Runs `quarry sync spec.yml` in `w`, saving state every 50 ms into `{schema}.cq_state`, kills
 /// it with `kill -9` once a cursor was saved, and returns the cursor it left.
 pub fn sync_killed_after_a_checkpoint(w: &Workdir, schema: &str) -> u64 {
