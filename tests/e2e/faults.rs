@@ -56,7 +56,7 @@ fn sigterm_flushes_what_was_sent_and_saves_its_cursor() {
     let schema = Schema::new();
     let s = &schema.0;
     let w = Workdir::new();
-    let rows = 500_000u64;
+    let rows = 100_000u64;
     w.write(
         "spec.yml",
         &increments_into_postgres("postgres://postgres@127.0.0.1:5432/test", s, 5432, rows),
@@ -107,7 +107,7 @@ fn sigterm_flushes_what_was_sent_and_saves_its_cursor() {
 fn a_postgresql_restart_mid_sync_loses_no_row() {
     let cluster = Cluster::start();
     let w = Workdir::new();
-    let rows = 1_000_000u64;
+    let rows = 200_000u64;
     let port = cluster.port;
     w.write(
         "spec.yml",
