@@ -140,7 +140,8 @@ pub fn json_text(field: &FieldRef, array: &dyn Array) -> Result<ArrayRef, ArrowE
 
 /// A column a database returned as text, in `field`'s type: a `uuid` from its hyphenated text,
 /// `json`, `inet` and `mac` as their bytes, nested types from JSON, and every other type as
-/// Arrow's cast parses text (numbers, decimals, booleans, ISO dates, times and timestamps).
+/// Arrow's cast parses text (numbers, decimals, booleans, ISO dates, times and timestamps, a
+/// zoned timestamp's text in UTC).
 pub fn from_text(field: &Field, texts: &StringArray) -> Result<ArrayRef, ArrowError> {
     match Extension::of(field) {
         Some(Extension::Uuid) => return uuids_from_text(field.name(), texts),
@@ -153,6 +154,14 @@ pub fn from_text(field: &Field, texts: &StringArray) -> Result<ArrayRef, ArrowEr
         | DataType::FixedSizeList(..)
         | DataType::Struct(_)
         | DataType::Map(..) => nested_from_json(field, texts),
+        // A zoned timestamp's values count from the epoch in UTC, and so does the UTC text read
+        // back: parse it as a naive timestamp and label it with the zone. (Arrow's own parse
+        // needs the zone database to resolve a name such as `UTC`; plugins leave it out.)
+        to @ DataType::Timestamp(unit, Some(_)) => {
+            let naive = arrow_cast::cast(texts, &DataType::Timestamp(*unit, None))?;
+            let zoned = naive.into_data().into_builder().data_type(to.clone());
+            Ok(arrow_array::make_array(zoned.build()?))
+        }
         to => arrow_cast::cast(texts, to),
     }
 }
@@ -231,5 +240,18 @@ mod tests {
         out.push(b' ');
         encoder.encode(1, &mut out);
         assert_eq!(String::from_utf8(out).unwrap(), r#"{"a":1} "{not json""#);
+    }
+
+    #[test]
+    fn a_zoned_timestamp_is_read_from_its_utc_text() {
+        use arrow_array::cast::AsArray;
+        use arrow_array::types::TimestampMicrosecondType;
+        let zoned = DataType::Timestamp(arrow_schema::TimeUnit::Microsecond, Some("UTC".into()));
+        let texts = StringArray::from(vec![Some("2024-03-07 11:00:00.000001"), None]);
+        let read = from_text(&Field::new("t", zoned.clone(), true), &texts).unwrap();
+        assert_eq!(read.data_type(), &zoned);
+        let values = read.as_primitive::<TimestampMicrosecondType>();
+        assert_eq!(values.value(0), 1_709_809_200_000_001);
+        assert!(values.is_null(1));
     }
 }

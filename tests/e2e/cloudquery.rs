@@ -2,7 +2,6 @@
 //! npm: its CLI runs Quarry's wasm plugins through `quarry serve`, and Quarry runs source plugins
 //! written with its Python and JavaScript SDKs.
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -10,9 +9,8 @@ use arrow_array::RecordBatch;
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Float64Type, Int64Type, TimestampMicrosecondType};
 use arrow_schema::{DataType, TimeUnit};
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
-use crate::support::{Workdir, files, make_executable, served, shared_cache, tools};
+use crate::support::{Workdir, files, make_executable, read_parquet, served, shared_cache, tools};
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -20,16 +18,11 @@ fn fixture(name: &str) -> PathBuf {
         .join(name)
 }
 
-fn read_parquet(dir: &Path) -> Vec<RecordBatch> {
+/// The batches of the one Parquet file under `dir`.
+fn read_only_parquet(dir: &Path) -> Vec<RecordBatch> {
     let found = files(dir, ".parquet");
     assert_eq!(found.len(), 1, "{found:?}");
-    let file = File::open(&found[0]).expect("parquet file");
-    ParquetRecordBatchReaderBuilder::try_new(file)
-        .expect("parquet")
-        .build()
-        .expect("reader")
-        .collect::<Result<Vec<_>, _>>()
-        .expect("batches")
+    read_parquet(&found[0])
 }
 
 fn parquet_destination() -> &'static str {
@@ -136,7 +129,7 @@ spec:
     );
     assert!(out.status.success(), "{log}");
     assert!(log.contains("Sync completed successfully"), "{log}");
-    let batches = read_parquet(&work.path().join("out"));
+    let batches = read_only_parquet(&work.path().join("out"));
     let mut ids: Vec<i64> = batches
         .iter()
         .flat_map(|b| {
@@ -205,7 +198,7 @@ spec:
             .contains(&format!("Synced {name} → out: 2500 rows ({table} 2500)")),
         "{run:?}"
     );
-    check_sdk_rows(&read_parquet(&work.path().join("out")), 2500);
+    check_sdk_rows(&read_only_parquet(&work.path().join("out")), 2500);
 }
 
 #[test]

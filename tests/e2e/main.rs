@@ -10,6 +10,7 @@ mod grpc;
 mod hackernews;
 mod oci;
 mod postgresql;
+mod roundtrip;
 mod sandbox;
 mod semantics;
 mod spec_errors;

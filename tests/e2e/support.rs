@@ -57,7 +57,7 @@ pub fn tools() -> PathBuf {
 static WARM: Once = Once::new();
 
 /// Compiles every plugin into the shared cache once, before the first test needs it.
-fn warm() {
+pub fn warm() {
     WARM.call_once(|| {
         // Native plugins are executables, not components: there is nothing to compile.
         let first_party = quarry_registry::FIRST_PARTY
@@ -149,6 +149,18 @@ impl Workdir {
             stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
         }
     }
+}
+
+/// Every batch of a Parquet file.
+pub fn read_parquet(path: &Path) -> Vec<arrow_array::RecordBatch> {
+    let file = std::fs::File::open(path)
+        .unwrap_or_else(|e| panic!("the Parquet file {}: {e}", path.display()));
+    parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+        .expect("parquet")
+        .build()
+        .expect("reader")
+        .collect::<Result<Vec<_>, _>>()
+        .expect("batches")
 }
 
 /// Every file under `dir` whose name ends with `suffix`, sorted.

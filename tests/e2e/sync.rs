@@ -1,15 +1,11 @@
 //! `quarry sync` from the wasm `test` source to the wasm `file` destination, read back.
 
-use std::fs::File;
-use std::path::Path;
-
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Float64Type, Int64Type, TimestampMicrosecondType};
 use arrow_array::{Array, RecordBatch};
 use arrow_schema::{DataType, TimeUnit};
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
-use crate::support::{Workdir, files};
+use crate::support::{Workdir, files, read_parquet};
 
 const ROWS: u64 = 100_000;
 const SUM_IDS: i64 = (ROWS as i64 - 1) * ROWS as i64 / 2;
@@ -50,15 +46,6 @@ spec:
         destination("csv", "csv"),
         destination("json", "json"),
     )
-}
-
-fn read_parquet(path: &Path) -> Vec<RecordBatch> {
-    let file = File::open(path).expect("parquet file");
-    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
-        .expect("parquet")
-        .build()
-        .expect("reader");
-    reader.collect::<Result<Vec<_>, _>>().expect("batches")
 }
 
 /// Splits one CSV record (RFC 4180 quoting).

@@ -305,12 +305,18 @@ impl Destination for DuckDb {
 
     fn read(&mut self, table: &Table) -> Result<Vec<RecordBatch>> {
         let columns: Vec<String> = table.columns.iter().map(|c| ident(&c.name)).collect();
-        self.db
+        let batches = self
+            .db
             .query_arrow(&format!(
                 "SELECT {} FROM {}",
                 columns.join(", "),
                 ident(&table.name)
             ))
-            .map_err(db)
+            .map_err(db)?;
+        let schema = table.schema();
+        batches
+            .iter()
+            .map(|batch| types::in_table_types(&schema, batch))
+            .collect()
     }
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
 use arrow_array::{Array, ArrayRef, RecordBatch, StringArray};
-use arrow_schema::{DataType, Field, Schema};
+use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use quarry_sdk::{Column, Error, Extension, Result, Table};
 
 /// The DuckDB type of a column, as written in DDL and as `information_schema` prints it.
@@ -124,6 +124,60 @@ pub fn arrow_type(catalog: &str) -> (DataType, Option<Extension>) {
     (t, None)
 }
 
+/// `batch`, as DuckDB returns a query's rows, in the types of the table's `schema`: DuckDB gives
+/// its own types (`TIME` in microseconds, a `TIMESTAMP` for every unit, text for the extension
+/// columns), which hold the values written and are cast back without loss.
+pub fn in_table_types(schema: &SchemaRef, batch: &RecordBatch) -> Result<RecordBatch> {
+    let columns = schema
+        .fields()
+        .iter()
+        .zip(batch.columns())
+        .map(|(field, column)| {
+            if column.data_type() == field.data_type() {
+                return Ok(column.clone());
+            }
+            match (Extension::of(field), column.as_string_opt::<i32>()) {
+                (Some(_), Some(texts)) => quarry_sdk::json::from_text(field, texts),
+                _ => arrow_cast::cast(column, field.data_type()),
+            }
+            .map_err(|e| {
+                Error::internal(format!(
+                    "column `{}`: DuckDB returned {}, which does not read back as {}: {e}",
+                    field.name(),
+                    column.data_type(),
+                    field.data_type()
+                ))
+            })
+        })
+        .collect::<Result<Vec<ArrayRef>>>()?;
+    Ok(RecordBatch::try_new(schema.clone(), columns)?)
+}
+
+/// Nanoseconds where DuckDB keeps microseconds (`TIME`, `TIMESTAMP WITH TIME ZONE`), cut to the
+/// microsecond before them. DuckDB's importer would round, and turn `23:59:59.9999999` into
+/// `24:00:00`, which no Arrow time can hold.
+fn in_micros(array: &ArrayRef) -> Result<ArrayRef> {
+    use arrow_array::types::{Int64Type, Time64NanosecondType, TimestampNanosecondType};
+    use arrow_schema::TimeUnit::{Microsecond, Nanosecond};
+    let micros = match array.data_type() {
+        DataType::Time64(Nanosecond) => DataType::Time64(Microsecond),
+        DataType::Timestamp(Nanosecond, Some(zone)) => {
+            DataType::Timestamp(Microsecond, Some(zone.clone()))
+        }
+        _ => return Ok(array.clone()),
+    };
+    let cut: arrow_array::PrimitiveArray<Int64Type> = match array.data_type() {
+        DataType::Time64(_) => array
+            .as_primitive::<Time64NanosecondType>()
+            .unary(|ns| ns.div_euclid(1_000)),
+        _ => array
+            .as_primitive::<TimestampNanosecondType>()
+            .unary(|ns| ns.div_euclid(1_000)),
+    };
+    let data = cut.into_data().into_builder().data_type(micros).build()?;
+    Ok(arrow_array::make_array(data))
+}
+
 /// `batch` as DuckDB's Arrow importer takes it: UUIDs as Arrow's canonical `arrow.uuid` (16
 /// bytes, which DuckDB reads as `UUID` without parsing text), the other extension columns as text
 /// (DuckDB casts it to `JSON`), and no other field metadata.
@@ -149,7 +203,7 @@ pub fn prepare(table: &Table, batch: &RecordBatch) -> Result<RecordBatch> {
         }
         let array = match extension {
             Some(extension) => as_text(extension, array, field.name())?,
-            None => array.clone(),
+            None => in_micros(array)?,
         };
         fields.push(Field::new(
             field.name(),

@@ -79,12 +79,15 @@ fn element_oid(ddl: &str) -> Option<u32> {
     })
 }
 
+/// `value` in microseconds, PostgreSQL's unit: nanoseconds are cut to the microsecond before
+/// them (toward the past, on either side of 1970), and a value beyond `i64` microseconds — far
+/// outside PostgreSQL's range of years — saturates, which PostgreSQL reads as `±infinity`.
 fn micros(unit: &TimeUnit, value: i64) -> i64 {
     match unit {
-        TimeUnit::Second => value * 1_000_000,
-        TimeUnit::Millisecond => value * 1_000,
+        TimeUnit::Second => value.saturating_mul(1_000_000),
+        TimeUnit::Millisecond => value.saturating_mul(1_000),
         TimeUnit::Microsecond => value,
-        TimeUnit::Nanosecond => value / 1_000,
+        TimeUnit::Nanosecond => value.div_euclid(1_000),
     }
 }
 
@@ -373,21 +376,30 @@ fn parse_inet(text: &str) -> Option<(IpAddr, u8)> {
 }
 
 /// PostgreSQL's binary `numeric`: base-10000 digits with a weight, a sign and a display scale.
+/// Built from the decimal digits as text: the largest values of a `Decimal128(38, s)` leave no
+/// room in an `i128` to pad the fraction.
 fn numeric(unscaled: i128, scale: i8, out: &mut BytesMut) {
     let negative = unscaled < 0;
-    let mut magnitude = unscaled.unsigned_abs();
-    let scale = scale.max(0) as u32;
-    // Pad the fraction to a whole number of base-10000 digits.
-    let pad = (4 - scale % 4) % 4;
-    magnitude *= 10u128.pow(pad);
-    let fraction_digits = (scale + pad) / 4;
-    let mut digits = Vec::new();
-    while magnitude > 0 {
-        digits.push((magnitude % 10_000) as i16);
-        magnitude /= 10_000;
+    let scale = scale.max(0) as usize;
+    let mut text = unscaled.unsigned_abs().to_string();
+    if text.len() <= scale {
+        text.insert_str(0, &"0".repeat(scale + 1 - text.len()));
     }
-    let weight = digits.len() as i16 - 1 - fraction_digits as i16;
-    digits.reverse();
+    // Whole base-10000 digits on both sides of the point.
+    text.push_str(&"0".repeat((4 - scale % 4) % 4));
+    let point = text.len() - scale.div_ceil(4) * 4;
+    text.insert_str(0, &"0".repeat((4 - point % 4) % 4));
+    let integer_digits = text.len().div_ceil(4) - scale.div_ceil(4);
+    let mut digits: Vec<i16> = text
+        .as_bytes()
+        .chunks(4)
+        .map(|group| group.iter().fold(0i16, |n, b| n * 10 + (b - b'0') as i16))
+        .collect();
+    let mut weight = integer_digits as i16 - 1;
+    while digits.first() == Some(&0) {
+        digits.remove(0);
+        weight -= 1;
+    }
     while digits.last() == Some(&0) {
         digits.pop();
     }
@@ -431,4 +443,60 @@ pub fn rows(columns: &[Column], batch: &RecordBatch, out: &mut BytesMut) -> Resu
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::{Buf, BytesMut};
+
+    /// The decimal text PostgreSQL shows for a binary `numeric`.
+    fn shown(mut bytes: &[u8]) -> String {
+        let (count, weight) = (bytes.get_i16(), bytes.get_i16());
+        let (sign, scale) = (bytes.get_u16(), bytes.get_i16() as usize);
+        let digits: Vec<i16> = (0..count).map(|_| bytes.get_i16()).collect();
+        let digit = |at: i16| {
+            usize::try_from(weight - at)
+                .ok()
+                .and_then(|i| digits.get(i).copied())
+                .unwrap_or(0)
+        };
+        let mut integer: String = (0..=weight.max(0))
+            .rev()
+            .map(|at| format!("{:04}", digit(at)))
+            .collect();
+        integer = integer.trim_start_matches('0').to_string();
+        if integer.is_empty() {
+            integer.push('0');
+        }
+        let fraction: String = (1..=scale.div_ceil(4) as i16)
+            .map(|at| format!("{:04}", digit(-at)))
+            .collect();
+        let sign = if sign == 0x4000 { "-" } else { "" };
+        match scale {
+            0 => format!("{sign}{integer}"),
+            _ => format!("{sign}{integer}.{}", &fraction[..scale]),
+        }
+    }
+
+    #[test]
+    fn numeric_holds_every_decimal128_value() {
+        let max = 10i128.pow(38) - 1;
+        let cases: &[(i128, i8, &str)] = &[
+            (0, 0, "0"),
+            (0, 3, "0.000"),
+            (1, 4, "0.0001"),
+            (-12345, 2, "-123.45"),
+            (10_000, 0, "10000"),
+            (1_000_000_000, 9, "1.000000000"),
+            (max, 0, "99999999999999999999999999999999999999"),
+            (-max, 9, "-99999999999999999999999999999.999999999"),
+            (max, 38, "0.99999999999999999999999999999999999999"),
+            (u64::MAX as i128, 0, "18446744073709551615"),
+        ];
+        for &(unscaled, scale, text) in cases {
+            let mut out = BytesMut::new();
+            super::numeric(unscaled, scale, &mut out);
+            assert_eq!(shown(&out), text, "{unscaled} at scale {scale}");
+        }
+    }
 }

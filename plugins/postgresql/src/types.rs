@@ -72,8 +72,11 @@ fn sql_type(data_type: &DataType) -> std::result::Result<String, String> {
 /// How `read` selects a column: as text that [`quarry_sdk::json::from_text`] parses into the
 /// column's Arrow type (bytes as hex, which [`from_hex`] decodes). `name` is quoted.
 pub fn read_expr(column: &Column, name: &str) -> Result<String> {
-    if column.extension.is_some() {
-        return Ok(format!("{name}::text"));
+    match column.extension {
+        // `abbrev` is the `inet` output: a cast to text always adds the netmask (`/32`).
+        Some(Extension::Inet) => return Ok(format!("abbrev({name})")),
+        Some(_) => return Ok(format!("{name}::text")),
+        None => {}
     }
     Ok(match &column.data_type {
         DataType::Timestamp(_, Some(_)) => {

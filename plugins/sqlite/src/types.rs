@@ -10,7 +10,7 @@
 //! | Boolean | `BOOLEAN` | integer 0/1 |
 //! | Int8..Int64, UInt8..UInt32 | `TINYINT`, `SMALLINT`, `INTEGER`, `BIGINT`, `UTINYINT`, `USMALLINT`, `UINTEGER` | integer |
 //! | UInt64, Decimal | `TEXT` | the exact decimal text (an integer may exceed SQLite's 64-bit signed range) |
-//! | Float16/32, Float64 | `FLOAT`, `DOUBLE` | real |
+//! | Float16/32, Float64 | `FLOAT`, `DOUBLE` | real; NaN as the text `NaN` (SQLite would store NULL), -0.0 as 0 |
 //! | Utf8 (all widths), `json` | `TEXT` | text |
 //! | Binary (all widths) | `BLOB` | blob |
 //! | Date | `DATE` | `YYYY-MM-DD` |
@@ -159,6 +159,10 @@ impl Values {
         let null = |a: &dyn Array| a.is_null(i);
         match self {
             Values::Integer(a) if !null(a) => ValueRef::Integer(a.value(i)),
+            // SQLite stores a NaN real as NULL: it is kept as the text `NaN`, which a `FLOAT`
+            // column's affinity leaves as text and `Reader` reads back. (-0.0 is stored as 0,
+            // which compares equal to it.)
+            Values::Real(a) if !null(a) && a.value(i).is_nan() => ValueRef::Text(b"NaN"),
             Values::Real(a) if !null(a) => ValueRef::Real(a.value(i)),
             Values::Text(a) if !null(a) => ValueRef::Text(a.value(i).as_bytes()),
             Values::Blob(a) if !null(a) => ValueRef::Blob(a.value(i)),
@@ -384,6 +388,7 @@ impl Reader {
             (Class::Real, ValueRef::Null) => self.reals.push(None),
             (Class::Real, ValueRef::Real(f)) => self.reals.push(Some(f)),
             (Class::Real, ValueRef::Integer(i)) => self.reals.push(Some(i as f64)),
+            (Class::Real, ValueRef::Text(b"NaN")) => self.reals.push(Some(f64::NAN)),
             (Class::Real, _) => return Err(wrong("a non-number")),
             (Class::Blob, ValueRef::Null) => self.blobs.append_null(),
             (Class::Blob, ValueRef::Blob(b) | ValueRef::Text(b)) => self.blobs.append_value(b),
