@@ -145,7 +145,7 @@ pub fn json_text(field: &FieldRef, array: &dyn Array) -> Result<ArrayRef, ArrowE
 pub fn from_text(field: &Field, texts: &StringArray) -> Result<ArrayRef, ArrowError> {
     match Extension::of(field) {
         Some(Extension::Uuid) => return uuids_from_text(field.name(), texts),
-        Some(_) => return arrow_cast::cast(texts, &DataType::Binary),
+        Some(_) => return cast(texts, &DataType::Binary),
         None => {}
     }
     match field.data_type() {
@@ -158,12 +158,22 @@ pub fn from_text(field: &Field, texts: &StringArray) -> Result<ArrayRef, ArrowEr
         // back: parse it as a naive timestamp and label it with the zone. (Arrow's own parse
         // needs the zone database to resolve a name such as `UTC`; plugins leave it out.)
         to @ DataType::Timestamp(unit, Some(_)) => {
-            let naive = arrow_cast::cast(texts, &DataType::Timestamp(*unit, None))?;
+            let naive = cast(texts, &DataType::Timestamp(*unit, None))?;
             let zoned = naive.into_data().into_builder().data_type(to.clone());
             Ok(arrow_array::make_array(zoned.build()?))
         }
-        to => arrow_cast::cast(texts, to),
+        to => cast(texts, to),
     }
+}
+
+/// Arrow's cast, failing on a value it cannot convert (its default makes such a value null:
+/// a value read back must never silently vanish).
+pub fn cast(array: &dyn Array, to: &DataType) -> Result<ArrayRef, ArrowError> {
+    let options = arrow_cast::CastOptions {
+        safe: false,
+        ..Default::default()
+    };
+    arrow_cast::cast_with_options(array, to, &options)
 }
 
 fn uuids_from_text(column: &str, texts: &StringArray) -> Result<ArrayRef, ArrowError> {

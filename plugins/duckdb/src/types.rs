@@ -138,7 +138,7 @@ pub fn in_table_types(schema: &SchemaRef, batch: &RecordBatch) -> Result<RecordB
             }
             match (Extension::of(field), column.as_string_opt::<i32>()) {
                 (Some(_), Some(texts)) => quarry_sdk::json::from_text(field, texts),
-                _ => arrow_cast::cast(column, field.data_type()),
+                _ => quarry_sdk::json::cast(column, field.data_type()),
             }
             .map_err(|e| {
                 Error::internal(format!(

@@ -79,9 +79,20 @@ fn element_oid(ddl: &str) -> Option<u32> {
     })
 }
 
+/// Microseconds since 1970 as PostgreSQL's binary timestamp counts them (since 2000). A value
+/// beyond what that can hold is `±infinity` (`i64::MAX`/`MIN` on the wire), never a wrapped
+/// date.
+fn since_2000(micros: i64) -> i64 {
+    match micros.checked_sub(EPOCH_US) {
+        Some(t) if micros != i64::MAX && micros != i64::MIN => t,
+        _ if micros < 0 => i64::MIN,
+        _ => i64::MAX,
+    }
+}
+
 /// `value` in microseconds, PostgreSQL's unit: nanoseconds are cut to the microsecond before
 /// them (toward the past, on either side of 1970), and a value beyond `i64` microseconds — far
-/// outside PostgreSQL's range of years — saturates, which PostgreSQL reads as `±infinity`.
+/// outside PostgreSQL's range of years — saturates (see [`since_2000`]).
 fn micros(unit: &TimeUnit, value: i64) -> i64 {
     match unit {
         TimeUnit::Second => value.saturating_mul(1_000_000),
@@ -208,7 +219,7 @@ impl<'a> Encoder<'a> {
             }
             DataType::Timestamp(unit, _) => {
                 let (unit, values) = (*unit, i64_values(array));
-                Encoder::Micros(Box::new(move |i| micros(&unit, values[i]) - EPOCH_US))
+                Encoder::Micros(Box::new(move |i| since_2000(micros(&unit, values[i]))))
             }
             DataType::Time32(TimeUnit::Second) => {
                 let a = array.as_primitive::<Time32SecondType>();
@@ -476,6 +487,17 @@ mod tests {
             0 => format!("{sign}{integer}"),
             _ => format!("{sign}{integer}.{}", &fraction[..scale]),
         }
+    }
+
+    #[test]
+    fn timestamps_beyond_the_wire_range_are_infinity_not_a_wrapped_date() {
+        use arrow_schema::TimeUnit;
+        let at = |unit, v| super::since_2000(super::micros(&unit, v));
+        assert_eq!(at(TimeUnit::Second, i64::MIN), i64::MIN);
+        assert_eq!(at(TimeUnit::Millisecond, i64::MAX), i64::MAX);
+        assert_eq!(at(TimeUnit::Microsecond, i64::MIN + 1), i64::MIN);
+        assert_eq!(at(TimeUnit::Microsecond, super::EPOCH_US), 0);
+        assert_eq!(at(TimeUnit::Nanosecond, -1), -1 - super::EPOCH_US);
     }
 
     #[test]

@@ -323,7 +323,7 @@ impl Destination for PostgreSql {
                     .map(|t| t.map(|t| types::from_hex(field.name(), t)).transpose())
                     .collect::<Result<_>>()?;
                 let bytes = BinaryArray::from_iter(bytes);
-                arrow_cast::cast(&bytes, field.data_type())?
+                quarry_sdk::json::cast(&bytes, field.data_type())?
             } else {
                 quarry_sdk::json::from_text(field, &texts)?
             });

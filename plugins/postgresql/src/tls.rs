@@ -14,7 +14,9 @@
 //! `sslrootcert` is a PEM file (read through the plugin's file grants) or `system`: the Mozilla
 //! roots built into the plugin (the sandbox cannot read the system's store unless granted; give
 //! its file, e.g. `/etc/ssl/certs/ca-certificates.crt`, to use it). Without `sslrootcert`,
-//! `verify-ca` and `verify-full` use the built-in roots.
+//! `verify-full` uses the built-in roots. A chain-only check (`verify-ca`, `require` with
+//! `sslrootcert`) against the built-in roots is refused: any publicly trusted certificate, for
+//! any name, would pass it (PostgreSQL refuses `sslrootcert=system` below `verify-full` too).
 
 use std::sync::Arc;
 
@@ -124,8 +126,17 @@ impl Tls {
         let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
             .map_err(|e| Error::internal(format!("TLS: {e}")))?;
+        let public_roots = matches!(self.root_cert.as_deref(), None | Some("system"));
         let verifier: Arc<dyn ServerCertVerifier> = match self.check() {
             Check::None => Arc::new(Unchecked(provider)),
+            Check::Chain if public_roots => {
+                return Err(Error::invalid_spec(
+                    "connection_string: a chain-only check (`sslmode=verify-ca`, or `require` with \
+                     `sslrootcert`) against the built-in public roots would accept any publicly \
+                     trusted certificate for any name: give your CA's PEM file as `sslrootcert`, \
+                     or use `sslmode=verify-full`",
+                ));
+            }
             check => {
                 let webpki =
                     WebPkiServerVerifier::builder_with_provider(Arc::new(self.roots()?), provider)
@@ -373,13 +384,35 @@ mod tests {
 
     #[test]
     fn the_built_in_roots_load() {
-        for mode in [SslMode::Prefer, SslMode::VerifyFull, SslMode::VerifyCa] {
+        for mode in [SslMode::Prefer, SslMode::VerifyFull] {
             Tls {
                 mode,
                 root_cert: None,
             }
             .client_config()
             .unwrap();
+        }
+    }
+
+    /// Any publicly trusted certificate, for any name, chains to a public root: a check of the
+    /// chain alone against them proves nothing about the server.
+    #[test]
+    fn a_chain_only_check_against_the_public_roots_is_refused() {
+        for (mode, root_cert) in [
+            (SslMode::VerifyCa, None),
+            (SslMode::VerifyCa, Some("system")),
+            (SslMode::Require, Some("system")),
+        ] {
+            let e = Tls {
+                mode,
+                root_cert: root_cert.map(String::from),
+            }
+            .client_config()
+            .unwrap_err();
+            assert!(
+                e.message.contains("use `sslmode=verify-full`"),
+                "{mode:?}: {e}"
+            );
         }
     }
 }

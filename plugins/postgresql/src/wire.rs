@@ -131,8 +131,9 @@ impl Connection {
             let mut plain = config.clone();
             plain.tls.mode = SslMode::Disable;
             match Self::connect_as(&plain) {
-                // The server wants TLS from this client: ask for it, as libpq's `allow` does.
-                Err(e) if e.message.contains("no encryption") => {}
+                // The server refused this client (class 28: "no pg_hba.conf entry ... no
+                // encryption" in any language or version): try TLS, as libpq's `allow` does.
+                Err(e) if e.kind == ErrorKind::Unauthorized => {}
                 other => return other,
             }
         }

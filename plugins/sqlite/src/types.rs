@@ -172,7 +172,7 @@ impl Values {
 }
 
 fn cast(array: &dyn Array, to: &DataType) -> Result<ArrayRef> {
-    arrow_cast::cast(array, to).map_err(Error::from)
+    quarry_sdk::json::cast(array, to).map_err(Error::from)
 }
 
 /// A batch column as the values it is written as.
