@@ -101,7 +101,9 @@ impl Info {
         self
     }
 
-    /// Declares an outbound host the plugin connects to.
+    /// Declares an outbound host the plugin connects to (`host`, `host:port`, `*.domain`), or
+    /// `spec:FIELD` for the host of a URL the user sets in that spec field (`spec:base_url`).
+    /// `quarry sync --grant-declared` grants what is declared; the default stays deny.
     pub fn needs_network(mut self, host: &str) -> Self {
         self.network.push(host.into());
         self

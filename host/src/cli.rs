@@ -148,6 +148,10 @@ pub struct Specs {
     /// Spec files, or directories whose `*.yml`/`*.yaml` files are specs.
     #[arg(required = true)]
     pub paths: Vec<PathBuf>,
+    /// Grant each sandboxed plugin the network hosts and environment variables it declares it
+    /// needs (`quarry plugin inspect` lists them), beyond its `permissions`; each is logged.
+    #[arg(long)]
+    pub grant_declared: bool,
 }
 
 /// What every command that reads specs starts from: the specs, and the environment with the
@@ -155,6 +159,7 @@ pub struct Specs {
 pub(crate) fn load(specs: &Specs) -> Result<(SyncSpec, Environment), CliError> {
     let spec = crate::spec::load(&specs.paths)?;
     let mut env = Environment::from_process()?;
+    env.grant_declared = specs.grant_declared;
     env.distribution
         .use_lock(lock_path(&specs.paths))
         .map_err(|e| CliError::Config(SpecError::new(e.to_string())))?;

@@ -18,6 +18,7 @@ use arrow_schema::SchemaRef;
 use quarry_registry::Resolver;
 
 pub use migration::{MigrationPlan, Refusal, TableMigration, plan_table};
+pub(crate) use open::declared_grants;
 pub use open::{OpenError, Opened, Origin, PluginRef, Role, open, registry_of};
 pub use state::{StateAction, state, state_destination};
 
@@ -48,6 +49,9 @@ pub struct Environment {
     pub cache_dir: Option<PathBuf>,
     /// Plugins from OCI registries: the store (under the cache), the lock, the registries.
     pub distribution: distribution::Distribution,
+    /// `--grant-declared`: a component also gets the network hosts and environment variables
+    /// its info declares it needs.
+    pub grant_declared: bool,
 }
 
 impl Environment {
@@ -61,6 +65,7 @@ impl Environment {
             cwd: std::env::current_dir()?,
             distribution: distribution::Distribution::new(cache_dir.as_deref()),
             cache_dir,
+            grant_declared: false,
         })
     }
 }

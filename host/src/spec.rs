@@ -201,6 +201,9 @@ pub struct UserConfig {
     pub registries: std::collections::BTreeMap<String, quarry_registry::oci::RegistrySettings>,
     /// The keys every OCI plugin without its own `verify:` must be signed by.
     pub verify: Option<Verify>,
+    /// Where `registry: cloudquery` plugins Quarry has no equivalent of are fetched from: an OCI
+    /// `<registry-host>/<prefix>`; `TEAM/NAME` at `version` is `<prefix>/TEAM/NAME:version`.
+    pub cloudquery_mirror: Option<String>,
     /// The file it was read from; relative paths in it start from its directory.
     #[serde(skip)]
     pub file: Option<PathBuf>,

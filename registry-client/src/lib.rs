@@ -7,7 +7,12 @@
 //! - `local`: a component file on disk, or a native plugin's executable;
 //! - `grpc`: the address of a running plugin (CloudQuery plugin protocol v3);
 //! - `oci`: a component published as an OCI artifact ([`oci`]), kept in a content-addressed
-//!   [`store`], pinned by a [`lock`] file and, where required, checked against [`signature`]s.
+//!   [`store`], pinned by a [`lock`] file and, where required, checked against [`signature`]s;
+//! - `cloudquery`: a CloudQuery spec's `cloudquery/<name>`, run as Quarry's own plugin of that
+//!   name ([`cloudquery_equivalent`]) or, for others, fetched from a configured OCI mirror.
+//!
+//! CloudQuery's `github` and `docker` registries are read so that a spec using them gets a
+//! precise refusal, not a parse error.
 #![warn(missing_docs)]
 
 use std::path::{Path, PathBuf};
@@ -35,11 +40,25 @@ pub enum RegistryKind {
     Grpc,
     /// A component published to an OCI registry; `path` is `<registry-host>/<repository>`.
     Oci,
+    /// CloudQuery's Hub, as a CloudQuery spec names it; `path` is `TEAM/NAME`.
+    Cloudquery,
+    /// CloudQuery's deprecated GitHub releases registry: refused with what to do instead.
+    Github,
+    /// A plugin in a Docker image: refused with what to do instead.
+    Docker,
 }
 
 impl RegistryKind {
     /// Every registry kind.
-    pub const ALL: &[Self] = &[Self::Quarry, Self::Local, Self::Grpc, Self::Oci];
+    pub const ALL: &[Self] = &[
+        Self::Quarry,
+        Self::Local,
+        Self::Grpc,
+        Self::Oci,
+        Self::Cloudquery,
+        Self::Github,
+        Self::Docker,
+    ];
 
     /// The name a spec uses.
     pub fn as_str(self) -> &'static str {
@@ -48,6 +67,9 @@ impl RegistryKind {
             RegistryKind::Local => "local",
             RegistryKind::Grpc => "grpc",
             RegistryKind::Oci => "oci",
+            RegistryKind::Cloudquery => "cloudquery",
+            RegistryKind::Github => "github",
+            RegistryKind::Docker => "docker",
         }
     }
 }
@@ -131,6 +153,27 @@ pub enum ResolveError {
     /// the store and the lock, not by this resolver).
     #[error("registry `{0}` plugins are fetched through the plugin store")]
     Remote(&'static str),
+    /// A CloudQuery Hub plugin Quarry has no plugin of its own for.
+    #[error(
+        "`{path}` is a CloudQuery Hub plugin Quarry has no equivalent of (it runs {known} as its own plugins)"
+    )]
+    NoEquivalent {
+        /// The path as written.
+        path: String,
+        /// The CloudQuery paths that map to first-party plugins, comma-separated.
+        known: String,
+    },
+    /// A registry Quarry does not fetch from (`github`, `docker`).
+    #[error("Quarry does not fetch plugins from registry `{0}`")]
+    Unsupported(RegistryKind),
+}
+
+/// The first-party plugin a CloudQuery Hub path (`cloudquery/<name>`) runs as, if there is one.
+pub fn cloudquery_equivalent(path: &str) -> Option<&'static FirstParty> {
+    match path.split_once('/') {
+        Some(("cloudquery", name)) => FirstParty::named(name),
+        _ => None,
+    }
 }
 
 /// Resolves plugin references against a search path of first-party plugin directories.
@@ -185,6 +228,20 @@ impl Resolver {
             RegistryKind::Local => local(&base.join(path), path),
             RegistryKind::Grpc => Ok(Resolved::Address(path.to_string())),
             RegistryKind::Oci => Err(ResolveError::Remote("oci")),
+            RegistryKind::Cloudquery => match cloudquery_equivalent(path) {
+                Some(plugin) => self.first_party(plugin.name),
+                None => Err(ResolveError::NoEquivalent {
+                    path: path.into(),
+                    known: FIRST_PARTY
+                        .iter()
+                        .map(|p| format!("cloudquery/{}", p.name))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                }),
+            },
+            kind @ (RegistryKind::Github | RegistryKind::Docker) => {
+                Err(ResolveError::Unsupported(kind))
+            }
         }
     }
 
@@ -312,6 +369,35 @@ mod tests {
             .resolve(RegistryKind::Quarry, "cloudquery/test", Path::new("."))
             .unwrap_err();
         assert!(matches!(err, ResolveError::BadPath(_)), "{err}");
+    }
+
+    #[test]
+    fn cloudquery_hub_paths_run_as_the_first_party_plugin_of_the_same_name() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("quarry_plugin_test.wasm"), b"\0asm").unwrap();
+        let resolver = Resolver::new(vec![dir.path().to_path_buf()]);
+        assert!(matches!(
+            resolver.resolve(RegistryKind::Cloudquery, "cloudquery/test", Path::new(".")),
+            Ok(Resolved::Component(a)) if a.bytes == b"\0asm"
+        ));
+        let err = resolver
+            .resolve(RegistryKind::Cloudquery, "cloudquery/aws", Path::new("."))
+            .unwrap_err();
+        assert!(
+            err.to_string().starts_with(
+                "`cloudquery/aws` is a CloudQuery Hub plugin Quarry has no equivalent of (it runs cloudquery/duckdb, cloudquery/file,"
+            ),
+            "{err}"
+        );
+        // Another team's plugin of the same name is not ours.
+        assert!(cloudquery_equivalent("someone/test").is_none());
+        let err = resolver
+            .resolve(RegistryKind::Docker, "ghcr.io/x/y:1", Path::new("."))
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "Quarry does not fetch plugins from registry `docker`"
+        );
     }
 
     #[test]

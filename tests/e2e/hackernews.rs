@@ -148,6 +148,40 @@ spec:
     )
 }
 
+/// CloudQuery's tutorial spec exactly as published (`registry: cloudquery`, CloudQuery's
+/// version numbers, no `permissions`), plus `base_url` pointing at the fixture server.
+fn published_tutorial(server: &Server) -> String {
+    format!(
+        r#"kind: source
+spec:
+  name: hackernews
+  path: cloudquery/hackernews
+  registry: cloudquery
+  version: v3.0.24
+  tables: ["*"]
+  backend_options:
+    table_name: "cq_state"
+    connection: "@@plugins.duckdb.connection"
+  destinations:
+    - "duckdb"
+  spec:
+    item_concurrency: 100
+    start_time: {START_TIME}
+    base_url: http://{address}
+---
+kind: destination
+spec:
+  name: duckdb
+  path: cloudquery/duckdb
+  version: v5.4.2
+  write_mode: "overwrite-delete-stale"
+  spec:
+    connection_string: hn.db
+"#,
+        address = server.address
+    )
+}
+
 /// Every id in the DuckDB table, duplicates included, in order.
 fn duckdb_ids(w: &Workdir) -> Vec<u64> {
     ids(&duckdb_query(
@@ -195,6 +229,39 @@ fn the_tutorial_spec_syncs_into_duckdb_and_a_second_run_fetches_only_new_items()
         format!("hackernews_items\t{LAST_ID}\n"),
         "{show:?}"
     );
+}
+
+/// The published spec runs unchanged: the Hub paths run as Quarry's own plugins (said once),
+/// CloudQuery's versions are accepted, and the one grant the source needs comes from approving
+/// what it declares (`--grant-declared`); without that the default stays deny, and the refusal
+/// names the grant. `--log-console` (the tutorial's own command line) is accepted.
+#[test]
+fn cloudquerys_published_tutorial_spec_runs_with_the_declared_grants_approved() {
+    let server = Server::start(LAST_ID, 0);
+    let w = Workdir::new();
+    w.write("spec.yml", &published_tutorial(&server));
+    let denied = w.quarry(&["sync", "spec.yml", "--log-console"]);
+    assert_ne!(denied.code, 0, "{denied:?}");
+    assert!(
+        denied.stderr.contains(&server.address) && denied.stderr.contains("network"),
+        "the refusal names the grant to add: {denied:?}"
+    );
+    let run = w.quarry(&["sync", "spec.yml", "--log-console", "--grant-declared"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(
+        run.stderr
+            .contains("`cloudquery/hackernews` v3.0.24 runs as Quarry's own `quarry/hackernews`"),
+        "{run:?}"
+    );
+    assert!(
+        run.stderr.contains(&format!(
+            "granting `cloudquery/hackernews` what it declares it needs: network \
+             `hacker-news.firebaseio.com`, network `{}`",
+            server.address
+        )),
+        "{run:?}"
+    );
+    assert_eq!(duckdb_ids(&w), Vec::from_iter(items_in(FIRST_ID..=LAST_ID)));
 }
 
 /// Killed with SIGKILL once a cursor was saved, then run again: the second run resumes after

@@ -721,6 +721,7 @@ fn round_trips(dest: &dyn Dest) {
         cwd: w.path().to_path_buf(),
         distribution: plan::distribution::Distribution::new(Some(&cache)),
         cache_dir: Some(cache),
+        grant_declared: false,
     };
     let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
     runtime.block_on(async {

@@ -159,11 +159,8 @@ fn render(source: &Described, destination: &Described) -> String {
 fn header(out: &mut String, plugin: &Described) {
     let _ = writeln!(out, "  name: {}", plugin.name);
     use crate::spec::Registry;
-    match plugin.registry {
-        Registry::Quarry => {}
-        Registry::Local => out.push_str("  registry: local\n"),
-        Registry::Oci => out.push_str("  registry: oci\n"),
-        Registry::Grpc => out.push_str("  registry: grpc\n"),
+    if plugin.registry != Registry::Quarry {
+        let _ = writeln!(out, "  registry: {}", plugin.registry);
     }
     if !plugin.sandboxed && plugin.registry == Registry::Local {
         commented(
@@ -242,8 +239,10 @@ fn permissions(out: &mut String, plugin: &Described) {
         );
         return;
     }
-    if needs.needs_network.is_empty() && needs.needs_files.is_empty() && needs.needs_env.is_empty()
-    {
+    // A need that stands for a spec field's URL (`spec:base_url`) is granted by what the user
+    // writes there; the spec written here sets none of them.
+    let network = crate::plan::declared_grants(needs, &serde_json::Value::Null).network;
+    if network.is_empty() && needs.needs_files.is_empty() && needs.needs_env.is_empty() {
         return;
     }
     commented(
@@ -251,12 +250,8 @@ fn permissions(out: &mut String, plugin: &Described) {
         "  permissions:",
         "what the sandbox lets the plugin reach",
     );
-    if !needs.needs_network.is_empty() {
-        let hosts: Vec<String> = needs
-            .needs_network
-            .iter()
-            .map(|h| format!("\"{h}\""))
-            .collect();
+    if !network.is_empty() {
+        let hosts: Vec<String> = network.iter().map(|h| format!("\"{h}\"")).collect();
         let _ = writeln!(out, "    network: [{}]", hosts.join(", "));
     }
     if !needs.needs_files.is_empty() {

@@ -183,6 +183,16 @@ impl Distribution {
         self.state().moves.clone()
     }
 
+    /// The OCI repository a CloudQuery Hub path (`TEAM/NAME`) is mirrored at, if the config
+    /// file names a mirror (`cloudquery_mirror`).
+    pub fn cloudquery_mirror(&self, path: &str) -> Result<Option<String>, FetchError> {
+        Ok(self
+            .config()?
+            .cloudquery_mirror
+            .as_deref()
+            .map(|mirror| format!("{}/{path}", mirror.trim_end_matches('/'))))
+    }
+
     fn config(&self) -> Result<&UserConfig, FetchError> {
         self.config
             .get_or_init(UserConfig::load)

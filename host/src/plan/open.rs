@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use quarry_registry::{RegistryKind, Resolved};
+use quarry_registry::{RegistryKind, ResolveError, Resolved};
 
 use super::{Environment, RunError};
 use crate::runtime::grpc::GrpcPlugin;
@@ -193,6 +193,44 @@ fn consent(plugin: PluginRef<'_>, resolved: &Resolved) -> Result<(), SpecError> 
     }
 }
 
+/// What a plugin declares it needs, as grants: its network hosts, where an entry `spec:FIELD`
+/// stands for the host (and port, if the URL names one) of the URL in that field of its spec,
+/// when the spec sets it; and its environment variables. Files are never granted this way: a
+/// declared file need names a spec field, and the user grants the directory.
+pub(crate) fn declared_grants(
+    info: &crate::runtime::PluginInfo,
+    spec: &serde_json::Value,
+) -> Declared {
+    let network = info
+        .needs_network
+        .iter()
+        .filter_map(|need| match need.strip_prefix("spec:") {
+            Some(field) => spec.get(field)?.as_str().and_then(url_host),
+            None => Some(need.clone()),
+        })
+        .collect();
+    Declared {
+        network,
+        env: info.needs_env.clone(),
+    }
+}
+
+/// Grants a plugin declares it needs.
+pub(crate) struct Declared {
+    pub network: Vec<String>,
+    pub env: Vec<String>,
+}
+
+/// `host` or `host:port` of an `http(s)://` or `scheme://` URL.
+fn url_host(url: &str) -> Option<String> {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let authority = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
+    (!authority.is_empty()).then(|| authority.to_string())
+}
+
 /// The registry a plugin named on the command line comes from: `quarry/<name>` is first-party,
 /// an existing file (or a `.wasm`/`./` path) is local, `<registry-host>/<repository>[:tag|@digest]`
 /// is OCI, and anything else is tried as a first-party name (whose error lists the plugins there
@@ -241,10 +279,22 @@ impl Environment {
     /// version the spec asks for. The plugin is not initialised.
     pub async fn open(&self, plugin: PluginRef<'_>, role: Role) -> Result<Opened, RunError> {
         let at = |message: String| SpecError::at(plugin.at.clone(), message);
-        let resolved = if plugin.registry == Registry::Oci {
+        // A CloudQuery Hub plugin Quarry has no equivalent of comes from the configured mirror.
+        let mirrored = match plugin.registry {
+            Registry::Cloudquery
+                if quarry_registry::cloudquery_equivalent(plugin.path).is_none() =>
+            {
+                self.distribution
+                    .cloudquery_mirror(plugin.path)
+                    .map_err(|e| at(format!("plugin `{}`: {e}", plugin.name)))?
+            }
+            _ => None,
+        };
+        let resolved = if plugin.registry == Registry::Oci || mirrored.is_some() {
+            let path = mirrored.as_deref().unwrap_or(plugin.path);
             let fetched = self
                 .distribution
-                .fetch(plugin.path, plugin.version, plugin.verify, &self.cwd)
+                .fetch(path, plugin.version, plugin.verify, &self.cwd)
                 .await
                 .map_err(|e| at(format!("plugin `{}`: {e}", plugin.name)))?;
             tracing::debug!(
@@ -257,10 +307,72 @@ impl Environment {
         } else {
             self.resolver
                 .resolve(plugin.registry, plugin.path, &self.cwd)
-                .map_err(|e| at(format!("plugin `{}`: {e}", plugin.name)))?
+                .map_err(|e| {
+                    let error = at(format!("plugin `{}`: {e}", plugin.name));
+                    match e {
+                        ResolveError::NoEquivalent { .. } => error.with_help(
+                            "run CloudQuery's own build of it as a native plugin (`registry: local`, \
+                             its executable as `path`, `native: true`), or name an OCI mirror of \
+                             CloudQuery plugins as `cloudquery_mirror` in Quarry's config file",
+                        ),
+                        _ => error,
+                    }
+                })?
         };
         consent(plugin, &resolved)?;
-        let opened = open(self, plugin.name, resolved, plugin.permissions)
+        let opened = self.open_granted(plugin, resolved).await?;
+        self.checked(plugin, opened, mirrored.is_some(), role)
+    }
+
+    /// Opens a resolved plugin with its spec's grants; under `--grant-declared` a component
+    /// that declares needs beyond them is started again with those added (and each is logged).
+    async fn open_granted(
+        &self,
+        plugin: PluginRef<'_>,
+        resolved: Resolved,
+    ) -> Result<Opened, RunError> {
+        let again = (self.grant_declared && matches!(resolved, Resolved::Component(_)))
+            .then(|| resolved.clone());
+        let mut opened = self.open_with(plugin, resolved, plugin.permissions).await?;
+        let Some(resolved) = again else {
+            return Ok(opened);
+        };
+        let declared = declared_grants(opened.plugin.info(), &plugin.spec.value);
+        let mut permissions = plugin.permissions.clone();
+        let mut added = Vec::new();
+        for host in declared.network {
+            if !permissions.network.contains(&host) {
+                added.push(format!("network `{host}`"));
+                permissions.network.push(host);
+            }
+        }
+        for name in declared.env {
+            if !permissions.env.contains(&name) {
+                added.push(format!("env `{name}`"));
+                permissions.env.push(name);
+            }
+        }
+        if added.is_empty() {
+            return Ok(opened);
+        }
+        tracing::info!(
+            plugin = plugin.name,
+            "--grant-declared: granting `{}` what it declares it needs: {}",
+            plugin.path,
+            added.join(", ")
+        );
+        let _ = opened.plugin.close().await;
+        self.open_with(plugin, resolved, &permissions).await
+    }
+
+    async fn open_with(
+        &self,
+        plugin: PluginRef<'_>,
+        resolved: Resolved,
+        permissions: &Permissions,
+    ) -> Result<Opened, RunError> {
+        let at = |message: String| SpecError::at(plugin.at.clone(), message);
+        open(self, plugin.name, resolved, permissions)
             .await
             .map_err(|e| match e {
                 OpenError::Config(message) => RunError::Config(at(format!(
@@ -271,7 +383,18 @@ impl Environment {
                     RunError::Config(at(format!("plugin `{}`: {message}", plugin.name)))
                 }
                 OpenError::Plugin(e) => RunError::Plugin(e),
-            })?;
+            })
+    }
+
+    /// Checks an opened plugin against the spec: its transport, its kind and its version.
+    fn checked(
+        &self,
+        plugin: PluginRef<'_>,
+        opened: Opened,
+        mirrored: bool,
+        role: Role,
+    ) -> Result<Opened, RunError> {
+        let at = |message: String| SpecError::at(plugin.at.clone(), message);
         if !opened.origin.sandboxed() {
             if *plugin.permissions != Permissions::default() {
                 tracing::warn!(
@@ -279,7 +402,7 @@ impl Environment {
                     "`permissions` apply only to wasm plugins; `{}` runs natively with your own rights",
                     plugin.path
                 );
-            } else if plugin.registry != Registry::Quarry {
+            } else if !matches!(plugin.registry, Registry::Quarry | Registry::Cloudquery) {
                 // A first-party native plugin ships with quarry; anyone else's is said out loud.
                 tracing::warn!(
                     plugin = plugin.name,
@@ -303,9 +426,22 @@ impl Environment {
             .with_help(format!("declare it as `kind: {is}`"))
             .into());
         }
+        // A CloudQuery path runs as Quarry's own plugin: CloudQuery's version numbers are its
+        // plugin's, not ours, so they are not compared; what ran is said once.
+        if plugin.registry == Registry::Cloudquery && !mirrored {
+            tracing::info!(
+                plugin = plugin.name,
+                "`{}`{} runs as Quarry's own `quarry/{}` {} (CloudQuery's version numbers do not apply to it)",
+                plugin.path,
+                plugin.version.map(|v| format!(" {v}")).unwrap_or_default(),
+                info.name,
+                info.version
+            );
+        }
         // An OCI plugin's `version:` names a tag, a requirement or a digest, resolved above.
         if let Some(version) = plugin.version
             && plugin.registry != Registry::Oci
+            && plugin.registry != Registry::Cloudquery
             && version.trim_start_matches('v') != info.version
         {
             return Err(at(format!(
@@ -351,5 +487,38 @@ impl Environment {
         self.initialise(plugin, opened.plugin.as_mut()).await?;
         tracing::debug!(plugin = plugin.name, origin = %opened.origin, "plugin started");
         Ok(opened.plugin)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::declared_grants;
+    use crate::runtime::PluginInfo;
+
+    #[test]
+    fn declared_needs_become_grants_with_spec_urls_resolved() {
+        let info = PluginInfo {
+            needs_network: vec![
+                "api.example.com".into(),
+                "spec:base_url".into(),
+                "spec:unset".into(),
+                "spec:not_text".into(),
+            ],
+            needs_env: vec!["API_TOKEN".into()],
+            needs_files: vec!["path".into()],
+            ..PluginInfo::default()
+        };
+        let spec = serde_json::json!({
+            "base_url": "https://user:secret@mirror.internal:8443/v0?x=1",
+            "not_text": 5,
+        });
+        let declared = declared_grants(&info, &spec);
+        assert_eq!(
+            declared.network,
+            ["api.example.com", "mirror.internal:8443"]
+        );
+        assert_eq!(declared.env, ["API_TOKEN"]);
+        let without = declared_grants(&info, &serde_json::Value::Null);
+        assert_eq!(without.network, ["api.example.com"]);
     }
 }

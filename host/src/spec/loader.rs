@@ -140,6 +140,7 @@ fn read_source(file: &Path, document: &mut Node) -> Result<Entry<SourceSpec>, Sp
         }
     }
     source.spec.locate(file, node.get("spec"), node.at);
+    infer_registry(node, &mut source.registry, &source.path);
     check_path(file, node, &source.path, source.registry)?;
     check_distribution(
         file,
@@ -176,6 +177,7 @@ fn read_destination(file: &Path, document: &mut Node) -> Result<Entry<Destinatio
         from_node(node).map_err(|e| e.into_spec(file, node.at))?;
     destination.at = Location::from_pos(file, node.at);
     destination.spec.locate(file, node.get("spec"), node.at);
+    infer_registry(node, &mut destination.registry, &destination.path);
     check_path(file, node, &destination.path, destination.registry)?;
     check_distribution(
         file,
@@ -222,6 +224,14 @@ fn value_at(file: &Path, node: &Node, key: &str) -> Location {
     Location::from_pos(file, node.get(key).map_or(node.at, |value| value.at))
 }
 
+/// A CloudQuery spec leaves `registry` out for Hub plugins (CloudQuery's default): a path of
+/// the `cloudquery` team with no `registry:` is read as `registry: cloudquery`.
+fn infer_registry(node: &Node, registry: &mut Registry, path: &str) {
+    if node.get("registry").is_none() && path.starts_with("cloudquery/") {
+        *registry = Registry::Cloudquery;
+    }
+}
+
 /// `path` is kept as written, but it must be usable by its registry.
 fn check_path(file: &Path, node: &Node, path: &str, registry: Registry) -> Result<(), SpecError> {
     let at = || value_at(file, node, "path");
@@ -229,7 +239,7 @@ fn check_path(file: &Path, node: &Node, path: &str, registry: Registry) -> Resul
         return Err(SpecError::at(at(), "`path` must not be empty"));
     }
     match registry {
-        Registry::Quarry => {
+        Registry::Quarry | Registry::Cloudquery => {
             let valid_part = |part: &str| {
                 !part.is_empty()
                     && part
@@ -240,15 +250,40 @@ fn check_path(file: &Path, node: &Node, path: &str, registry: Registry) -> Resul
                 valid_part(owner) && valid_part(name) && owner != "." && owner != ".."
             });
             if !owner_name {
+                let example = match registry {
+                    Registry::Cloudquery => "`cloudquery/hackernews`",
+                    _ => "`quarry/test`",
+                };
                 return Err(SpecError::at(
                     at(),
                     format!("`path`: `{path}` is not a registry plugin name"),
                 )
-                .with_help(
-                    "write `OWNER/NAME` (e.g. `quarry/test`), or set `registry: local` to load a \
-                     component file",
-                ));
+                .with_help(format!(
+                    "write `OWNER/NAME` (e.g. {example}), or set `registry: local` to load a \
+                     component file"
+                )));
             }
+        }
+        Registry::Github => {
+            return Err(SpecError::at(
+                value_at(file, node, "registry"),
+                "`registry: github` downloads a native plugin from GitHub releases, which Quarry \
+                 does not do (CloudQuery deprecated it too)",
+            )
+            .with_help(
+                "download or build the plugin, then use `registry: local` with the executable as \
+                 `path` and `native: true`, or run it and use `registry: grpc` with its address",
+            ));
+        }
+        Registry::Docker => {
+            return Err(SpecError::at(
+                value_at(file, node, "registry"),
+                "`registry: docker` runs a plugin in a container, which Quarry does not do",
+            )
+            .with_help(
+                "run the container yourself (e.g. `docker run -p 7777:7777 IMAGE`) and use \
+                 `registry: grpc` with `path: localhost:7777`",
+            ));
         }
         Registry::Local if path.ends_with(['/', '\\']) => {
             return Err(SpecError::at(
@@ -279,6 +314,16 @@ fn check_distribution(
         .with_help(
             "list the public keys whose signature the plugin must carry, or remove `verify`",
         ));
+    }
+    if registry == Registry::Cloudquery
+        && let Some(version) = version
+        && !version.starts_with('v')
+    {
+        return Err(SpecError::at(
+            value_at(file, node, "version"),
+            format!("`version`: CloudQuery versions start with `v`; `{version}` does not"),
+        )
+        .with_help("write it as CloudQuery does, e.g. `version: v3.0.24`"));
     }
     if registry != Registry::Oci {
         if verify.is_some() {

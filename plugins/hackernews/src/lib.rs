@@ -72,6 +72,7 @@ impl Plugin for HackerNews {
             "Hacker News items, synced incrementally from the official API",
         )
         .needs_network("hacker-news.firebaseio.com")
+        .needs_network("spec:base_url")
     }
 
     fn new(spec: Spec) -> Result<Self> {
