@@ -265,3 +265,68 @@ spec:
         format!("{total}\t{total}\t0\t{}", total - 1)
     );
 }
+
+/// One of two destinations fails mid-sync (SQLite's disk fills) while the other, which keeps the
+/// state, goes on: the cursors saved never pass the rows the failed one holds, so the next run
+/// sends it everything it missed. Both end with every row exactly once.
+#[test]
+fn a_failed_destination_holds_back_the_cursor_its_siblings_would_save() {
+    let w = Workdir::new();
+    let mount = Mount::tmpfs(&w.path().join("data"), "3m");
+    let schema = Schema::new();
+    let rows = 200_000u64;
+    let pg = increments_into_postgres(
+        "postgres://postgres@127.0.0.1:5432/test",
+        &schema.0,
+        5432,
+        rows,
+    );
+    let spec = pg.replace("destinations: [pg]", "destinations: [lite, pg]")
+        + r#"---
+kind: destination
+spec:
+  name: lite
+  path: quarry/sqlite
+  write_mode: overwrite
+  batch_size: 1000
+  spec: { connection_string: ./data/sync.db }
+  permissions: { files: { ./data: write } }
+"#;
+    w.write("spec.yml", &spec);
+    let run = w.quarry_with(&["sync", "spec.yml"], &[("QUARRY_STATE_INTERVAL", "0")]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(run.stderr.contains("plugin `lite` failed"), "{run:?}");
+    let db = w.path().join("data/sync.db");
+    let kept: u64 = sqlite_query(&db, "SELECT count(*) FROM test_increments")
+        .parse()
+        .unwrap();
+    let saved: u64 = psql(&format!(
+        "select coalesce(max(value::bigint), 0) from {}.cq_state",
+        schema.0
+    ))
+    .parse()
+    .unwrap();
+    assert!(
+        kept < rows && saved <= kept,
+        "SQLite kept {kept} of {rows} rows, but the cursor saved is {saved}"
+    );
+
+    mount.resize("200m");
+    let run = w.quarry(&["sync", "spec.yml"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let total = saved + rows;
+    assert_eq!(
+        sqlite_query(
+            &db,
+            "SELECT count(*), count(DISTINCT id), min(id), max(id) FROM test_increments"
+        ),
+        format!("{total}\t{total}\t0\t{}", total - 1)
+    );
+    assert_eq!(
+        psql(&format!(
+            "select count(*), count(distinct id), min(id), max(id) from {}.test_increments",
+            schema.0
+        )),
+        exactly(total.max(rows))
+    );
+}
