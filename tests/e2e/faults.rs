@@ -253,17 +253,22 @@ spec:
         "{kept} rows kept, cursor {saved}"
     );
 
+    rerun_with_room(&w, &mount, &db, saved + rows);
+}
+
+/// Grows the full disk and runs the sync again: SQLite then holds ids `0..total` once each.
+fn rerun_with_room(w: &Workdir, mount: &Mount, db: &Path, total: u64) -> u64 {
     mount.resize("200m");
     let run = w.quarry(&["sync", "spec.yml"]);
     assert_eq!(run.code, 0, "{run:?}");
-    let total = saved + rows;
     assert_eq!(
         sqlite_query(
-            &db,
+            db,
             "SELECT count(*), count(DISTINCT id), min(id), max(id) FROM test_increments"
         ),
         format!("{total}\t{total}\t0\t{}", total - 1)
     );
+    total
 }
 
 /// One of two destinations fails mid-sync (SQLite's disk fills) while the other, which keeps the
@@ -311,17 +316,7 @@ spec:
         "SQLite kept {kept} of {rows} rows, but the cursor saved is {saved}"
     );
 
-    mount.resize("200m");
-    let run = w.quarry(&["sync", "spec.yml"]);
-    assert_eq!(run.code, 0, "{run:?}");
-    let total = saved + rows;
-    assert_eq!(
-        sqlite_query(
-            &db,
-            "SELECT count(*), count(DISTINCT id), min(id), max(id) FROM test_increments"
-        ),
-        format!("{total}\t{total}\t0\t{}", total - 1)
-    );
+    let total = rerun_with_room(&w, &mount, &db, saved + rows);
     assert_eq!(
         psql(&format!(
             "select count(*), count(distinct id), min(id), max(id) from {}.test_increments",
