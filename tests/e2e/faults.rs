@@ -101,6 +101,63 @@ fn sigterm_flushes_what_was_sent_and_saves_its_cursor() {
     );
 }
 
+/// The processes whose working directory is `dir`: the native plugins a sync in `dir` started.
+fn processes_in(dir: &Path) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .expect("/proc")
+        .flatten()
+        .filter_map(|entry| {
+            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let cwd = std::fs::read_link(entry.path().join("cwd")).ok()?;
+            // A zombie has no working directory left: it is gone in all but name.
+            (cwd == dir).then_some(pid)
+        })
+        .collect()
+}
+
+/// A second SIGINT exits at once, without flushing, and takes the native plugins it started
+/// with it: none is left running (DuckDB's would hold its database's lock).
+#[test]
+fn a_second_interrupt_exits_at_once_and_leaves_no_native_plugin_running() {
+    let w = Workdir::new();
+    w.write(
+        "spec.yml",
+        r#"kind: source
+spec:
+  name: test
+  path: quarry/test
+  tables: [test_rows]
+  destinations: [duck]
+  spec: { num_rows: 5000000 }
+---
+kind: destination
+spec:
+  name: duck
+  path: quarry/duckdb
+  write_mode: append
+  spec: { connection_string: big.db }
+"#,
+    );
+    let child = start_sync(&w, &[]);
+    let quarry = child.id();
+    let dir = std::fs::canonicalize(w.path()).expect("workdir");
+    wait_until("the DuckDB plugin never started", || {
+        processes_in(&dir).iter().any(|&pid| pid != quarry)
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    for _ in 0..2 {
+        // SAFETY: kill(2) on our own child's pid.
+        assert_eq!(unsafe { libc::kill(quarry as i32, libc::SIGINT) }, 0);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let run = finish(child);
+    assert_eq!(run.code, 130, "{run:?}");
+    assert!(run.stderr.contains("SIGINT again"), "{run:?}");
+    wait_until("a native plugin outlived quarry", || {
+        processes_in(&dir).is_empty()
+    });
+}
+
 /// PostgreSQL restarted mid-sync: the sync fails naming the destination and what PostgreSQL
 /// said; a second run completes, and the rows are exactly those of the saved cursor plus one run.
 #[test]

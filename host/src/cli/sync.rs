@@ -112,6 +112,7 @@ fn stop_on_signals() -> sync::Interrupt {
             };
             if raised {
                 eprintln!("error: {name} again: exiting without flushing");
+                crate::runtime::grpc::kill_all();
                 std::process::exit(Exit::Interrupted as i32);
             }
             raised = true;

@@ -4,6 +4,7 @@
 //! sandboxed: they run with the user's own rights.
 
 mod process;
+pub(crate) use process::kill_all;
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;

@@ -24,6 +24,33 @@ const STOP_GRACE: Duration = Duration::from_secs(5);
 /// Log lines of the plugin's kept to explain a failure.
 const KEEP_LINES: usize = 20;
 
+/// The native plugins this process started and has not yet reaped, by pid (each leads its own
+/// process group). A second interrupt exits at once, and `std::process::exit` runs no drops:
+/// [`kill_all`] stops them from this list instead of leaving them running (and holding files).
+static RUNNING: Mutex<Vec<u32>> = Mutex::new(Vec::new());
+
+fn running() -> std::sync::MutexGuard<'static, Vec<u32>> {
+    RUNNING.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Kills every native plugin still running, with its process group; for an exit that skips
+/// the drops that would stop them.
+pub fn kill_all() {
+    for &pid in running().iter() {
+        // SAFETY: `kill` has no memory-safety preconditions; each pid is a child of ours that
+        // has not been reaped (it leaves the list before it is), leading its own group.
+        unsafe {
+            libc::kill(-(pid as libc::pid_t), libc::SIGKILL);
+        }
+    }
+}
+
+fn forget(pid: Option<u32>) {
+    if let Some(pid) = pid {
+        running().retain(|&p| p != pid);
+    }
+}
+
 pub struct PluginProcess {
     name: String,
     child: Child,
@@ -98,6 +125,7 @@ impl PluginProcess {
                 )
                 .with_help("`path` must name an executable plugin (or a .wasm component)")
             })?;
+        running().extend(child.id());
         let stderr = PluginOutput::new(name, "stderr");
         let stderr_copy = child.stderr.take().map(|mut pipe| {
             let mut sink = stderr.clone();
@@ -206,7 +234,8 @@ impl PluginProcess {
 
     /// SIGINT, then SIGKILL if it has not exited after the grace period.
     pub async fn stop(&mut self) {
-        if let Some(pid) = self.child.id() {
+        let pid = self.child.id();
+        if let Some(pid) = pid {
             // SAFETY: `kill` has no memory-safety preconditions; the pid is our own child's,
             // which has not been reaped (`id` returns None once it has).
             unsafe {
@@ -220,6 +249,7 @@ impl PluginProcess {
                 let _ = self.child.kill().await;
             }
         }
+        forget(pid);
         if let Some(socket) = &self.socket {
             let _ = std::fs::remove_file(socket);
         }
@@ -228,6 +258,7 @@ impl PluginProcess {
 
 impl Drop for PluginProcess {
     fn drop(&mut self) {
+        forget(self.child.id());
         if let Some(socket) = &self.socket {
             let _ = std::fs::remove_file(socket);
         }
