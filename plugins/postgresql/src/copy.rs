@@ -387,38 +387,58 @@ fn parse_inet(text: &str) -> Option<(IpAddr, u8)> {
 }
 
 /// PostgreSQL's binary `numeric`: base-10000 digits with a weight, a sign and a display scale.
-/// Built from the decimal digits as text: the largest values of a `Decimal128(38, s)` leave no
-/// room in an `i128` to pad the fraction.
+/// The integer and the fraction are split first, so that padding the fraction to whole digits
+/// never multiplies past `u128` (a `Decimal128(38, s)` near its maximum leaves no room); no
+/// allocation, as this runs for every decimal and `UInt64` value written.
 fn numeric(unscaled: i128, scale: i8, out: &mut BytesMut) {
     let negative = unscaled < 0;
-    let scale = scale.max(0) as usize;
-    let mut text = unscaled.unsigned_abs().to_string();
-    if text.len() <= scale {
-        text.insert_str(0, &"0".repeat(scale + 1 - text.len()));
+    let magnitude = unscaled.unsigned_abs();
+    // A 128-bit decimal's scale is at most 38, and 10^38 fits.
+    let scale = (scale.max(0) as u32).min(38);
+    let divisor = 10u128.pow(scale);
+    let (mut integer, mut fraction) = (magnitude / divisor, magnitude % divisor);
+    // Base-10000 digits, least significant first: the fraction's, then the integer's.
+    let mut digits = [0i16; 24];
+    let mut n = 0;
+    let fraction_digits = scale.div_ceil(4);
+    if fraction_digits > 0 {
+        // The last fraction digit holds what is left after whole groups, padded with zeros.
+        let pad = fraction_digits * 4 - scale;
+        let last = 10u128.pow(4 - pad);
+        digits[n] = ((fraction % last) * 10u128.pow(pad)) as i16;
+        fraction /= last;
+        n += 1;
+        for _ in 1..fraction_digits {
+            digits[n] = (fraction % 10_000) as i16;
+            fraction /= 10_000;
+            n += 1;
+        }
     }
-    // Whole base-10000 digits on both sides of the point.
-    text.push_str(&"0".repeat((4 - scale % 4) % 4));
-    let point = text.len() - scale.div_ceil(4) * 4;
-    text.insert_str(0, &"0".repeat((4 - point % 4) % 4));
-    let integer_digits = text.len().div_ceil(4) - scale.div_ceil(4);
-    let mut digits: Vec<i16> = text
-        .as_bytes()
-        .chunks(4)
-        .map(|group| group.iter().fold(0i16, |n, b| n * 10 + (b - b'0') as i16))
-        .collect();
-    let mut weight = integer_digits as i16 - 1;
-    while digits.first() == Some(&0) {
-        digits.remove(0);
-        weight -= 1;
+    let mut weight = -1i16;
+    while integer > 0 {
+        digits[n] = (integer % 10_000) as i16;
+        integer /= 10_000;
+        n += 1;
+        weight += 1;
     }
-    while digits.last() == Some(&0) {
-        digits.pop();
-    }
+    let digits = &mut digits[..n];
+    digits.reverse();
+    let first = digits.iter().position(|&d| d != 0).unwrap_or(n);
+    let last = digits
+        .iter()
+        .rposition(|&d| d != 0)
+        .map_or(first, |i| i + 1);
+    let digits = &digits[first..last];
     out.put_i16(digits.len() as i16);
-    out.put_i16(if digits.is_empty() { 0 } else { weight });
+    // Leading zero digits are dropped, each lowering the weight.
+    out.put_i16(if digits.is_empty() {
+        0
+    } else {
+        weight - first as i16
+    });
     out.put_u16(if negative { 0x4000 } else { 0 });
     out.put_i16(scale as i16);
-    for d in digits {
+    for &d in digits {
         out.put_i16(d);
     }
 }
