@@ -473,17 +473,98 @@ pub struct ServeArgs {
     pub license: Option<String>,
 }
 
+/// The v3 plugin service and both discovery services over `plugin`.
+fn router<P: Served>(plugin: std::sync::Arc<P>) -> tonic::transport::server::Router {
+    let service = pb::plugin_server::PluginServer::new(PluginService::new(plugin))
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    tonic::transport::Server::builder()
+        .add_service(service)
+        .add_service(v1::discovery_server::DiscoveryServer::new(Discovery))
+        .add_service(v0::discovery_server::DiscoveryServer::new(Discovery))
+}
+
+/// A server of `plugin` for this process's own children: on a Unix socket in a new directory
+/// only this user can enter, running until [`Local::stop`] (or until dropped, which also
+/// removes the directory).
+pub struct Local {
+    /// What a gRPC client dials: `unix:///.../plugin.sock`.
+    pub connection: String,
+    dir: PathBuf,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<Result<(), tonic::transport::Error>>>,
+}
+
+impl Local {
+    pub async fn start<P: Served>(plugin: std::sync::Arc<P>) -> Result<Local, String> {
+        use std::os::unix::fs::DirBuilderExt;
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "quarry-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        // `create` fails on a directory someone else made: never serve from one.
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        let path = dir.join("plugin.sock");
+        let listener = match tokio::net::UnixListener::bind(&path) {
+            Ok(listener) => listener,
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&dir);
+                return Err(format!("cannot listen on {}: {e}", path.display()));
+            }
+        };
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        // Through the relay that fixes grpc-go's socket-path authority, as `serve` does.
+        let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener)
+            .map(|accepted| accepted.map(crate::authority::relay));
+        let task = tokio::spawn(
+            router(plugin).serve_with_incoming_shutdown(incoming, async {
+                let _ = rx.await;
+            }),
+        );
+        Ok(Local {
+            connection: format!("unix://{}", path.display()),
+            dir,
+            stop: Some(tx),
+            task: Some(task),
+        })
+    }
+
+    /// Stops taking calls and gives the calls under way a few seconds to end (a client that
+    /// keeps a stream open is cut off then).
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(mut task) = self.task.take() {
+            match tokio::time::timeout(std::time::Duration::from_secs(5), &mut task).await {
+                Ok(Ok(Err(e))) => tracing::debug!("the local plugin server failed: {e}"),
+                Ok(_) => {}
+                Err(_) => task.abort(),
+            }
+        }
+    }
+}
+
+impl Drop for Local {
+    fn drop(&mut self) {
+        if let Some(task) = &self.task {
+            task.abort();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
 /// Serves `plugin` until SIGINT or SIGTERM, or until the listener fails.
 pub async fn serve<P: Served>(plugin: P, args: &ServeArgs) -> Result<(), String> {
     let plugin = std::sync::Arc::new(plugin);
     let name = plugin.name();
-    let service = pb::plugin_server::PluginServer::new(PluginService::new(plugin.clone()))
-        .max_decoding_message_size(MAX_MESSAGE_BYTES)
-        .max_encoding_message_size(MAX_MESSAGE_BYTES);
-    let router = tonic::transport::Server::builder()
-        .add_service(service)
-        .add_service(v1::discovery_server::DiscoveryServer::new(Discovery))
-        .add_service(v0::discovery_server::DiscoveryServer::new(Discovery));
+    let router = router(plugin);
     let stop = stop_signal();
     match args.network {
         Network::Unix => {

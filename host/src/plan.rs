@@ -88,7 +88,8 @@ pub struct SourcePlan<'s> {
     pub state: Option<StatePlan>,
 }
 
-/// Where a source keeps its cursors: a table of one of its destinations.
+/// Where a source keeps its cursors: a table of a destination of the specs (one of the source's,
+/// or one it writes only its state to).
 #[derive(Debug, Clone)]
 pub struct StatePlan {
     /// An index into [`SyncPlan::destinations`].
@@ -198,12 +199,13 @@ async fn fill<'s>(
 fn check_shared_state(spec: &SyncSpec) -> Result<(), RunError> {
     let mut seen: std::collections::HashMap<(&str, String), &str> = Default::default();
     for s in &spec.sources {
-        if let (Some(options), Some(destination)) = (&s.backend_options, state_destination(s)?)
-            && let Some(other) = seen.insert(
-                (destination, options.table_name.trim().to_lowercase()),
-                &s.name,
-            )
-        {
+        if let (Some(options), Some(destination)) = (
+            &s.backend_options,
+            state_destination(s, &spec.destinations)?,
+        ) && let Some(other) = seen.insert(
+            (destination, options.table_name.trim().to_lowercase()),
+            &s.name,
+        ) {
             return Err(SpecError::at(
                 s.at.clone(),
                 format!(
@@ -283,7 +285,7 @@ async fn plan_source<'s>(
         Err(e) => return Err(e.into()),
     };
     let index = |name: &str| destinations.iter().position(|d| d.name == name);
-    let state = match (&s.backend_options, state_destination(s)?) {
+    let state = match (&s.backend_options, state_destination(s, destinations)?) {
         (Some(options), Some(name)) => Some(StatePlan {
             destination: index(name).expect("checked by state_destination"),
             table: options.table_name.clone(),
@@ -346,20 +348,46 @@ async fn with_concurrency(
     Ok(Some(spec))
 }
 
-/// Per destination, what each table its sources bring needs.
+/// Per destination, what each table its sources bring needs (and its sync summary table, with
+/// `send_sync_summary`, so that `quarry migrate` makes it too).
 async fn plan_migrations(plan: &mut SyncPlan<'_>) -> Result<(), RunError> {
+    for d in plan
+        .destinations
+        .iter_mut()
+        .filter(|d| d.spec.send_sync_summary)
+    {
+        let wanted = crate::sync::summary_table::schema(d.spec.sync_group_id.is_some());
+        let table = crate::sync::summary_table::TABLE.to_string();
+        let plan = plan_table(
+            d.plugin.as_mut(),
+            &d.spec.name,
+            d.spec.migrate_mode,
+            &wanted,
+        )
+        .await
+        .map_err(|e| e.for_table(&table))?;
+        d.migrations.push(TableMigration {
+            table,
+            wanted,
+            plan,
+        });
+    }
     for source in &plan.sources {
         for &i in &source.destinations {
             let d = &mut plan.destinations[i];
             for schema in &source.tables {
-                let wanted =
-                    crate::sync::destination_schema(schema, d.spec.write_mode, d.spec.pk_mode)
-                        .map_err(|e| {
-                            SpecError::at(
-                                d.spec.at.clone(),
-                                format!("destination `{}`: {e}", d.spec.name),
-                            )
-                        })?;
+                let wanted = crate::sync::destination_schema(
+                    schema,
+                    d.spec.write_mode,
+                    d.spec.pk_mode,
+                    d.spec.sync_group_id.is_some(),
+                )
+                .map_err(|e| {
+                    SpecError::at(
+                        d.spec.at.clone(),
+                        format!("destination `{}`: {e}", d.spec.name),
+                    )
+                })?;
                 let table = quarry_sdk::table_name(&wanted).to_string();
                 if let Some(first) = d.migrations.iter().find(|m| m.table == table) {
                     // Two sources that disagree would migrate the table back and forth, each

@@ -277,16 +277,79 @@ pub trait Source: Plugin {
     async fn tables(&mut self, selection: &TableSelection) -> Result<Vec<SchemaRef>, PluginError>;
 
     /// Runs the sync, sending every message to `out` (a bounded channel: a full channel holds
-    /// the source back). Returns when the source has sent everything. `cursors` are the
-    /// incremental cursors the state backend holds (empty without one); the source reads them
-    /// with `state.get` and its `state.set` calls arrive in `out` as [`SourceMessage::State`].
+    /// the source back). Returns when the source has sent everything. `input` holds the
+    /// incremental cursors the state backend holds; the source reads them (a component with
+    /// `state.get`, a gRPC source from the backend it is given) and the cursors it sets arrive in
+    /// `out` as [`SourceMessage::State`].
     async fn sync(
         &mut self,
         selection: &TableSelection,
         deterministic_cq_id: bool,
-        cursors: HashMap<String, String>,
+        input: SyncInput,
         out: mpsc::Sender<SourceMessage>,
     ) -> Result<(), PluginError>;
+
+    /// Whether the source cuts its own work into shards when given [`SyncInput::shard`] (a
+    /// CloudQuery SDK plugin cuts its table-client pairs). For any other source the engine cuts
+    /// the selected tables.
+    fn shards_itself(&self) -> bool {
+        false
+    }
+}
+
+/// What a source's sync is given besides its tables.
+#[derive(Debug, Clone, Default)]
+pub struct SyncInput {
+    /// The state table (`backend_options.table_name`); none for a source that keeps no state.
+    pub table: Option<String>,
+    /// The cursors the backend holds.
+    pub cursors: HashMap<String, String>,
+    /// `--shard`, for a source that [`Source::shards_itself`].
+    pub shard: Option<Shard>,
+}
+
+/// `--shard NUM/TOTAL`: this process syncs part NUM (from 1) of TOTAL. As in CloudQuery, the
+/// ordered list of work is cut into contiguous chunks and the shard takes chunk NUM; Quarry's
+/// chunks hold `ceil(len / TOTAL)` items, so every item is in exactly one shard (the last shards
+/// may get fewer, or none).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    pub num: u32,
+    pub total: u32,
+}
+
+impl Shard {
+    /// Reads `NUM/TOTAL` with `1 <= NUM <= TOTAL`.
+    pub fn parse(text: &str) -> Result<Shard, String> {
+        let wrong = || {
+            format!("`{text}` is not a shard: write NUM/TOTAL with 1 <= NUM <= TOTAL, e.g. `2/4`")
+        };
+        let (num, total) = text.split_once('/').ok_or_else(wrong)?;
+        let (num, total): (u32, u32) = (
+            num.trim().parse().map_err(|_| wrong())?,
+            total.trim().parse().map_err(|_| wrong())?,
+        );
+        // The protocol carries shards as int32.
+        if num == 0 || num > total || total > i32::MAX as u32 {
+            return Err(wrong());
+        }
+        Ok(Shard { num, total })
+    }
+
+    /// This shard's chunk of `items`.
+    pub fn cut<T: Clone>(&self, items: &[T]) -> Vec<T> {
+        let size = items.len().div_ceil(self.total as usize).max(1);
+        items
+            .chunks(size)
+            .nth(self.num as usize - 1)
+            .map(<[T]>::to_vec)
+            .unwrap_or_default()
+    }
+
+    /// The `_cq_source_name` of source `name`'s rows in this shard, as CloudQuery names it.
+    pub fn source_name(&self, name: &str) -> String {
+        format!("{name}_{}_{}", self.num, self.total)
+    }
 }
 
 /// A plugin that stores tables.
@@ -327,7 +390,27 @@ pub trait Destination: Plugin {
 
 #[cfg(test)]
 mod tests {
-    use super::check_table_name;
+    use super::{Shard, check_table_name};
+
+    #[test]
+    fn shards_cut_every_item_into_exactly_one_contiguous_chunk() {
+        let items: Vec<u32> = (1..=7).collect();
+        let parts: Vec<Vec<u32>> = (1..=4)
+            .map(|num| Shard { num, total: 4 }.cut(&items))
+            .collect();
+        assert_eq!(parts, [vec![1, 2], vec![3, 4], vec![5, 6], vec![7]]);
+        assert_eq!(Shard { num: 3, total: 3 }.cut(&[1, 2]), Vec::<i32>::new());
+        assert_eq!(Shard { num: 1, total: 1 }.cut(&[1, 2]), [1, 2]);
+        assert!(Shard { num: 1, total: 2 }.cut::<u8>(&[]).is_empty());
+        assert_eq!(Shard::parse("2/4"), Ok(Shard { num: 2, total: 4 }));
+        assert_eq!(Shard { num: 2, total: 4 }.source_name("aws"), "aws_2_4");
+        for bad in ["0/4", "5/4", "4", "a/b", "1/4294967295", "-1/2"] {
+            assert!(
+                Shard::parse(bad).unwrap_err().contains("is not a shard"),
+                "{bad}"
+            );
+        }
+    }
 
     #[test]
     fn a_table_name_is_one_plain_name() {

@@ -18,6 +18,8 @@ mod expand;
 mod loader;
 mod permissions;
 mod plugin_spec;
+mod references;
+pub mod sync_group;
 pub(crate) mod units;
 mod yaml;
 
@@ -164,6 +166,12 @@ pub struct DestinationSpec {
     pub batch_size_bytes: Option<u64>,
     #[serde(default, deserialize_with = "units::duration")]
     pub batch_timeout: Option<Duration>,
+    /// A label for the rows of each sync, in column `_cq_sync_group_id` (part of the primary
+    /// key): a template over the sync's time and id ([`sync_group`]).
+    pub sync_group_id: Option<String>,
+    /// Write a row per source of each sync into table `cloudquery_sync_summaries`.
+    #[serde(default)]
+    pub send_sync_summary: bool,
     #[serde(default)]
     pub spec: PluginSpec,
     #[serde(default)]

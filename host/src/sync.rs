@@ -12,6 +12,7 @@ pub mod migrate;
 pub mod progress;
 pub mod state;
 pub mod summary;
+pub(crate) mod summary_table;
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -52,11 +53,34 @@ pub struct DestinationSlot {
     pub planned: HashMap<String, TableMigration>,
     /// `--no-migrate`: tables are used as they are; one that needs a migration is an error.
     pub no_migrate: bool,
+    /// `_cq_sync_group_id`, with `sync_group_id`.
+    pub sync_group: Option<columns::SyncGroup>,
+    /// `send_sync_summary`: a row per source in `cloudquery_sync_summaries`.
+    pub send_sync_summary: bool,
+    /// The destination's path and version, for the summary.
+    pub description: summary::PluginDescription,
 }
 
 impl DestinationSlot {
-    pub fn new(plan: DestinationPlan<'_>, no_migrate: bool) -> Self {
+    /// The slot of `plan`'s destination for a sync that started at `sync_time_us` with id
+    /// `sync_id` (they fill its `sync_group_id`).
+    pub fn new(
+        plan: DestinationPlan<'_>,
+        no_migrate: bool,
+        sync_time_us: i64,
+        sync_id: &str,
+    ) -> Self {
+        let description = summary::SummaryLine::describe_destination(&plan);
         DestinationSlot {
+            sync_group: plan.spec.sync_group_id.as_deref().map(|template| {
+                columns::SyncGroup::new(&crate::spec::sync_group::render(
+                    template,
+                    sync_time_us,
+                    sync_id,
+                ))
+            }),
+            send_sync_summary: plan.spec.send_sync_summary,
+            description,
             name: plan.spec.name.clone(),
             plugin: plan.plugin,
             write_mode: plan.spec.write_mode,
@@ -82,6 +106,11 @@ pub struct RunOptions {
     pub progress: progress::Progress,
     /// Set when the user asks the sync to stop (SIGINT, SIGTERM).
     pub interrupt: Interrupt,
+    /// The sync's id (`--invocation-id`): `{{SYNC_ID}}` of `sync_group_id`, `sync_id` of the
+    /// summary. A random one when unset.
+    pub sync_id: Option<String>,
+    /// `--shard NUM/TOTAL`: this process syncs one part of every source.
+    pub shard: Option<crate::runtime::Shard>,
 }
 
 /// A request to stop a sync early and cleanly: the sources stop, every destination writes and
@@ -129,6 +158,9 @@ pub struct SourceRun<'a> {
     pub deterministic_cq_id: bool,
     /// Where the source's cursors are kept, if anywhere.
     pub state: Option<StateBackend>,
+    /// `--shard`: the rows' `_cq_source_name` is `NAME_NUM_TOTAL`, and a source that shards
+    /// itself is told its part (the engine has already cut the selection of any other).
+    pub shard: Option<crate::runtime::Shard>,
 }
 
 /// A source's state backend: a table in one of its destinations, and the cursors read from it.
@@ -185,14 +217,19 @@ pub(crate) enum WriteMessage {
     },
 }
 
-/// The schema a destination is migrated to for a source table: the internal columns, then the
-/// write mode and `pk_mode` applied.
+/// The schema a destination is migrated to for a source table: the internal columns (with
+/// `_cq_sync_group_id` when `sync_group`), then the write mode and `pk_mode` applied.
 pub fn destination_schema(
     schema: &SchemaRef,
     write_mode: WriteMode,
     pk_mode: PkMode,
+    sync_group: bool,
 ) -> Result<SchemaRef, String> {
-    migrate::destination_schema(&columns::extended_schema(schema), write_mode, pk_mode)
+    let mut extended = columns::extended_schema(schema);
+    if sync_group {
+        extended = columns::SyncGroup::schema(&extended);
+    }
+    migrate::destination_schema(&extended, write_mode, pk_mode)
 }
 
 /// The sync time of a run starting now, in microseconds since the Unix epoch.
@@ -207,12 +244,23 @@ pub fn now_us() -> i64 {
 /// plugin. Returns one summary per source, with every error that happened in it (a state backend
 /// that could not be read stops only its source).
 pub async fn execute(plan: SyncPlan<'_>, options: &RunOptions) -> Vec<SourceSummary> {
+    let sync_time_us = now_us();
+    let sync_id = options
+        .sync_id
+        .clone()
+        .unwrap_or_else(crate::runtime::grpc::invocation_id);
     let mut slots: Vec<Option<DestinationSlot>> = plan
         .destinations
         .into_iter()
-        .map(|d| Some(DestinationSlot::new(d, options.no_migrate)))
+        .map(|d| {
+            Some(DestinationSlot::new(
+                d,
+                options.no_migrate,
+                sync_time_us,
+                &sync_id,
+            ))
+        })
         .collect();
-    let sync_time_us = now_us();
     let mut summaries = Vec::new();
     for mut source in plan.sources {
         if let Some(reason) = options.interrupt.reason() {
@@ -243,27 +291,67 @@ pub async fn execute(plan: SyncPlan<'_>, options: &RunOptions) -> Vec<SourceSumm
             }
             None => None,
         };
+        let mut selection = source.selection.clone();
+        if let Some(shard) = options.shard
+            && !source.plugin.shards_itself()
+        {
+            selection = shard_selection(shard, &source.tables, selection);
+            if selection.tables.is_empty() {
+                tracing::info!(source = %source.spec.name, "shard {}/{} has no tables of this source", shard.num, shard.total);
+                let mut summary = SourceSummary::new(&source.spec.name);
+                summary.shard = Some(shard);
+                summary.sync_time_us = sync_time_us;
+                if let Err(e) = source.plugin.close().await {
+                    summary.plugin_errors.push(e);
+                }
+                summaries.push(summary);
+                continue;
+            }
+        }
         let before = source.plugin.logged();
         let run = SourceRun {
             name: &source.spec.name,
             plugin: source.plugin.as_mut(),
-            selection: source.selection.clone(),
+            selection,
             deterministic_cq_id: source.spec.deterministic_cq_id,
             state,
+            shard: options.shard,
         };
-        let destinations = source
+        let mut destinations: Vec<(usize, DestinationSlot)> = source
             .destinations
             .iter()
             .filter_map(|&i| slots[i].take().map(|slot| (i, slot)))
             .collect();
-        let (returned, mut summary) = run_source(run, destinations, sync_time_us, options).await;
-        for (i, slot) in returned {
-            slots[i] = Some(slot);
+        // A backend outside the source's destinations takes its checkpoints, and only them.
+        let state_only = source
+            .state
+            .as_ref()
+            .map(|plan| plan.destination)
+            .filter(|i| !source.destinations.contains(i));
+        if let Some(i) = state_only
+            && let Some(slot) = slots[i].take()
+        {
+            destinations.push((i, slot));
         }
+        let (mut returned, mut summary) =
+            run_source(run, destinations, state_only, sync_time_us, options).await;
         if let Err(e) = source.plugin.close().await {
             summary.plugin_errors.push(e);
         }
         summary.logged = source.plugin.logged().since(before);
+        let described = summary::SummaryLine::describe_source(&source);
+        for (i, slot) in &mut returned {
+            if slot.send_sync_summary && Some(*i) != state_only {
+                let row_source = match options.shard {
+                    Some(shard) => shard.source_name(&source.spec.name),
+                    None => source.spec.name.clone(),
+                };
+                send_sync_summary(slot, &sync_id, &mut summary, &described, &row_source).await;
+            }
+        }
+        for (i, slot) in returned {
+            slots[i] = Some(slot);
+        }
         tracing::info!(
             source = %source.spec.name,
             rows = summary.rows(),
@@ -297,44 +385,69 @@ async fn close_destinations(
 }
 
 /// Runs `source` into `destinations` (each with its index in the plan) and returns them with
-/// the run's summary.
+/// the run's summary. The destination at plan index `state_only`, if any, is the source's state
+/// backend and no destination of its rows: it gets checkpoints only.
 async fn run_source(
     source: SourceRun<'_>,
     destinations: Vec<(usize, DestinationSlot)>,
+    state_only: Option<usize>,
     sync_time_us: i64,
     options: &RunOptions,
 ) -> (Vec<(usize, DestinationSlot)>, SourceSummary) {
     let started = Instant::now();
     let mut summary = SourceSummary::new(source.name);
     summary.sync_time_us = sync_time_us;
-    let (backend, cursors) = match source.state {
+    summary.shard = source.shard;
+    // CloudQuery's name for a shard's rows; delete-stale then touches only this shard's.
+    let row_source = match source.shard {
+        Some(shard) => shard.source_name(source.name),
+        None => source.name.to_string(),
+    };
+    let (backend, mut sync_state) = match source.state {
         Some(b) => (
             destinations
                 .iter()
                 .position(|(_, d)| d.name == b.destination)
-                .map(|i| (i, b.table, b.interval)),
-            b.cursors,
+                .map(|i| (i, b.table.clone(), b.interval)),
+            crate::runtime::SyncInput {
+                table: Some(b.table),
+                cursors: b.cursors,
+                shard: None,
+            },
         ),
-        None => (None, HashMap::new()),
+        None => (None, crate::runtime::SyncInput::default()),
     };
+    if source.plugin.shards_itself() {
+        sync_state.shard = source.shard;
+    }
     let mut queues = Vec::new();
     let mut writers = Vec::new();
+    let mut state_queue = None;
     for (index, slot) in destinations {
         let before = slot.plugin.logged();
         let (tx, rx) = mpsc::channel::<WriteMessage>(QUEUE);
-        let progress = options.progress.destination(source.name, &slot.name, &tx);
+        let progress = if Some(index) == state_only {
+            state_queue = Some(queues.len());
+            progress::DestinationProgress::none()
+        } else {
+            options.progress.destination(source.name, &slot.name, &tx)
+        };
         queues.push(Some(tx));
         writers.push((index, before, tokio::spawn(write(slot, rx, progress))));
     }
     let (tx, rx) = mpsc::channel::<SourceMessage>(QUEUE);
-    let sync = source
-        .plugin
-        .sync(&source.selection, source.deterministic_cq_id, cursors, tx);
+    let sync = source.plugin.sync(
+        &source.selection,
+        source.deterministic_cq_id,
+        sync_state,
+        tx,
+    );
     let forwarder = Forwarder {
         source: source.name,
-        columns: columns::InternalColumns::new(source.name, sync_time_us),
+        columns: columns::InternalColumns::new(&row_source, sync_time_us),
         queues,
         backend,
+        state_queue,
         progress: options.progress.source(source.name),
         out: Forwarded::default(),
         cursors: BTreeMap::new(),
@@ -343,7 +456,7 @@ async fn run_source(
     };
     let (sync_result, forwarded) = tokio::join!(sync, forwarder.run(rx, &options.interrupt));
     summary.tables = forwarded.tables;
-    let mut slots = collect_writers(writers, &mut summary).await;
+    let mut slots = collect_writers(writers, state_only, &mut summary).await;
     if let Some(e) = forwarded.engine_error {
         summary.errors.push(e);
     }
@@ -369,9 +482,9 @@ async fn run_source(
     summary.plugin_errors.extend(forwarded.table_errors);
     if summary.ok() {
         delete_stale(
-            &mut slots,
+            slots.iter_mut().filter(|(i, _)| Some(*i) != state_only),
             &mut summary,
-            source.name,
+            &row_source,
             sync_time_us,
             &forwarded.incremental,
         )
@@ -401,6 +514,8 @@ struct Forwarder<'a> {
     queues: Vec<Option<mpsc::Sender<WriteMessage>>>,
     /// The backend destination's position in `queues`, its state table, the save interval.
     backend: Option<(usize, String, Duration)>,
+    /// The position in `queues` of a backend that takes no rows, only checkpoints.
+    state_queue: Option<usize>,
     progress: progress::SourceProgress,
     out: Forwarded,
     /// The cursors the source has set; `unsaved` when they changed since the last checkpoint.
@@ -508,7 +623,10 @@ impl Forwarder<'_> {
     /// Sends `message` to every open queue; false once none is open.
     async fn send(&mut self, message: WriteMessage) -> bool {
         let mut open = 0;
-        for queue in self.queues.iter_mut() {
+        for (i, queue) in self.queues.iter_mut().enumerate() {
+            if Some(i) == self.state_queue {
+                continue;
+            }
             if let Some(tx) = queue {
                 if tx.send(message.clone()).await.is_err() {
                     // The destination stopped; its task reports why.
@@ -522,9 +640,11 @@ impl Forwarder<'_> {
     }
 }
 
-/// Waits for every destination task and records how each ended.
+/// Waits for every destination task and records how each ended; the state-only backend (plan
+/// index `state_only`) is reported only by its errors.
 async fn collect_writers(
     writers: Vec<(usize, crate::telemetry::LogCounts, Writer)>,
+    state_only: Option<usize>,
     summary: &mut SourceSummary,
 ) -> Vec<(usize, DestinationSlot)> {
     let mut slots = Vec::new();
@@ -533,6 +653,7 @@ async fn collect_writers(
             Ok((slot, result)) => {
                 let mut report = DestinationSummary::new(&slot.name);
                 report.logged = slot.plugin.logged().since(before);
+                report.sync_group_id = slot.sync_group.as_ref().map(|g| g.id().to_string());
                 match result {
                     Ok(()) => {}
                     Err(WriteError::Plugin(e)) => {
@@ -547,7 +668,9 @@ async fn collect_writers(
                             .push(format!("{message}\n  = help: {}", refusal.help()));
                     }
                 }
-                summary.destinations.push(report);
+                if Some(index) != state_only {
+                    summary.destinations.push(report);
+                }
                 slots.push((index, slot));
             }
             Err(e) => summary
@@ -606,11 +729,15 @@ async fn drive(
                 let table = table_name(&schema);
                 // Rows batched under an earlier schema of the table go first.
                 flush_table(slot, &mut batcher, &table, progress).await?;
-                let wanted = migrate::destination_schema(&schema, slot.write_mode, slot.pk_mode)
+                let grouped = match slot.sync_group {
+                    Some(_) => columns::SyncGroup::schema(&schema),
+                    None => schema.clone(),
+                };
+                let wanted = migrate::destination_schema(&grouped, slot.write_mode, slot.pk_mode)
                     .map_err(|e| {
-                        PluginError::new(&slot.name, Phase::Migrate, ErrorKind::InvalidSpec, e)
-                            .for_table(&table)
-                    })?;
+                    PluginError::new(&slot.name, Phase::Migrate, ErrorKind::InvalidSpec, e)
+                        .for_table(&table)
+                })?;
                 migrate_table(slot, &table, &wanted).await?;
                 if Arc::ptr_eq(&wanted, &schema) {
                     schemas.remove(&table);
@@ -621,8 +748,15 @@ async fn drive(
             Some(WriteMessage::Insert(batch)) => {
                 let table = table_name(batch.schema_ref());
                 let batch = match schemas.get(&table) {
-                    Some(schema) => RecordBatch::try_new(schema.clone(), batch.columns().to_vec())
-                        .map_err(|e| engine_error(&slot.name, format!("table `{table}`: {e}")))?,
+                    Some(schema) => {
+                        let columns = match &mut slot.sync_group {
+                            Some(group) => group.columns(&batch),
+                            None => batch.columns().to_vec(),
+                        };
+                        RecordBatch::try_new(schema.clone(), columns).map_err(|e| {
+                            engine_error(&slot.name, format!("table `{table}`: {e}"))
+                        })?
+                    }
                     None => batch,
                 };
                 let ready = batcher
@@ -796,6 +930,103 @@ async fn checkpoint(
     }
 }
 
+/// Writes the summary row of `summary`'s source into `slot`'s `cloudquery_sync_summaries`
+/// (migrating the table first, unless `--no-migrate` finds it as wanted); a failure is the
+/// destination's error in the summary.
+async fn send_sync_summary(
+    slot: &mut DestinationSlot,
+    sync_id: &str,
+    summary: &mut SourceSummary,
+    source: &summary::PluginDescription,
+    row_source: &str,
+) {
+    let Some(outcome) = summary.destinations.iter().find(|d| d.name == slot.name) else {
+        return;
+    };
+    let line = summary::SummaryLine::new(sync_id, summary, source, &slot.description, outcome);
+    let table = summary_table::TABLE;
+    let written = async {
+        let batch = summary_table::record(
+            &line,
+            row_source,
+            summary.sync_time_us,
+            slot.sync_group.as_mut(),
+        )
+        .map_err(|e| {
+            PluginError::new(&slot.name, Phase::Write, ErrorKind::Internal, e).for_table(table)
+        })?;
+        migrate_table(slot, table, batch.schema_ref()).await?;
+        write_batch(slot, &batch, &progress::DestinationProgress::none()).await?;
+        Ok::<_, WriteError>(slot.plugin.flush().await?)
+    }
+    .await;
+    let e = match written {
+        Ok(()) => return,
+        Err(WriteError::Plugin(e)) => e,
+        Err(WriteError::Refused(refusal)) => PluginError::new(
+            &slot.name,
+            Phase::Migrate,
+            ErrorKind::InvalidSpec,
+            refusal.to_string(),
+        )
+        .with_help(refusal.help()),
+    };
+    if let Some(report) = summary
+        .destinations
+        .iter_mut()
+        .find(|d| d.name == slot.name)
+    {
+        report
+            .error
+            .get_or_insert_with(|| format!("sync summary: {e}"));
+    }
+    summary.plugin_errors.push(e);
+}
+
+/// The part of a source's selected tables that `shard` syncs: its chunk of the top-level tables,
+/// in the order the source lists them, each with every selected table below it, named one by
+/// one (so the selection's other settings select no more and no less).
+fn shard_selection(
+    shard: crate::runtime::Shard,
+    tables: &[SchemaRef],
+    selection: TableSelection,
+) -> TableSelection {
+    let parent = |name: &str| -> Option<String> {
+        tables
+            .iter()
+            .find(|t| table_name(t) == name)
+            .and_then(|t| t.metadata().get(quarry_sdk::metadata::TABLE_DEPENDS_ON))
+            .filter(|p| !p.is_empty() && p.as_str() != name)
+            .cloned()
+    };
+    let root = |name: String| {
+        let mut at = name;
+        // A cycle of parents cannot come from a valid source; the walk stops anyway.
+        for _ in 0..tables.len() {
+            match parent(&at) {
+                Some(p) => at = p,
+                None => break,
+            }
+        }
+        at
+    };
+    let names: Vec<String> = tables.iter().map(table_name).collect();
+    let mut top: Vec<String> = Vec::new();
+    for r in names.iter().map(|n| root(n.clone())) {
+        if !top.contains(&r) {
+            top.push(r);
+        }
+    }
+    let chunk = shard.cut(&top);
+    TableSelection {
+        tables: names
+            .into_iter()
+            .filter(|n| chunk.contains(&root(n.clone())))
+            .collect(),
+        ..selection
+    }
+}
+
 fn is_incremental(schema: &SchemaRef) -> bool {
     schema
         .metadata()
@@ -805,8 +1036,8 @@ fn is_incremental(schema: &SchemaRef) -> bool {
 
 /// Deletes, in each `overwrite-delete-stale` destination, the rows of this source's tables that
 /// this sync did not write. Incremental tables are left alone: a sync sends only their new rows.
-async fn delete_stale(
-    slots: &mut [(usize, DestinationSlot)],
+async fn delete_stale<'a>(
+    slots: impl Iterator<Item = &'a mut (usize, DestinationSlot)>,
     summary: &mut SourceSummary,
     source: &str,
     sync_time_us: i64,
@@ -818,10 +1049,7 @@ async fn delete_stale(
         .filter(|t| !incremental.contains(t))
         .cloned()
         .collect();
-    for (_, slot) in slots
-        .iter_mut()
-        .filter(|(_, s)| s.write_mode == WriteMode::OverwriteDeleteStale)
-    {
+    for (_, slot) in slots.filter(|(_, s)| s.write_mode == WriteMode::OverwriteDeleteStale) {
         let mut deleted = Ok(());
         for table in &tables {
             deleted = slot
@@ -849,4 +1077,49 @@ async fn delete_stale(
 
 fn table_name(schema: &SchemaRef) -> String {
     quarry_sdk::table_name(schema).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use quarry_sdk::{Column, Table};
+
+    use super::*;
+
+    fn table(name: &str, parent: Option<&str>) -> SchemaRef {
+        let mut t = Table::new(name).column(Column::new("id", arrow_schema::DataType::Int64));
+        if let Some(p) = parent {
+            t = t.child_of(p);
+        }
+        t.schema()
+    }
+
+    /// Children and grandchildren go with their root, even when they were selected on their own
+    /// (with `skip_dependent_tables`), and the other settings are kept.
+    #[test]
+    fn a_shard_takes_whole_families_of_tables() {
+        let tables = [
+            table("a", None),
+            table("a_child", Some("a")),
+            table("b", None),
+            table("c", None),
+            table("c_child", Some("c")),
+            table("c_grandchild", Some("c_child")),
+        ];
+        let selection = TableSelection {
+            tables: vec!["*".into()],
+            skip_tables: vec!["x".into()],
+            skip_dependent_tables: true,
+        };
+        let part = |num| {
+            shard_selection(
+                crate::runtime::Shard { num, total: 2 },
+                &tables,
+                selection.clone(),
+            )
+        };
+        assert_eq!(part(1).tables, ["a", "a_child", "b"]);
+        assert_eq!(part(2).tables, ["c", "c_child", "c_grandchild"]);
+        assert_eq!(part(2).skip_tables, ["x"]);
+        assert!(part(2).skip_dependent_tables);
+    }
 }

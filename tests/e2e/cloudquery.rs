@@ -158,20 +158,80 @@ spec:
     }
 }
 
-#[test]
-fn a_python_sdk_source_runs_as_a_local_executable() {
-    let tools = tools();
-    let work = Workdir::new();
+/// `./python-source` in `work`: the Python SDK fixture, run with the tools' Python.
+fn python_source(work: &Workdir) {
     let script = work.write(
         "python-source",
         &format!(
             "#!/bin/sh\nexec '{}' '{}' \"$@\"\n",
-            tools.join("venv/bin/python").display(),
+            tools().join("venv/bin/python").display(),
             fixture("python_source.py").display()
         ),
     );
     make_executable(&script);
+}
+
+#[test]
+fn a_python_sdk_source_runs_as_a_local_executable() {
+    let work = Workdir::new();
+    python_source(&work);
     sync_sdk_source(&work, "py", "./python-source", "py_items");
+}
+
+/// A CloudQuery Python SDK source keeps its incremental cursor with the SDK's own state client:
+/// Quarry serves it the backend (`Sync.Request.backend`) holding the cursors of its state table
+/// in SQLite, takes what it checkpoints, and saves it once the rows before it are written.
+#[test]
+fn a_python_sdk_source_keeps_its_cursor_across_runs() {
+    let work = Workdir::new();
+    python_source(&work);
+    work.write(
+        "spec.yml",
+        r#"kind: source
+spec:
+  name: py
+  registry: local
+  path: ./python-source
+  native: true
+  tables: [py_increments]
+  destinations: [lite]
+  backend_options:
+    table_name: cq_state
+    connection: "@@plugins.lite.connection"
+  spec: { num_rows: 1200 }
+---
+kind: destination
+spec:
+  name: lite
+  path: quarry/sqlite
+  write_mode: append
+  spec: { connection_string: ./data/out.db }
+  permissions: { files: { ./data: write } }
+"#,
+    );
+    let db = work.path().join("data/out.db");
+    let ids = || {
+        crate::support::sqlite_query(
+            &db,
+            "SELECT count(*), count(DISTINCT id), min(id), max(id) FROM py_increments",
+        )
+    };
+    let run = work.quarry(&["sync", "spec.yml"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(ids(), "1200\t1200\t0\t1199");
+    let show = work.quarry(&["state", "show", "py", "spec.yml"]);
+    assert_eq!(
+        (show.code, show.stdout.as_str()),
+        (0, "py_increments\t1200\n"),
+        "{show:?}"
+    );
+
+    let run = work.quarry(&["sync", "spec.yml"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stdout.contains("(py_increments 1200)"), "{run:?}");
+    assert_eq!(ids(), "2400\t2400\t0\t2399");
+    let show = work.quarry(&["state", "show", "py", "spec.yml"]);
+    assert_eq!(show.stdout, "py_increments\t2400\n", "{show:?}");
 }
 
 /// Syncs 2,500 rows of an SDK source (`name`, the executable `path`) into Parquet and checks
@@ -184,7 +244,7 @@ spec:
   registry: local
   path: {path}
   native: true
-  tables: ['*']
+  tables: ['{table}']
   destinations: [out]
   spec: {{ num_rows: 2500 }}
 {}"#,

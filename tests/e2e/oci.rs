@@ -874,3 +874,61 @@ fn registry_mistakes_each_have_their_own_message() {
         "{run:?}"
     );
 }
+
+/// A CloudQuery Hub plugin Quarry has no equivalent of comes from the config file's
+/// `cloudquery_mirror`: `cloudquery/xkcd` at `v1.0.0` is `<mirror>/cloudquery/xkcd:v1.0.0` (here
+/// the `test` component pushed under that name), locked like any OCI plugin. Without a mirror the
+/// error names the plugins Quarry maps and what to do.
+#[test]
+fn a_cloudquery_plugin_without_an_equivalent_comes_from_the_configured_mirror() {
+    let registry = Registry::plain();
+    let o = Oci::new();
+    let manifest = o.push(
+        "test",
+        &format!("{}/mirror/cloudquery/xkcd:v1.0.0", registry.address),
+    );
+    let spec = r#"kind: source
+spec:
+  name: xkcd
+  path: cloudquery/xkcd
+  version: v1.0.0
+  tables: [test_rows]
+  destinations: [out]
+  spec: { num_rows: 3 }
+---
+kind: destination
+spec:
+  name: out
+  path: quarry/file
+  write_mode: append
+  spec: { path: 'out/{{TABLE}}.{{FORMAT}}', format: json, no_rotate: true }
+  permissions: { files: { ./out: write } }
+"#;
+    o.work.write("spec.yml", spec);
+    let run = o.quarry(&["sync", "spec.yml"]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(run.stderr.contains("cloudquery_mirror"), "{run:?}");
+
+    o.work.write(
+        "quarry-config.yml",
+        &format!(
+            "registries: {{}}\ncloudquery_mirror: {}/mirror\n",
+            registry.address
+        ),
+    );
+    o.ok(&["sync", "spec.yml"]);
+    assert_eq!(rows_written(&o), 3);
+    let locked = o.lock()["plugins"]
+        .as_array()
+        .expect("plugins")
+        .iter()
+        .find(|p| {
+            p["path"]
+                .as_str()
+                .is_some_and(|p| p.ends_with("/mirror/cloudquery/xkcd"))
+        })
+        .cloned()
+        .unwrap_or_else(|| panic!("the mirrored plugin is not locked: {}", o.lock()));
+    assert_eq!(locked["manifest"], manifest.as_str());
+    assert_eq!(locked["tag"], "v1.0.0");
+}

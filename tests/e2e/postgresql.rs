@@ -352,3 +352,172 @@ spec:
     assert!(run.stderr.contains("no encryption"), "{run:?}");
     assert_eq!(rows(), "4000");
 }
+
+/// `sync_group_id` (CloudQuery's): each sync's rows carry the rendered group in
+/// `_cq_sync_group_id`, part of the key, so `overwrite` keeps one copy per group and replaces a
+/// group synced again; `send_sync_summary` adds a row per sync to `cloudquery_sync_summaries`.
+#[test]
+fn sync_groups_keep_a_copy_per_group_and_each_sync_sends_its_summary() {
+    let schema = Schema::new();
+    let s = &schema.0;
+    let w = Workdir::new();
+    let spec = spec(s, 1000, "network: ['127.0.0.1:5432']", "overwrite")
+        .replace("tables: [test_rows, test_parents]", "tables: [test_rows]")
+        .replace(
+            "  write_mode: overwrite\n",
+            "  write_mode: overwrite\n  sync_group_id: \"g-{{YEAR}}-{{SYNC_ID}}\"\n  send_sync_summary: true\n",
+        );
+    w.write("spec.yml", &spec);
+    let year = psql("select extract(year from now() at time zone 'utc')::int");
+    // The last run changes no table, the summary table included (the plan migrates it).
+    for (id, flag) in [
+        ("first", "--"),
+        ("second", "--"),
+        ("second", "--no-migrate"),
+    ] {
+        let mut args = vec!["--invocation-id", id, "sync", "spec.yml"];
+        if flag != "--" {
+            args.push(flag);
+        }
+        let run = w.quarry(&args);
+        assert_eq!(run.code, 0, "{run:?}");
+    }
+    assert_eq!(
+        psql(&format!(
+            "select _cq_sync_group_id, count(*), count(distinct id) from {s}.test_rows group by 1 order by 1"
+        )),
+        format!("g-{year}-first|1000|1000\ng-{year}-second|1000|1000")
+    );
+    assert_eq!(
+        psql(&format!(
+            "select string_agg(a.attname, ',' order by a.attname) from pg_index i \
+             join pg_attribute a on a.attrelid = i.indrelid and a.attnum = any(i.indkey) \
+             where i.indrelid = '{s}.test_rows'::regclass and i.indisprimary"
+        )),
+        "_cq_sync_group_id,id"
+    );
+    assert_eq!(
+        psql(&format!(
+            "select sync_id, _cq_sync_group_id, _cq_source_name, source_name, source_path, \
+             destination_name, destination_path, resources, source_errors, \
+             array_to_string(source_tables, ','), resources_per_table->>'test_rows', \
+             shard_num is null from {s}.cloudquery_sync_summaries order by _cq_sync_time"
+        )),
+        [
+            format!("first|g-{year}-first|test|test|quarry/test|pg|quarry/postgresql|1000|0|test_rows|1000|t"),
+            format!("second|g-{year}-second|test|test|quarry/test|pg|quarry/postgresql|1000|0|test_rows|1000|t"),
+            format!("second|g-{year}-second|test|test|quarry/test|pg|quarry/postgresql|1000|0|test_rows|1000|t"),
+        ]
+        .join("\n")
+    );
+}
+
+/// `--shard NUM/4` (CloudQuery's): four processes run in parallel, each on its chunk of the
+/// source's top-level tables (children follow their parent), together write exactly the rows of
+/// one unsharded run, each shard's rows named `test_NUM_4`; delete-stale of one shard leaves the
+/// others' rows alone.
+#[test]
+fn four_shards_in_parallel_write_what_one_unsharded_run_writes() {
+    let (whole, sharded) = (Schema::new(), Schema::new());
+    let w = Workdir::new();
+    let spec = |schema: &str| {
+        spec(
+            schema,
+            2000,
+            "network: ['127.0.0.1:5432']",
+            "overwrite-delete-stale",
+        )
+        .replace(
+            "tables: [test_rows, test_parents]",
+            "tables: ['test_rows*', test_parents]",
+        )
+        .replace(
+            "children_per_parent: 2",
+            "children_per_parent: 2, num_tables: 6",
+        )
+    };
+    w.write("whole.yml", &spec(&whole.0));
+    w.write("sharded.yml", &spec(&sharded.0));
+    let run = w.quarry(&["sync", "whole.yml"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let runs: Vec<_> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (1..=4)
+            .map(|n| {
+                let w = &w;
+                scope
+                    .spawn(move || w.quarry(&["sync", "--shard", &format!("{n}/4"), "sharded.yml"]))
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for run in &runs {
+        assert_eq!(run.code, 0, "{run:?}");
+    }
+    // Seven top-level tables in chunks of two: the fourth shard has the last, with its children.
+    assert!(
+        runs[3]
+            .stdout
+            .contains("Synced test → pg: 6000 rows (test_children 4000, test_parents 2000)"),
+        "{:?}",
+        runs[3]
+    );
+    assert!(
+        runs[0]
+            .stdout
+            .contains("(test_rows 2000, test_rows_2 2000)"),
+        "{:?}",
+        runs[0]
+    );
+    let tables = [
+        "test_rows",
+        "test_rows_2",
+        "test_rows_3",
+        "test_rows_4",
+        "test_rows_5",
+        "test_rows_6",
+        "test_parents",
+        "test_children",
+    ];
+    let digest = |schema: &str, table: &str| {
+        psql(&format!(
+            "select count(*), md5(string_agg(_cq_id::text, ',' order by _cq_id)) from {schema}.{table}"
+        ))
+    };
+    let mut names = Vec::new();
+    for table in tables {
+        assert_eq!(
+            digest(&whole.0, table),
+            digest(&sharded.0, table),
+            "table {table}"
+        );
+        names.push(psql(&format!(
+            "select string_agg(distinct _cq_source_name, ',') from {}.{table}",
+            sharded.0
+        )));
+    }
+    assert_eq!(
+        names.iter().filter(|n| n.as_str() == "test_1_4").count(),
+        2,
+        "{names:?}"
+    );
+    assert!(
+        names
+            .iter()
+            .all(|n| n.starts_with("test_") && n.ends_with("_4")),
+        "{names:?}"
+    );
+
+    // A shard synced again deletes only its own stale rows.
+    let run = w.quarry(&["sync", "--shard", "1/4", "sharded.yml"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    for table in tables {
+        assert_eq!(
+            digest(&whole.0, table),
+            digest(&sharded.0, table),
+            "table {table}"
+        );
+    }
+    let bad = w.quarry(&["sync", "--shard", "5/4", "sharded.yml"]);
+    assert_eq!(bad.code, 2, "{bad:?}");
+    assert!(bad.stderr.contains("`5/4` is not a shard"), "{bad:?}");
+}

@@ -78,8 +78,72 @@ fn a_second_sync_continues_after_the_saved_cursor_and_reset_starts_over() {
     assert_eq!(ids(&w, "test_increments"), "2000\t2000\t0\t1999");
 }
 
+/// State in SQLite while the rows go to PostgreSQL (CloudQuery allows a backend that is no
+/// destination of the source): the SQLite database holds only the state table, the second run
+/// sends only the new rows, and `quarry state` reads the cursors where they are.
 #[test]
-fn a_backend_outside_the_sources_destinations_is_refused() {
+fn state_kept_in_sqlite_while_rows_go_to_postgresql() {
+    let schema = Schema::new();
+    let s = &schema.0;
+    let w = Workdir::new();
+    let spec = increments_into_postgres("postgres://postgres@127.0.0.1:5432/test", s, 5432, 3000)
+        .replace("@@plugins.pg.connection", "@@plugins.lite.connection");
+    w.write(
+        "spec.yml",
+        &format!(
+            "{spec}---
+kind: destination
+spec:
+  name: lite
+  path: quarry/sqlite
+  spec: {{ connection_string: ./data/state.db }}
+  permissions: {{ files: {{ ./data: write }} }}
+"
+        ),
+    );
+    let count = || {
+        psql(&format!(
+            "select count(*), count(distinct id), min(id), max(id) from {s}.test_increments"
+        ))
+    };
+    let run = w.quarry(&["sync", "spec.yml"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(count(), "3000|3000|0|2999");
+    // The backend is no destination of the rows: not in the summary, no table of them in it.
+    assert!(!run.stdout.contains("lite"), "{run:?}");
+    let state_db = w.path().join("data/state.db");
+    assert_eq!(
+        query(
+            &state_db,
+            "SELECT group_concat(name) FROM sqlite_master WHERE type = 'table'"
+        ),
+        "cq_state"
+    );
+    assert_eq!(
+        query(&state_db, "SELECT key, value FROM cq_state"),
+        "test_increments\t3000"
+    );
+    assert_eq!(
+        psql(&format!(
+            "select count(*) from information_schema.tables where table_schema = '{s}' and table_name = 'cq_state'"
+        )),
+        "0"
+    );
+
+    let run = w.quarry(&["sync", "spec.yml"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stdout.contains("test_increments 3000"), "{run:?}");
+    assert_eq!(count(), "6000|6000|0|5999");
+    let show = w.quarry(&["state", "show", "test", "spec.yml"]);
+    assert_eq!(
+        (show.code, show.stdout.as_str()),
+        (0, "test_increments\t6000\n"),
+        "{show:?}"
+    );
+}
+
+#[test]
+fn a_backend_that_is_no_destination_of_the_specs_is_refused() {
     let w = Workdir::new();
     w.write(
         "spec.yml",
@@ -89,7 +153,7 @@ fn a_backend_outside_the_sources_destinations_is_refused() {
     assert_eq!(run.code, 2, "{run:?}");
     assert!(
         run.stderr.contains(
-            "backend_options.connection names destination `other`, which is not one of its destinations (lite)"
+            "backend_options.connection names destination `other`, which is not defined (defined: `lite`)"
         ),
         "{run:?}"
     );

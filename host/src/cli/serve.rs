@@ -256,8 +256,9 @@ impl Served for WasmServed {
                     SourceMessage::TableError { table, message } => {
                         SyncMessage::Error { table, message }
                     }
-                    // Protocol v3 carries no cursors in the sync stream (a CloudQuery source
-                    // writes them to its backend itself): they last for this sync only.
+                    // A served component's cursors are not passed on yet (neither to the
+                    // backend the CLI names nor as checkpoint messages): they last for this
+                    // sync only.
                     SourceMessage::State { .. } => continue,
                 };
                 if out.send(message).await.is_err() {

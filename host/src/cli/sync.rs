@@ -24,6 +24,12 @@ pub struct SyncArgs {
     /// Append one JSON line per table (rows, errors, duration) to this file.
     #[arg(long, value_name = "FILE")]
     pub tables_metrics_location: Option<PathBuf>,
+    /// Sync only part NUM of TOTAL of every source: N processes with `--shard 1/N` ...
+    /// `--shard N/N` together sync what one would. A wasm source's selected tables (with their
+    /// children) are cut into N contiguous chunks; a gRPC source is told its shard and cuts its
+    /// own work. Rows carry `_cq_source_name` NAME_NUM_TOTAL.
+    #[arg(long, value_name = "NUM/TOTAL", value_parser = crate::runtime::Shard::parse)]
+    pub shard: Option<crate::runtime::Shard>,
 }
 
 pub async fn run(args: SyncArgs, globals: &Globals) -> Result<Exit, CliError> {
@@ -50,11 +56,17 @@ pub async fn run(args: SyncArgs, globals: &Globals) -> Result<Exit, CliError> {
         .iter()
         .map(|d| SummaryLine::describe_destination(d))
         .collect::<Vec<_>>();
+    let sync_id = globals
+        .invocation_id
+        .clone()
+        .unwrap_or_else(crate::runtime::grpc::invocation_id);
     let progress = Progress::start(globals.log_console);
     let options = RunOptions {
         no_migrate: args.no_migrate,
         progress: progress.clone(),
         interrupt: stop_on_signals(),
+        sync_id: Some(sync_id.clone()),
+        shard: args.shard,
     };
     let summaries = sync::execute(plan, &options).await;
     progress.finish().await;
@@ -73,10 +85,6 @@ pub async fn run(args: SyncArgs, globals: &Globals) -> Result<Exit, CliError> {
         }
         print!("{summary}");
     }
-    let sync_id = globals
-        .invocation_id
-        .clone()
-        .unwrap_or_else(crate::runtime::grpc::invocation_id);
     let lines = SummaryLine::all(&sync_id, &summaries, &sources, &destinations);
     if let Some(path) = &args.summary_location {
         exit = exit.max(append_lines(path, &lines));

@@ -45,9 +45,13 @@ pub async fn run(args: TablesArgs) -> Result<Exit, CliError> {
         let tables = schemas?
             .iter()
             .map(|schema| {
-                let stored =
-                    crate::sync::destination_schema(schema, WriteMode::default(), PkMode::Default)
-                        .map_err(anyhow::Error::msg)?;
+                let stored = crate::sync::destination_schema(
+                    schema,
+                    WriteMode::default(),
+                    PkMode::Default,
+                    false,
+                )
+                .map_err(anyhow::Error::msg)?;
                 Table::from_schema(&stored).map_err(|e| anyhow::anyhow!(e.message))
             })
             .collect::<anyhow::Result<Vec<Table>>>()

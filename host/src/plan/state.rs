@@ -2,7 +2,7 @@
 
 use super::{Environment, Role, RunError};
 use crate::runtime::PluginError;
-use crate::spec::{SourceSpec, SpecError, SyncSpec};
+use crate::spec::{DestinationSpec, SourceSpec, SpecError, SyncSpec};
 use crate::sync;
 
 /// What `quarry state` does with a source's cursors.
@@ -28,7 +28,10 @@ pub async fn state(
         ))
         .into());
     };
-    let (Some(options), Some(backend)) = (&s.backend_options, state_destination(s)?) else {
+    let (Some(options), Some(backend)) = (
+        &s.backend_options,
+        state_destination(s, &spec.destinations)?,
+    ) else {
         return Err(SpecError::at(
             s.at.clone(),
             format!("source `{source}` keeps no state: it has no `backend_options`"),
@@ -58,8 +61,12 @@ pub async fn state(
 }
 
 /// The destination a source's `backend_options` keep its cursors in: `connection` must be
-/// `@@plugins.NAME.connection` (CloudQuery's spelling) and NAME one of the source's destinations.
-pub fn state_destination(source: &SourceSpec) -> Result<Option<&str>, SpecError> {
+/// `@@plugins.NAME.connection` (CloudQuery's spelling) and NAME a destination of the specs. It
+/// need not be one of the source's own destinations: then it is written only with state.
+pub fn state_destination<'d>(
+    source: &SourceSpec,
+    destinations: &'d [DestinationSpec],
+) -> Result<Option<&'d str>, SpecError> {
     let Some(options) = &source.backend_options else {
         return Ok(None);
     };
@@ -72,23 +79,27 @@ pub fn state_destination(source: &SourceSpec) -> Result<Option<&str>, SpecError>
         return Err(SpecError::at(
             source.at.clone(),
             format!(
-                "source `{}`: backend_options.connection is `{}`, but Quarry keeps state only in a destination of the sync",
+                "source `{}`: backend_options.connection is `{}`, but Quarry keeps state only in a destination of the specs",
                 source.name, options.connection
             ),
         )
-        .with_help("write `connection: \"@@plugins.DESTINATION.connection\"` with one of this source's destinations"));
+        .with_help("write `connection: \"@@plugins.DESTINATION.connection\"` with a destination defined in the specs"));
     };
-    if !source.destinations.iter().any(|d| d == name) {
+    let Some(destination) = destinations.iter().find(|d| d.name == name) else {
+        let defined: Vec<String> = destinations
+            .iter()
+            .map(|d| format!("`{}`", d.name))
+            .collect();
         return Err(SpecError::at(
             source.at.clone(),
             format!(
-                "source `{}`: backend_options.connection names destination `{name}`, which is not one of its destinations ({})",
+                "source `{}`: backend_options.connection names destination `{name}`, which is not defined (defined: {})",
                 source.name,
-                source.destinations.join(", ")
+                defined.join(", ")
             ),
         )
-        .with_help(format!("add `{name}` to this source's `destinations`, or name one of them")));
-    }
+        .with_help(format!("add a `kind: destination` document named `{name}`, or name a defined one")));
+    };
     if options.table_name.trim().is_empty() {
         return Err(SpecError::at(
             source.at.clone(),
@@ -99,7 +110,7 @@ pub fn state_destination(source: &SourceSpec) -> Result<Option<&str>, SpecError>
         )
         .with_help("name the table the cursors are kept in, e.g. `table_name: cq_state`"));
     }
-    Ok(Some(name))
+    Ok(Some(destination.name.as_str()))
 }
 
 /// How often cursors are saved while a source runs: `QUARRY_STATE_INTERVAL` seconds (for

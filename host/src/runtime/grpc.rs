@@ -4,9 +4,10 @@
 //! sandboxed: they run with the user's own rights.
 
 mod process;
+mod state_backend;
 pub(crate) use process::kill_all;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::path::Path;
 
 use arrow_array::RecordBatch;
@@ -25,7 +26,7 @@ use self::process::PluginProcess;
 
 use super::{
     Connection, DeleteRequest, Destination, ErrorKind, Phase, Plugin, PluginError, PluginInfo,
-    Source, SourceMessage, TableSelection,
+    Source, SourceMessage, SyncInput, TableSelection,
 };
 
 /// A plugin reached over gRPC.
@@ -295,6 +296,10 @@ pub fn invocation_id() -> String {
 
 #[async_trait::async_trait]
 impl Source for GrpcPlugin {
+    fn shards_itself(&self) -> bool {
+        true
+    }
+
     async fn tables(&mut self, s: &TableSelection) -> Result<Vec<SchemaRef>, PluginError> {
         let request = pb::get_tables::Request {
             tables: s.tables.clone(),
@@ -321,19 +326,74 @@ impl Source for GrpcPlugin {
         &mut self,
         s: &TableSelection,
         deterministic_cq_id: bool,
-        // A CloudQuery source keeps its cursors through its own backend connection, which
-        // Quarry does not offer yet (see `plan`).
-        _cursors: HashMap<String, String>,
+        state: SyncInput,
         out: mpsc::Sender<SourceMessage>,
     ) -> Result<(), PluginError> {
+        let shard = state.shard.map(|s| pb::sync::request::Shard {
+            num: s.num as i32,
+            total: s.total as i32,
+        });
+        // A CloudQuery source reads and writes its cursors through a state backend it dials: one
+        // this host serves on a local socket, so only to a plugin it started itself.
+        let backend = match &state.table {
+            Some(_) if self.process.is_none() => {
+                tracing::warn!(
+                    plugin = %self.name,
+                    "this source runs elsewhere (`registry: grpc`) and cannot reach a state backend Quarry serves: its cursors are not kept, so each sync is a full one"
+                );
+                None
+            }
+            Some(table) => Some(
+                state_backend::StateBackend::start(table, state.cursors)
+                    .await
+                    .map_err(|e| {
+                        PluginError::new(&self.name, Phase::Sync, ErrorKind::Internal, e)
+                    })?,
+            ),
+            None => None,
+        };
         let request = pb::sync::Request {
             tables: s.tables.clone(),
             skip_tables: s.skip_tables.clone(),
             skip_dependent_tables: s.skip_dependent_tables,
             deterministic_cq_id,
             with_error_messages: true,
-            ..Default::default()
+            backend: backend.as_ref().map(|b| pb::sync::BackendOptions {
+                table_name: state.table.clone().unwrap_or_default(),
+                connection: b.connection(),
+            }),
+            // Cursors on the sync stream come after the rows they cover.
+            supports_checkpoints: backend.is_some(),
+            shard,
         };
+        let synced = self.stream_sync(request, &out).await;
+        let Some(backend) = backend else {
+            return synced;
+        };
+        let written = backend.stop().await;
+        if synced.is_err() {
+            if !written.is_empty() {
+                tracing::debug!(plugin = %self.name, cursors = written.len(), "the sync failed: the cursors the source wrote to its backend are not kept");
+            }
+            return synced;
+        }
+        // Written beside the sync stream: only now is every row sent before them read.
+        for (key, value) in written {
+            if out.send(SourceMessage::State { key, value }).await.is_err() {
+                break;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl GrpcPlugin {
+    /// Sends the sync request and forwards the stream's messages to `out` until it ends.
+    async fn stream_sync(
+        &mut self,
+        request: pb::sync::Request,
+        out: &mpsc::Sender<SourceMessage>,
+    ) -> Result<(), PluginError> {
         let mut stream = match self.client.sync(request).await {
             Ok(r) => r.into_inner(),
             Err(status) => return Err(self.failed(Phase::Sync, status).await),
@@ -404,7 +464,14 @@ pub(crate) fn accept_sync_response(
             table: m.table_name,
             message: m.error,
         }],
-        Some(M::Checkpoint(_)) | None => Vec::new(),
+        Some(M::Checkpoint(m)) => {
+            let batch = payload::decode_record(m.record).map_err(|e| e.to_string())?;
+            state_backend::cursors_of(&batch)?
+                .into_iter()
+                .map(|(key, value)| SourceMessage::State { key, value })
+                .collect()
+        }
+        None => Vec::new(),
     })
 }
 

@@ -13,18 +13,23 @@ use super::expand::{Env, expand};
 use super::yaml::{Node, NodeKind, Pos, parse_documents};
 use super::{DestinationSpec, Registry, SourceSpec, SyncSpec, Verify};
 
-/// CloudQuery fields that existing specs use but Quarry does not implement yet. They are removed
-/// (with a warning) before the strict read, so specs load unchanged and a typo is still an error.
+/// CloudQuery fields that have no meaning for Quarry: removed (with a warning) before the strict
+/// read, so specs load unchanged and a typo is still an error. (`docker` plugins are refused.)
 const IGNORED_SOURCE_FIELDS: &[&str] = &[
+    "docker_registry_auth_token",
+    // Only when empty (CloudQuery's default); a value is refused below.
     "otel_endpoint",
+    // Without an endpoint it asks for nothing.
     "otel_endpoint_insecure",
-    "docker_registry_auth_token",
 ];
-const IGNORED_DESTINATION_FIELDS: &[&str] = &[
-    "sync_group_id",
-    "send_sync_summary",
-    "docker_registry_auth_token",
-];
+const IGNORED_DESTINATION_FIELDS: &[&str] = &["docker_registry_auth_token"];
+
+/// CloudQuery fields Quarry does not implement and will not pretend to: a spec that sets them is
+/// refused with what to use instead, never run with the setting silently ignored.
+const UNSUPPORTED_SOURCE_FIELDS: &[(&str, &str)] = &[("otel_endpoint", OTEL_HELP)];
+const OTEL_HELP: &str = "Quarry does not export OpenTelemetry traces or metrics; remove the field. \
+    Per-table rows, errors and durations are in `quarry sync --tables-metrics-location FILE` and \
+    `--summary-location FILE` (JSON lines), and every log record in `--log-format json`";
 
 /// Where to point when a file has no better position (e.g. a syntax error at the very start).
 const FILE_START: Pos = Pos { line: 1, column: 1 };
@@ -77,9 +82,12 @@ pub(crate) fn load(paths: &[PathBuf], env: Env<'_>) -> Result<SyncSpec, SpecErro
                 .with_help("add a document with `kind: source`"),
         );
     }
+    let mut sources: Vec<SourceSpec> = sources.into_iter().map(|e| e.spec).collect();
+    let mut destinations: Vec<DestinationSpec> = destinations.into_iter().map(|e| e.spec).collect();
+    super::references::resolve(&mut sources, &mut destinations)?;
     Ok(SyncSpec {
-        sources: sources.into_iter().map(|e| e.spec).collect(),
-        destinations: destinations.into_iter().map(|e| e.spec).collect(),
+        sources,
+        destinations,
     })
 }
 
@@ -123,6 +131,19 @@ pub(crate) fn load_file<T: for<'de> Deserialize<'de>>(
 }
 
 fn read_source(file: &Path, document: &mut Node) -> Result<Entry<SourceSpec>, SpecError> {
+    for (field, help) in UNSUPPORTED_SOURCE_FIELDS {
+        // CloudQuery's default is the empty string: that asks for nothing.
+        if let Some(value) = document.get("spec").and_then(|spec| spec.get(field))
+            && !value.is_null()
+            && !matches!(&value.kind, NodeKind::Scalar(s) if s.text.trim().is_empty())
+        {
+            return Err(SpecError::at(
+                Location::from_pos(file, value.at),
+                format!("`{field}` is not supported"),
+            )
+            .with_help(*help));
+        }
+    }
     let node = spec_node(file, document, IGNORED_SOURCE_FIELDS);
     let mut source: SourceSpec = from_node(node).map_err(|e| e.into_spec(file, node.at))?;
     source.at = Location::from_pos(file, node.at);
@@ -177,6 +198,21 @@ fn read_destination(file: &Path, document: &mut Node) -> Result<Entry<Destinatio
         from_node(node).map_err(|e| e.into_spec(file, node.at))?;
     destination.at = Location::from_pos(file, node.at);
     destination.spec.locate(file, node.get("spec"), node.at);
+    if let Some(template) = &destination.sync_group_id {
+        let at = || value_at(file, node, "sync_group_id");
+        super::sync_group::check(template).map_err(|e| {
+            SpecError::at(at(), e).with_help(
+                "write a label, optionally with {{YEAR}} {{MONTH}} {{DAY}} {{HOUR}} {{MINUTE}} {{SYNC_ID}}, e.g. `sync_group_id: \"{{YEAR}}-{{MONTH}}-{{DAY}}\"`",
+            )
+        })?;
+        if destination.write_mode == super::WriteMode::OverwriteDeleteStale {
+            return Err(SpecError::at(
+                at(),
+                "`sync_group_id` is not supported with write_mode `overwrite-delete-stale`: a sync would delete the rows of every other group",
+            )
+            .with_help("set `write_mode: append` (a copy of the rows per group) or `write_mode: overwrite`"));
+        }
+    }
     infer_registry(node, &mut destination.registry, &destination.path);
     check_path(file, node, &destination.path, destination.registry)?;
     check_distribution(

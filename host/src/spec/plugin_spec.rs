@@ -111,6 +111,15 @@ impl PluginSpec {
         Err(error)
     }
 
+    /// The YAML position of the value at `path` (keys, and indices as text), or of its nearest
+    /// existing ancestor.
+    pub(crate) fn location_of(&self, path: &[String]) -> Option<Location> {
+        self.locate_pointer(path.iter().map(|part| match part.parse::<usize>() {
+            Ok(i) => LocationSegment::Index(i),
+            Err(_) => LocationSegment::Property(part.as_str().into()),
+        }))
+    }
+
     /// The YAML position of the node at a JSON pointer, or of its nearest existing ancestor.
     fn locate_pointer<'a>(
         &self,

@@ -167,6 +167,14 @@ pub struct DestinationProgress {
 }
 
 impl DestinationProgress {
+    /// The handle of a destination that reports nothing (a state backend that takes no rows).
+    pub(crate) fn none() -> Self {
+        DestinationProgress {
+            shared: None,
+            key: Default::default(),
+        }
+    }
+
     fn counters(&self, f: impl FnOnce(&mut DestinationCounters)) {
         if let Some(shared) = &self.shared {
             // The entry exists from `Progress::destination` on; no key is built per batch.

@@ -40,6 +40,9 @@ impl TableSummary {
 pub struct DestinationSummary {
     pub name: String,
     pub error: Option<String>,
+    /// The destination's `sync_group_id`, rendered for this sync.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sync_group_id: Option<String>,
     /// The destination plugin's WARN and ERROR records during this source's run.
     #[serde(skip)]
     pub logged: LogCounts,
@@ -50,6 +53,7 @@ impl DestinationSummary {
         DestinationSummary {
             name: name.into(),
             error: None,
+            sync_group_id: None,
             logged: LogCounts::default(),
         }
     }
@@ -68,6 +72,9 @@ pub struct SourceSummary {
     /// The source plugin's WARN and ERROR records during the run.
     #[serde(skip)]
     pub logged: LogCounts,
+    /// `--shard`, when the sync ran one.
+    #[serde(skip)]
+    pub shard: Option<crate::runtime::Shard>,
     /// The sync's time, in microseconds since the Unix epoch.
     pub sync_time_us: i64,
     #[serde(rename = "duration_ms", serialize_with = "millis")]
@@ -91,6 +98,7 @@ impl SourceSummary {
             plugin_errors: Vec::new(),
             errors: Vec::new(),
             logged: LogCounts::default(),
+            shard: None,
             sync_time_us: 0,
             duration: Duration::ZERO,
         }
@@ -215,6 +223,12 @@ pub struct SummaryLine {
     pub durations_per_table_ms: BTreeMap<String, u64>,
     pub ipc_bytes: u64,
     pub destination_error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sync_group_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shard_num: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shard_total: Option<u64>,
 }
 
 impl SummaryLine {
@@ -256,7 +270,7 @@ impl SummaryLine {
         lines
     }
 
-    fn new(
+    pub(crate) fn new(
         sync_id: &str,
         summary: &SourceSummary,
         source: &PluginDescription,
@@ -297,6 +311,9 @@ impl SummaryLine {
             durations_per_table_ms: per_table(&|t| t.duration.as_millis() as u64),
             ipc_bytes: summary.ipc_bytes(),
             destination_error: outcome.error.clone(),
+            sync_group_id: outcome.sync_group_id.clone(),
+            shard_num: summary.shard.map(|s| u64::from(s.num)),
+            shard_total: summary.shard.map(|s| u64::from(s.total)),
         }
     }
 }

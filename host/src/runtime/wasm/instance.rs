@@ -2,7 +2,6 @@
 //! applies the deadline and turns traps, timeouts and memory refusals into errors that name the
 //! plugin and the limit. After a trap or a timeout the store is never entered again.
 
-use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,7 +17,7 @@ use super::bindings::quarry::plugin::types as wit;
 use super::{PluginState, imports};
 use crate::runtime::{
     Connection, DeleteRequest, Destination, ErrorKind, Phase, Plugin, PluginError, PluginInfo,
-    Source, SourceMessage, TableSelection,
+    Source, SourceMessage, SyncInput, TableSelection,
 };
 use crate::sandbox::{PluginOutput, human_bytes};
 
@@ -346,7 +345,7 @@ impl Source for WasmPlugin {
         &mut self,
         s: &TableSelection,
         deterministic_cq_id: bool,
-        cursors: HashMap<String, String>,
+        sync_state: SyncInput,
         out: mpsc::Sender<SourceMessage>,
     ) -> Result<(), PluginError> {
         if !self.has_source() {
@@ -354,7 +353,7 @@ impl Source for WasmPlugin {
         }
         let state = self.store.data_mut();
         state.sink = Some(out);
-        state.cursors = cursors;
+        state.cursors = sync_state.cursors;
         state.migrated.clear();
         state.refused = None;
         let options = wit::SyncOptions {

@@ -55,7 +55,7 @@ spec:
   backend_options:
     table_name: state
     connection: "@@plugins.sqlite.connection"
-  otel_endpoint: localhost:4318
+  otel_endpoint: ""
   spec:
     num_rows: ${ROWS}
   permissions:
@@ -73,7 +73,8 @@ spec:
   batch_size: 1000
   batch_size_bytes: 1000000
   batch_timeout: 20s
-  sync_group_id: nightly
+  sync_group_id: nightly-{{YEAR}}
+  send_sync_summary: true
 "#;
     let (dir, result) = load_files(&[("spec.yml", &format!("{source}---\n{destination}"))]);
     let spec = result.unwrap();
@@ -115,6 +116,8 @@ spec:
         (Some(1000), Some(1_000_000))
     );
     assert_eq!(d.batch_timeout, Some(Duration::from_secs(20)));
+    assert_eq!(d.sync_group_id.as_deref(), Some("nightly-{{YEAR}}"));
+    assert!(d.send_sync_summary);
     assert_eq!(d.at, Location::new(dir.path().join("spec.yml"), 24, 3));
 }
 
