@@ -58,11 +58,24 @@ impl Environment {
     /// The environment of this process: the component cache, the plugin search path beside the
     /// executable, the working directory.
     pub fn from_process() -> anyhow::Result<Environment> {
-        let cache_dir = cache_dir();
+        Environment::new(
+            cache_dir(),
+            std::env::current_dir()?,
+            Resolver::from_env(std::env::current_exe().ok().as_deref()),
+        )
+    }
+
+    /// An environment with its own compile cache (`None`: none), working directory and plugin
+    /// search path.
+    pub fn new(
+        cache_dir: Option<PathBuf>,
+        cwd: PathBuf,
+        resolver: Resolver,
+    ) -> anyhow::Result<Environment> {
         Ok(Environment {
             runtime: WasmRuntime::new(cache_dir.clone())?,
-            resolver: Resolver::from_env(std::env::current_exe().ok().as_deref()),
-            cwd: std::env::current_dir()?,
+            resolver,
+            cwd,
             distribution: distribution::Distribution::new(cache_dir.as_deref()),
             cache_dir,
             grant_declared: false,
@@ -136,6 +149,21 @@ impl SyncPlan<'_> {
                     ),
                 )
                 .with_help(first.help()));
+            }
+        }
+        Ok(())
+    }
+
+    /// Under `--no-migrate`, the first table that needs any migration (refused or not), as an
+    /// error naming it.
+    pub fn no_migrate_needed(&self) -> Result<(), PluginError> {
+        for d in &self.destinations {
+            if let Some(m) = d.migrations.iter().find(|m| !m.plan.up_to_date()) {
+                return Err(crate::sync::no_migrate_error(
+                    &d.spec.name,
+                    &m.table,
+                    &m.plan,
+                ));
             }
         }
         Ok(())

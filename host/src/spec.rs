@@ -7,7 +7,7 @@
 //! later against the plugin's schema with [`PluginSpec::validate`].
 
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -43,6 +43,13 @@ pub struct SyncSpec {
 /// read in name order) and checks them together. File names in errors are shown as given here.
 pub fn load(paths: &[PathBuf]) -> Result<SyncSpec, SpecError> {
     loader::load(paths, &|name| std::env::var(name))
+}
+
+/// Reads specs from `text` as if it were the file `name` (which is only named in diagnostics);
+/// `${NAME}` expands the process environment.
+pub fn load_str(text: &str, name: &Path) -> Result<SyncSpec, SpecError> {
+    let texts = [(name.to_path_buf(), text.to_string())];
+    loader::load_texts(&texts, &[name.to_path_buf()], &|name| std::env::var(name))
 }
 
 /// Declares an enum spelled in YAML as fixed words: serde names, `Display` and `ALL` come from one

@@ -309,6 +309,9 @@ pub async fn execute(plan: SyncPlan<'_>, options: &RunOptions) -> Vec<SourceSumm
             }
         }
         let before = source.plugin.logged();
+        options.progress.event(|| progress::Event::SourceStarted {
+            source: source.spec.name.clone(),
+        });
         let run = SourceRun {
             name: &source.spec.name,
             plugin: source.plugin.as_mut(),
@@ -359,6 +362,9 @@ pub async fn execute(plan: SyncPlan<'_>, options: &RunOptions) -> Vec<SourceSumm
             elapsed_ms = summary.duration.as_millis() as u64,
             "source finished"
         );
+        options
+            .progress
+            .event(|| progress::Event::SourceFinished(Box::new(summary.clone())));
         summaries.push(summary);
     }
     close_destinations(slots.into_iter().flatten(), &mut summaries).await;

@@ -5,6 +5,7 @@ mod cloudquery;
 mod commands;
 mod conformance;
 mod duckdb;
+mod embed;
 mod faults;
 mod grpc;
 mod hackernews;

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::{Run, Workdir, tools, wasm_dir};
+use crate::support::{JSON_FILES, Run, Workdir, tools, wasm_dir};
 
 /// A registry on loopback, stopped when dropped.
 struct Registry {
@@ -887,24 +887,11 @@ fn a_cloudquery_plugin_without_an_equivalent_comes_from_the_configured_mirror() 
         "test",
         &format!("{}/mirror/cloudquery/xkcd:v1.0.0", registry.address),
     );
-    let spec = r#"kind: source
-spec:
-  name: xkcd
-  path: cloudquery/xkcd
-  version: v1.0.0
-  tables: [test_rows]
-  destinations: [out]
-  spec: { num_rows: 3 }
----
-kind: destination
-spec:
-  name: out
-  path: quarry/file
-  write_mode: append
-  spec: { path: 'out/{{TABLE}}.{{FORMAT}}', format: json, no_rotate: true }
-  permissions: { files: { ./out: write } }
-"#;
-    o.work.write("spec.yml", spec);
+    let spec = format!(
+        "kind: source\nspec:\n  name: xkcd\n  path: cloudquery/xkcd\n  version: v1.0.0\n  \
+         tables: [test_rows]\n  destinations: [out]\n  spec: {{ num_rows: 3 }}\n{JSON_FILES}"
+    );
+    o.work.write("spec.yml", &spec);
     let run = o.quarry(&["sync", "spec.yml"]);
     assert_eq!(run.code, 2, "{run:?}");
     assert!(run.stderr.contains("cloudquery_mirror"), "{run:?}");

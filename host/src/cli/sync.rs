@@ -38,7 +38,7 @@ pub async fn run(args: SyncArgs, globals: &Globals) -> Result<Exit, CliError> {
     super::save_lock(&env)?;
     // With `--no-migrate` a table that needs any migration is the error, refused or not.
     let checked = if args.no_migrate {
-        check_no_migrate(&plan)
+        plan.no_migrate_needed().map_err(CliError::from)
     } else {
         plan.refusals().map_err(CliError::from)
     };
@@ -135,15 +135,6 @@ fn stop_on_signals() -> sync::Interrupt {
 }
 
 /// With `--no-migrate`, every table must be usable as it is before any source runs.
-fn check_no_migrate(plan: &plan::SyncPlan<'_>) -> Result<(), CliError> {
-    for d in &plan.destinations {
-        if let Some(m) = d.migrations.iter().find(|m| !m.plan.up_to_date()) {
-            return Err(sync::no_migrate_error(&d.spec.name, &m.table, &m.plan).into());
-        }
-    }
-    Ok(())
-}
-
 /// Appends one JSON line per item to `path`; an error is reported and makes the exit 1.
 fn append_lines<T: serde::Serialize>(path: &std::path::Path, items: &[T]) -> Exit {
     use std::io::Write;

@@ -58,11 +58,25 @@ struct Entry<T> {
 }
 
 pub(crate) fn load(paths: &[PathBuf], env: Env<'_>) -> Result<SyncSpec, SpecError> {
-    let mut sources = Vec::new();
-    let mut destinations = Vec::new();
+    let mut texts = Vec::new();
     for file in spec_files(paths)? {
         let text = std::fs::read_to_string(&file).map_err(|e| cannot_read(&file, &e))?;
-        read_documents(&file, &text, env, &mut sources, &mut destinations)?;
+        texts.push((file, text));
+    }
+    load_texts(&texts, paths, env)
+}
+
+/// The specs in `texts` (each a file's name, for diagnostics, and its text); `given` is what the
+/// user named, for the error of specs without a source.
+pub(crate) fn load_texts(
+    texts: &[(PathBuf, String)],
+    given: &[PathBuf],
+    env: Env<'_>,
+) -> Result<SyncSpec, SpecError> {
+    let mut sources = Vec::new();
+    let mut destinations = Vec::new();
+    for (file, text) in texts {
+        read_documents(file, text, env, &mut sources, &mut destinations)?;
     }
     check_unique(
         "source",
@@ -76,7 +90,7 @@ pub(crate) fn load(paths: &[PathBuf], env: Env<'_>) -> Result<SyncSpec, SpecErro
     )?;
     check_references(&sources, &destinations)?;
     if sources.is_empty() {
-        let given: Vec<String> = paths.iter().map(|p| format!("`{}`", p.display())).collect();
+        let given: Vec<String> = given.iter().map(|p| format!("`{}`", p.display())).collect();
         return Err(
             SpecError::new(format!("no sources defined in {}", given.join(", ")))
                 .with_help("add a document with `kind: source`"),

@@ -19,6 +19,33 @@ use tokio::sync::{Notify, mpsc};
 #[derive(Clone, Default)]
 pub struct Progress {
     shared: Option<Arc<Shared>>,
+    /// Where an embedding program hears of it ([`crate::Sync::events`]).
+    events: Option<mpsc::UnboundedSender<Event>>,
+}
+
+/// What happens during a sync, as an embedding program hears it ([`crate::Sync::events`]): one
+/// event per batch, never per row.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Event {
+    /// A source starts.
+    SourceStarted { source: String },
+    /// A source sent `rows` rows (`bytes` of Arrow IPC) of `table`.
+    Read {
+        source: String,
+        table: String,
+        rows: u64,
+        bytes: u64,
+    },
+    /// A destination wrote `rows` rows of `table` that `source` sent.
+    Written {
+        source: String,
+        destination: String,
+        table: String,
+        rows: u64,
+    },
+    /// A source and its writes are done; the summary has its rows and errors.
+    SourceFinished(Box<super::SourceSummary>),
 }
 
 #[derive(Default)]
@@ -77,6 +104,20 @@ impl Progress {
         }
         Progress {
             shared: Some(shared),
+            events: None,
+        }
+    }
+
+    /// This progress, also sent as [`Event`]s to `events`.
+    pub fn with_events(mut self, events: mpsc::UnboundedSender<Event>) -> Progress {
+        self.events = Some(events);
+        self
+    }
+
+    pub(crate) fn event(&self, event: impl FnOnce() -> Event) {
+        if let Some(events) = &self.events {
+            // A program that stopped listening does not stop the sync.
+            let _ = events.send(event());
         }
     }
 
@@ -93,6 +134,7 @@ impl Progress {
     pub fn source(&self, source: &str) -> SourceProgress {
         SourceProgress {
             shared: self.shared.clone(),
+            events: self.events.clone(),
             source: source.to_string(),
         }
     }
@@ -112,6 +154,7 @@ impl Progress {
         }
         DestinationProgress {
             shared: self.shared.clone(),
+            events: self.events.clone(),
             key,
         }
     }
@@ -126,6 +169,7 @@ fn update(shared: &Shared, f: impl FnOnce(&mut Counters)) {
 /// What a source reports.
 pub struct SourceProgress {
     shared: Option<Arc<Shared>>,
+    events: Option<mpsc::UnboundedSender<Event>>,
     source: String,
 }
 
@@ -153,6 +197,14 @@ impl SourceProgress {
             t.rows += rows;
             t.bytes += bytes;
         });
+        if let Some(events) = &self.events {
+            let _ = events.send(Event::Read {
+                source: self.source.clone(),
+                table: table.to_string(),
+                rows,
+                bytes,
+            });
+        }
     }
 
     pub fn error(&self, table: &str) {
@@ -163,6 +215,7 @@ impl SourceProgress {
 /// What a destination reports.
 pub struct DestinationProgress {
     shared: Option<Arc<Shared>>,
+    events: Option<mpsc::UnboundedSender<Event>>,
     key: (String, String),
 }
 
@@ -171,6 +224,7 @@ impl DestinationProgress {
     pub(crate) fn none() -> Self {
         DestinationProgress {
             shared: None,
+            events: None,
             key: Default::default(),
         }
     }
@@ -186,8 +240,16 @@ impl DestinationProgress {
         }
     }
 
-    pub fn written(&self, _table: &str, rows: u64) {
+    pub fn written(&self, table: &str, rows: u64) {
         self.counters(|d| d.rows += rows);
+        if let Some(events) = &self.events {
+            let _ = events.send(Event::Written {
+                source: self.key.0.clone(),
+                destination: self.key.1.clone(),
+                table: table.to_string(),
+                rows,
+            });
+        }
     }
 
     pub fn flushed(&self) {
