@@ -7,6 +7,7 @@ mod conformance;
 mod duckdb;
 mod embed;
 mod faults;
+mod file_source;
 mod grpc;
 mod hackernews;
 mod oci;

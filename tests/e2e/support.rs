@@ -114,6 +114,9 @@ impl Workdir {
 
     pub fn write(&self, name: &str, text: &str) -> PathBuf {
         let path = self.path().join(name);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).expect("create the file's directory");
+        }
         std::fs::write(&path, text).expect("write spec");
         path
     }

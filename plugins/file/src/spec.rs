@@ -10,16 +10,21 @@ use serde::Deserialize;
 use crate::path::Template;
 use crate::writer::{CsvOptions, FormatOptions, ParquetOptions};
 
-/// The `file` destination's `spec:`.
+/// The `file` plugin's `spec:`: `path` and `format` as a destination, `tables` as a source.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Spec {
-    /// Where each table is written, relative to the plugin's working directory. Placeholders:
-    /// `{{TABLE}}` (the table's name; required), `{{UUID}}` (a fresh UUID per file) and
-    /// `{{FORMAT}}` (`csv`, `json` or `parquet`). E.g. `out/{{TABLE}}/{{UUID}}.{{FORMAT}}`.
-    pub path: String,
-    /// The file format: `csv`, `json` (one JSON object per line) or `parquet`.
-    pub format: Format,
+    /// Destination: where each table is written, relative to the plugin's working directory.
+    /// Placeholders: `{{TABLE}}` (the table's name; required), `{{UUID}}` (a fresh UUID per file)
+    /// and `{{FORMAT}}` (`csv`, `json` or `parquet`). E.g. `out/{{TABLE}}/{{UUID}}.{{FORMAT}}`.
+    pub path: Option<String>,
+    /// Destination: the file format: `csv`, `json` (one JSON object per line) or `parquet`.
+    #[serde(default)]
+    #[schemars(with = "Format")]
+    pub format: Option<Format>,
+    /// Source: the tables to read, each from the files its glob patterns match.
+    #[serde(default)]
+    pub tables: Vec<crate::source::TableSpec>,
     /// Options of the chosen format; each key applies to one format only.
     #[serde(default)]
     pub format_spec: Option<FormatSpec>,
@@ -100,15 +105,58 @@ pub struct Settings {
     pub max_rows_per_file: Option<u64>,
 }
 
+/// What a validated spec configures: a destination, or a source's tables.
+#[derive(Debug)]
+pub enum Config {
+    Destination(Settings),
+    Source(Vec<crate::source::SourceTable>),
+}
+
 impl Spec {
-    /// Checks the rules JSON Schema cannot express and resolves defaults.
-    pub fn validate(self) -> Result<Settings> {
-        let template = Template::parse(&self.path)?;
+    /// Checks the rules JSON Schema cannot express and resolves defaults; a source's files are
+    /// found and its tables' schemas read.
+    pub fn validate(self) -> Result<Config> {
+        if self.tables.is_empty() {
+            return Ok(Config::Destination(self.destination()?));
+        }
+        let written = [
+            ("path", self.path.is_some()),
+            ("format", self.format.is_some()),
+            ("format_spec", self.format_spec.is_some()),
+            ("no_rotate", self.no_rotate),
+            ("max_rows_per_file", self.max_rows_per_file.is_some()),
+        ];
+        if let Some((field, _)) = written.iter().find(|(_, set)| *set) {
+            return Err(Error::invalid_spec(format!(
+                "`{field}` is a destination's setting, and `tables` a source's: a `quarry/file` is one or the other; remove `{field}`, or `tables`"
+            )));
+        }
+        let mut tables: Vec<crate::source::SourceTable> = Vec::new();
+        for spec in self.tables {
+            if tables.iter().any(|t| t.table.name == spec.name) {
+                return Err(Error::invalid_spec(format!(
+                    "`tables` names table `{}` twice",
+                    spec.name
+                )));
+            }
+            tables.push(spec.open()?);
+        }
+        Ok(Config::Source(tables))
+    }
+
+    fn destination(self) -> Result<Settings> {
+        let (Some(path), Some(format)) = (self.path, self.format) else {
+            return Err(Error::invalid_spec(
+                "`quarry/file` needs `path` and `format` to write files (as a destination), or \
+                 `tables` to read them (as a source)",
+            ));
+        };
+        let template = Template::parse(&path)?;
         if !template.has_table() {
             return Err(Error::invalid_spec(format!(
                 "`path` ({}) must contain {{{{TABLE}}}}, or every table would be written to the same \
                  file; e.g. path: \"out/{{{{TABLE}}}}/{{{{UUID}}}}.{{{{FORMAT}}}}\"",
-                self.path
+                path
             )));
         }
         if self.no_rotate && self.max_rows_per_file.is_some() {
@@ -136,7 +184,7 @@ impl Spec {
             }
             _ => {}
         }
-        let format = format_options(self.format, self.format_spec.unwrap_or_default())?;
+        let format = format_options(format, self.format_spec.unwrap_or_default())?;
         Ok(Settings {
             template,
             format,
@@ -170,7 +218,7 @@ fn format_options(format: Format, spec: FormatSpec) -> Result<FormatOptions> {
     }
     Ok(match format {
         Format::Csv => FormatOptions::Csv(CsvOptions {
-            delimiter: csv_delimiter(delimiter.as_deref())?,
+            delimiter: csv_delimiter("format_spec.delimiter", delimiter.as_deref())?,
             header: !skip_header.unwrap_or(false),
         }),
         Format::Json => FormatOptions::Json,
@@ -194,15 +242,15 @@ fn format_options(format: Format, spec: FormatSpec) -> Result<FormatOptions> {
     })
 }
 
-fn csv_delimiter(delimiter: Option<&str>) -> Result<u8> {
+/// The delimiter of spec field `field` (`,` when unset).
+pub(crate) fn csv_delimiter(field: &str, delimiter: Option<&str>) -> Result<u8> {
     let Some(text) = delimiter else {
         return Ok(b',');
     };
     match text.as_bytes() {
         [byte] if byte.is_ascii() && !matches!(byte, b'"' | b'\n' | b'\r') => Ok(*byte),
         _ => Err(Error::invalid_spec(format!(
-            "`format_spec.delimiter` must be one ASCII character other than `\"` or a line break, \
-             got {text:?}"
+            "`{field}` must be one ASCII character other than `\"` or a line break, got {text:?}"
         ))),
     }
 }
@@ -212,9 +260,13 @@ mod tests {
     use super::*;
 
     fn settings(json: serde_json::Value) -> Result<Settings> {
-        serde_json::from_value::<Spec>(json)
+        match serde_json::from_value::<Spec>(json)
             .map_err(|e| Error::invalid_spec(e.to_string()))?
-            .validate()
+            .validate()?
+        {
+            Config::Destination(settings) => Ok(settings),
+            Config::Source(tables) => panic!("a source: {tables:?}"),
+        }
     }
 
     fn message(json: serde_json::Value) -> String {
@@ -361,6 +413,15 @@ mod tests {
         );
         assert_eq!(properties["max_rows_per_file"]["minimum"], 1);
         assert_eq!(schema["$defs"]["FormatSpec"]["additionalProperties"], false);
-        assert_eq!(schema["required"], serde_json::json!(["path", "format"]));
+        // Which fields are needed depends on the role: `validate` says.
+        assert!(schema.get("required").is_none(), "{schema}");
+        assert!(properties.contains_key("tables"));
+        assert!(message(serde_json::json!({})).contains("needs `path` and `format`"));
+        assert!(
+            message(
+                serde_json::json!({"format": "csv", "tables": [{"name": "t", "paths": ["x"]}]})
+            )
+            .starts_with("`format` is a destination's setting, and `tables` a source's")
+        );
     }
 }

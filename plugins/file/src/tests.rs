@@ -21,6 +21,7 @@ use crate::FilePlugin;
 
 mod formats;
 mod lifecycle;
+mod reading;
 
 const EPOCH_US: i64 = 1_700_000_000_000_000; // 2023-11-14T22:13:20Z
 

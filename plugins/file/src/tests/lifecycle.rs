@@ -188,7 +188,7 @@ fn info_and_unsupported_operations() {
     let info = FilePlugin::info();
     assert_eq!(
         (info.name.as_str(), info.files),
-        ("file", vec!["path".to_string()])
+        ("file", vec!["path".to_string(), "tables".to_string()])
     );
     let dir = tempfile::tempdir().unwrap();
     let mut plugin = plugin(spec(dir.path(), "{{TABLE}}", "csv", json!({})));

@@ -1,0 +1,418 @@
+//! `quarry/file` as a source: CSV, JSON lines and Parquet files under directories the user
+//! granted, found by glob patterns, one table per entry of `tables`. A table's schema comes from
+//! its first file (Parquet's own schema; CSV and JSON inferred from the first 1,000 rows), with
+//! the user's type overrides; every file of the table must fit it. With `incremental`, a sync
+//! reads only the files after the table's cursor (by name, or by modification time), and moves
+//! the cursor after each file, so an interrupted sync resumes at the file it was reading.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::BufReader;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::Arc;
+
+use arrow_array::RecordBatch;
+use arrow_schema::{DataType, Field, Schema, SchemaRef};
+use quarry_sdk::{Column, Error, Result, SyncContext, Table};
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+use crate::spec::Format;
+
+/// Rows sampled to infer a CSV or JSON table's types.
+const INFER_ROWS: usize = 1000;
+/// Rows per batch read.
+const BATCH_ROWS: usize = 8192;
+
+/// One table of the source: its files and how to read them.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TableSpec {
+    /// The table's name.
+    pub name: String,
+    /// Glob patterns of its files, relative to the working directory: `*` and `?` match within
+    /// one path segment, e.g. `exports/orders/*.csv` or `exports/*/orders.parquet`.
+    pub paths: Vec<String>,
+    /// The files' format; by default from the extension (`.csv`, `.json`/`.jsonl`/`.ndjson`,
+    /// `.parquet`).
+    pub format: Option<Format>,
+    /// Columns that form the primary key.
+    #[serde(default)]
+    pub primary_key: Vec<String>,
+    /// Column types instead of the inferred ones, in Arrow's spelling: `Int64`, `Float64`,
+    /// `Utf8`, `Boolean`, `Date32`, `Decimal128(12, 2)`, `Timestamp(Microsecond, Some("UTC"))`.
+    #[serde(default)]
+    pub columns: BTreeMap<String, String>,
+    /// csv: the field delimiter, one ASCII character (default `,`).
+    pub delimiter: Option<String>,
+    /// csv: whether the first line names the columns (default true; without it they are
+    /// `column_1`, `column_2`...).
+    pub has_header: Option<bool>,
+    /// Read only files after the last sync's: `name` (paths in name order) or `modified` (by
+    /// modification time, then name). The table is then incremental: kept across syncs.
+    pub incremental: Option<Incremental>,
+}
+
+/// Which files are new.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Incremental {
+    /// Files whose path sorts after the last one read.
+    Name,
+    /// Files modified after the last one read (ties broken by path).
+    Modified,
+}
+
+/// A table, ready to read.
+#[derive(Debug)]
+pub struct SourceTable {
+    pub table: Table,
+    patterns: Vec<String>,
+    format: Option<Format>,
+    delimiter: u8,
+    has_header: bool,
+    incremental: Option<Incremental>,
+}
+
+/// A file of a table, with what orders it.
+struct Found {
+    path: PathBuf,
+    cursor: String,
+}
+
+impl TableSpec {
+    /// Finds the table's files and reads its schema from the first.
+    pub fn open(self) -> Result<SourceTable> {
+        let what = format!("table `{}`", self.name);
+        if self.paths.is_empty() {
+            return Err(Error::invalid_spec(format!(
+                "{what} has no `paths`; list glob patterns of its files, e.g. paths: [\"exports/{}/*.csv\"]",
+                self.name
+            )));
+        }
+        let delimiter = crate::spec::csv_delimiter(
+            &format!("tables.{}.delimiter", self.name),
+            self.delimiter.as_deref(),
+        )?;
+        let mut table = SourceTable {
+            table: Table::new(&self.name),
+            patterns: self.paths.clone(),
+            format: self.format,
+            delimiter,
+            has_header: self.has_header.unwrap_or(true),
+            incremental: self.incremental,
+        };
+        let files = table.files()?;
+        let Some(first) = files.first() else {
+            return Err(Error::invalid_spec(format!(
+                "{what}: no file matches {}; its schema comes from its first file, so at least one must exist (and be granted: `permissions: {{ files: {{ DIR: read }} }}`)",
+                self.paths.join(", ")
+            )));
+        };
+        let inferred = table.infer(&first.path)?;
+        let mut fields: Vec<Field> = inferred
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone())
+            .collect();
+        for (column, type_name) in &self.columns {
+            let data_type = DataType::from_str(type_name).map_err(|e| {
+                Error::invalid_spec(format!(
+                    "{what}: `columns.{column}`: `{type_name}` is not an Arrow type ({e}); write e.g. Int64, Utf8, Decimal128(12, 2)"
+                ))
+            })?;
+            let Some(field) = fields.iter_mut().find(|f| f.name() == column) else {
+                return Err(Error::invalid_spec(format!(
+                    "{what}: `columns.{column}`: {} has no column `{column}` (its columns: {})",
+                    first.path.display(),
+                    names(&fields)
+                )));
+            };
+            *field = Field::new(column, data_type, true);
+        }
+        for key in &self.primary_key {
+            if !fields.iter().any(|f| f.name() == key) {
+                return Err(Error::invalid_spec(format!(
+                    "{what}: `primary_key` names `{key}`, which {} does not have (its columns: {})",
+                    first.path.display(),
+                    names(&fields)
+                )));
+            }
+        }
+        let mut t = Table::new(&self.name).describe(&format!("Files {}", self.paths.join(", ")));
+        for field in &fields {
+            let mut column = Column::new(field.name(), field.data_type().clone());
+            if self.primary_key.contains(field.name()) {
+                column = column.primary_key();
+            }
+            t = t.column(column);
+        }
+        if self.incremental.is_some() {
+            t = t.incremental();
+        }
+        table.table = t;
+        Ok(table)
+    }
+}
+
+fn names(fields: &[Field]) -> String {
+    fields
+        .iter()
+        .map(|f| f.name().as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl SourceTable {
+    fn format_of(&self, path: &Path) -> Result<Format> {
+        if let Some(format) = self.format {
+            return Ok(format);
+        }
+        match path.extension().and_then(|e| e.to_str()) {
+            Some("csv") => Ok(Format::Csv),
+            Some("json" | "jsonl" | "ndjson") => Ok(Format::Json),
+            Some("parquet") => Ok(Format::Parquet),
+            _ => Err(Error::invalid_spec(format!(
+                "table `{}`: cannot tell the format of {} from its extension; set `format: csv`, `json` or `parquet`",
+                self.table.name,
+                path.display()
+            ))),
+        }
+    }
+
+    /// The table's files, in the order they are read, each once.
+    fn files(&self) -> Result<Vec<Found>> {
+        let mut paths = Vec::new();
+        for pattern in &self.patterns {
+            glob(pattern, &mut paths)?;
+        }
+        paths.sort();
+        paths.dedup();
+        let mut found = Vec::new();
+        for path in paths {
+            let cursor = match self.incremental {
+                Some(Incremental::Modified) => {
+                    let modified = std::fs::metadata(&path)
+                        .and_then(|m| m.modified())
+                        .map_err(|e| read_error(&path, &e))?;
+                    let ns = modified
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map(|d| d.as_nanos())
+                        .unwrap_or(0);
+                    // Zero-padded, so that cursors compare as text in time order.
+                    format!("{ns:030}:{}", path.display())
+                }
+                _ => path.display().to_string(),
+            };
+            found.push(Found { path, cursor });
+        }
+        found.sort_by(|a, b| a.cursor.cmp(&b.cursor));
+        Ok(found)
+    }
+
+    fn infer(&self, path: &Path) -> Result<SchemaRef> {
+        let file = open(path)?;
+        let schema = match self.format_of(path)? {
+            Format::Parquet => {
+                let builder =
+                    parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+                        .map_err(|e| read_error(path, &e))?;
+                // The columns, without metadata another writer left on them.
+                let fields: Vec<Field> = builder
+                    .schema()
+                    .fields()
+                    .iter()
+                    .map(|f| Field::new(f.name(), f.data_type().clone(), true))
+                    .collect();
+                Arc::new(Schema::new(fields))
+            }
+            Format::Csv => {
+                let (schema, _) = arrow_csv::reader::Format::default()
+                    .with_header(self.has_header)
+                    .with_delimiter(self.delimiter)
+                    .infer_schema(file, Some(INFER_ROWS))
+                    .map_err(|e| read_error(path, &e))?;
+                Arc::new(schema)
+            }
+            Format::Json => {
+                let mut reader = BufReader::new(file);
+                let (schema, _) = arrow_json::reader::infer_json_schema_from_seekable(
+                    &mut reader,
+                    Some(INFER_ROWS),
+                )
+                .map_err(|e| read_error(path, &e))?;
+                Arc::new(schema)
+            }
+        };
+        if schema.fields().is_empty() {
+            return Err(Error::invalid_spec(format!(
+                "table `{}`: {} has no columns",
+                self.table.name,
+                path.display()
+            )));
+        }
+        Ok(schema)
+    }
+
+    /// Sends the rows of every file after the cursor, moving the cursor after each file.
+    pub fn sync(&self, out: &mut SyncContext<'_>) -> Result<()> {
+        let key = self.table.name.as_str();
+        let after = match self.incremental {
+            Some(_) => out.state_get(key)?,
+            None => None,
+        };
+        let schema = self.table.schema();
+        for file in self.files()? {
+            if after.as_ref().is_some_and(|after| file.cursor <= *after) {
+                continue;
+            }
+            self.read(&file.path, &schema, &mut |batch| {
+                out.insert(&self.table, batch.columns().to_vec())
+            })?;
+            if self.incremental.is_some() {
+                out.state_set(key, &file.cursor)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn read(
+        &self,
+        path: &Path,
+        schema: &SchemaRef,
+        emit: &mut dyn FnMut(RecordBatch) -> Result<()>,
+    ) -> Result<()> {
+        let file = open(path)?;
+        let bad = |e: &dyn std::fmt::Display| {
+            Error::internal(format!(
+                "table `{}`: {}: {e}",
+                self.table.name,
+                path.display()
+            ))
+        };
+        match self.format_of(path)? {
+            Format::Csv => {
+                let reader = arrow_csv::ReaderBuilder::new(schema.clone())
+                    .with_header(self.has_header)
+                    .with_delimiter(self.delimiter)
+                    .with_batch_size(BATCH_ROWS)
+                    .build(file)
+                    .map_err(|e| bad(&e))?;
+                for batch in reader {
+                    emit(batch.map_err(|e| bad(&e))?)?;
+                }
+            }
+            Format::Json => {
+                let reader = arrow_json::ReaderBuilder::new(schema.clone())
+                    .with_batch_size(BATCH_ROWS)
+                    .build(BufReader::new(file))
+                    .map_err(|e| bad(&e))?;
+                for batch in reader {
+                    emit(batch.map_err(|e| bad(&e))?)?;
+                }
+            }
+            Format::Parquet => {
+                let reader =
+                    parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+                        .map_err(|e| bad(&e))?
+                        .with_batch_size(BATCH_ROWS)
+                        .build()
+                        .map_err(|e| bad(&e))?;
+                for batch in reader {
+                    let batch = batch.map_err(|e| bad(&e))?;
+                    emit(conform(&batch, schema).map_err(|e| bad(&e))?)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A Parquet batch in the table's schema: its columns by name, cast to the table's types.
+fn conform(batch: &RecordBatch, schema: &SchemaRef) -> std::result::Result<RecordBatch, String> {
+    let mut columns = Vec::with_capacity(schema.fields().len());
+    for field in schema.fields() {
+        let column = batch.column_by_name(field.name()).ok_or_else(|| {
+            format!(
+                "it has no column `{}` (the table's schema comes from its first file)",
+                field.name()
+            )
+        })?;
+        let column = if column.data_type() == field.data_type() {
+            column.clone()
+        } else {
+            let options = arrow_cast::CastOptions {
+                safe: false,
+                ..Default::default()
+            };
+            arrow_cast::cast_with_options(column, field.data_type(), &options)
+                .map_err(|e| format!("column `{}`: {e}", field.name()))?
+        };
+        columns.push(column);
+    }
+    RecordBatch::try_new(schema.clone(), columns).map_err(|e| e.to_string())
+}
+
+fn open(path: &Path) -> Result<File> {
+    File::open(path).map_err(|e| read_error(path, &e))
+}
+
+fn read_error(path: &Path, e: &dyn std::fmt::Display) -> Error {
+    Error::invalid_spec(format!("cannot read {}: {e}", path.display()))
+}
+
+/// Adds the files `pattern` matches to `out`. A segment with `*` or `?` matches names in one
+/// directory; `**` is refused rather than read as `*`.
+fn glob(pattern: &str, out: &mut Vec<PathBuf>) -> Result<()> {
+    if pattern.contains("**") {
+        return Err(Error::invalid_spec(format!(
+            "`paths`: `{pattern}`: `**` is not supported; `*` matches within one directory, so list a pattern per depth"
+        )));
+    }
+    let mut dirs = vec![PathBuf::new()];
+    let segments: Vec<&str> = pattern
+        .split('/')
+        .filter(|s| !s.is_empty() && *s != ".")
+        .collect();
+    if pattern.starts_with('/') {
+        dirs = vec![PathBuf::from("/")];
+    }
+    for (i, segment) in segments.iter().enumerate() {
+        let last = i + 1 == segments.len();
+        let mut next = Vec::new();
+        for dir in &dirs {
+            if !segment.contains(['*', '?']) {
+                let path = dir.join(segment);
+                if path.exists() {
+                    next.push(path);
+                }
+                continue;
+            }
+            let listing = if dir.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                dir.as_path()
+            };
+            let entries = match std::fs::read_dir(listing) {
+                Ok(entries) => entries,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(read_error(listing, &e)),
+            };
+            for entry in entries {
+                let entry = entry.map_err(|e| read_error(listing, &e))?;
+                let name = entry.file_name();
+                let Some(name) = name.to_str() else { continue };
+                if quarry_sdk::matches_glob(segment, name) {
+                    next.push(dir.join(name));
+                }
+            }
+        }
+        if !last {
+            next.retain(|p| p.is_dir());
+        }
+        dirs = next;
+    }
+    out.extend(dirs.into_iter().filter(|p| p.is_file()));
+    Ok(())
+}
