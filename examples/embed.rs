@@ -41,7 +41,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let mut written = 0;
             while let Some(event) = events.recv().await {
                 match event {
-                    quarry::Event::SourceStarted { source } => println!("{source}: started"),
+                    quarry::Event::SourceStarted { source, .. } => println!("{source}: started"),
                     quarry::Event::Written { table, rows, .. } => {
                         written += rows;
                         println!("{table}: +{rows} rows ({written} written)");

@@ -2,6 +2,7 @@
 //! command returns ([`CliError`]), which `main.rs` reports and turns into an exit code.
 
 mod bench;
+mod check;
 mod init;
 mod migrate;
 mod plugin;
@@ -205,7 +206,15 @@ pub(crate) async fn open_reference(
         .resolve_reference(reference)
         .await
         .map_err(CliError::Usage)?;
-    open_resolved(env, reference, name, resolved, run_native).await
+    open_resolved(
+        env,
+        reference,
+        name,
+        resolved,
+        run_native,
+        &Permissions::default(),
+    )
+    .await
 }
 
 /// Opens what `reference` resolved to. Someone else's native executable (not first-party) is
@@ -216,6 +225,7 @@ pub(crate) async fn open_resolved(
     name: &str,
     resolved: quarry_registry::Resolved,
     run_native: bool,
+    permissions: &Permissions,
 ) -> Result<Opened, CliError> {
     if !run_native
         && matches!(resolved, quarry_registry::Resolved::Executable(_))
@@ -225,7 +235,7 @@ pub(crate) async fn open_resolved(
             "`{reference}` is a native executable: it would run outside the sandbox, with your rights; pass --run-native to start it"
         )));
     }
-    open(env, name, resolved, &Permissions::default())
+    open(env, name, resolved, permissions)
         .await
         .map_err(|e| match e {
             OpenError::Config(message) | OpenError::Grants(message) => {

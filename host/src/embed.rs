@@ -203,8 +203,10 @@ impl Sync {
         self
     }
 
-    /// Looks for first-party plugins (`quarry/<name>`) in `dir` before the default places
-    /// (`QUARRY_PLUGIN_DIR`, `plugins/` beside the executable).
+    /// Looks for first-party plugins (`quarry/<name>`) in `dir` before the default places:
+    /// `QUARRY_PLUGIN_DIR`, `plugins/` beside this program's executable, the cargo build
+    /// directory that goes with it, and the executable's own directory (where a native
+    /// first-party plugin such as `quarry/duckdb` is looked for).
     pub fn plugin_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.plugin_dirs.push(dir.into());
         self
@@ -252,7 +254,9 @@ impl Sync {
         rx
     }
 
-    /// A handle that stops the run to come cleanly, from another task.
+    /// A handle that stops the run to come cleanly, from another task. A stop asked for while
+    /// the sync is still planning (plugins opening) takes effect once the plan is made: no source
+    /// then runs.
     pub fn stopper(&mut self) -> Stopper {
         if let Some((stopper, _)) = &self.stop {
             return stopper.clone();
@@ -264,7 +268,9 @@ impl Sync {
     }
 
     /// Plans (every plugin opened and checked, nothing written), then runs every source into its
-    /// destinations. Returns the summary even when sources failed: see [`Summary::ok`].
+    /// destinations. Returns the summary even when sources failed: see [`Summary::ok`]. Stop a
+    /// run with a [`Stopper`] rather than by dropping this future: dropped, its plugins are
+    /// killed or dropped without their clean close.
     pub async fn run(self) -> Result<Summary, Error> {
         let cwd = match self.cwd {
             Some(dir) => dir,
@@ -283,18 +289,20 @@ impl Sync {
                 .map_err(|e| SpecError::new(e.to_string()))?;
         }
         let plan = plan::build(&self.spec, &env).await?;
-        if env
-            .distribution
-            .save_lock()
-            .map_err(|e| anyhow::anyhow!("cannot write the lock file: {e}"))?
-            && let Some(path) = env.distribution.lock_path()
-        {
-            tracing::info!(lock = %path.display(), "wrote the lock file");
-        }
-        let checked = if self.no_migrate {
-            plan.no_migrate_needed().map_err(Error::from)
-        } else {
-            plan.refusals().map_err(Error::from)
+        let checked = match env.distribution.save_lock() {
+            Err(e) => Err(Error::Runtime(anyhow::anyhow!(
+                "cannot write the lock file: {e}"
+            ))),
+            Ok(saved) => {
+                if saved && let Some(path) = env.distribution.lock_path() {
+                    tracing::info!(lock = %path.display(), "wrote the lock file");
+                }
+                if self.no_migrate {
+                    plan.no_migrate_needed().map_err(Error::from)
+                } else {
+                    plan.refusals().map_err(Error::from)
+                }
+            }
         };
         if let Err(e) = checked {
             plan.close().await;

@@ -45,6 +45,11 @@ pub fn load(paths: &[PathBuf]) -> Result<SyncSpec, SpecError> {
     loader::load(paths, &|name| std::env::var(name))
 }
 
+/// A plugin's `spec:` from a YAML (or JSON) file of one document, `${NAME}` expanded.
+pub fn load_value(path: &Path) -> Result<serde_json::Value, SpecError> {
+    loader::load_file(path, &|name| std::env::var(name))
+}
+
 /// Reads specs from `text` as if it were the file `name` (which is only named in diagnostics);
 /// `${NAME}` expands the process environment.
 pub fn load_str(text: &str, name: &Path) -> Result<SyncSpec, SpecError> {

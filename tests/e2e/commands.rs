@@ -6,8 +6,8 @@ use std::path::Path;
 use std::process::Command;
 
 use crate::support::{
-    ITEMS, ITEMS_NAME_INT64, QUARRY, Schema, Workdir, duckdb_query, golden, psql, shared_cache,
-    sqlite_query, store_plugin,
+    ITEMS, ITEMS_NAME_INT64, QUARRY, Schema, Workdir, duckdb_query, golden, hostile_plugin, psql,
+    shared_cache, sqlite_query, store_plugin,
 };
 
 /// A `test` source of `test_rows` and the parent/child pair, into `destination` (a document
@@ -496,4 +496,56 @@ spec:
         !w.path().join("db/items.arrow").exists(),
         "nothing was written"
     );
+}
+
+/// `quarry plugin check`: a good source and a good destination pass every check; a missing
+/// spec, a source that traps mid-sync and a destination that fails its writes are each a FAIL
+/// line naming the call, with exit 1.
+#[test]
+fn plugin_check_passes_good_plugins_and_names_what_is_wrong() {
+    let w = Workdir::new();
+    let run = w.quarry(&["plugin", "check", "quarry/test"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stdout.contains("ok    tables: 5 (test_rows"), "{run:?}");
+    assert!(run.stdout.contains("rows, 1 cursors"), "{run:?}");
+    assert!(run.stdout.ends_with(" checks, 0 failed\n"), "{run:?}");
+
+    w.write("lite.yml", "connection_string: ./db/check.db\n");
+    std::fs::create_dir_all(w.path().join("db")).unwrap();
+    let args = [
+        "plugin",
+        "check",
+        "quarry/sqlite",
+        "--spec",
+        "lite.yml",
+        "--allow-write",
+        "./db",
+        "--write",
+    ];
+    let run = w.quarry(&args);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(
+        run.stdout.contains("ok    read: 3 rows back, as written"),
+        "{run:?}"
+    );
+
+    let run = w.quarry(&["plugin", "check", "quarry/sqlite"]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(
+        run.stdout.contains(
+            "FAIL  the spec does not fit the schema: plugin `sqlite` spec: \"connection_string\" is a required property"
+        ),
+        "{run:?}"
+    );
+
+    let hostile = hostile_plugin().display().to_string();
+    w.write("panic.yml", "action: panic\n");
+    let run = w.quarry(&["plugin", "check", &hostile, "--spec", "panic.yml"]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(run.stdout.contains("FAIL  sync: "), "{run:?}");
+
+    w.write("fail.yml", "action: fail_writes\nrows: 0\n");
+    let run = w.quarry(&["plugin", "check", &hostile, "--spec", "fail.yml", "--write"]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(run.stdout.contains("FAIL  insert: "), "{run:?}");
 }

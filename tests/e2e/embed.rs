@@ -72,7 +72,7 @@ fn a_sync_runs_in_process_and_reports_every_batch_as_an_event() {
     }
     assert_eq!(read, written);
     assert_eq!(read["test_rows"], 5000);
-    assert!(matches!(&events[0], quarry::Event::SourceStarted { source } if source == "test"));
+    assert!(matches!(&events[0], quarry::Event::SourceStarted { source, .. } if source == "test"));
     let Some(quarry::Event::SourceFinished(finished)) = events.last() else {
         panic!("the last event is the source's end: {:?}", events.last());
     };

@@ -54,7 +54,8 @@ fn csv_files_sync_and_the_next_run_reads_only_the_new_files() {
     assert_eq!(rows(), "1:10.5:a 2:3.0:- 3:7.25:c, d");
     let show = w.quarry(&["state", "show", "exports", "spec.yml"]);
     assert_eq!(
-        show.stdout, "orders\texports/orders/2026-02.csv\n",
+        show.stdout,
+        "orders\t{\"mode\":\"name\",\"after\":{\"exports/orders/*.csv\":\"exports/orders/2026-02.csv\"}}\n",
         "{show:?}"
     );
 
@@ -64,11 +65,50 @@ fn csv_files_sync_and_the_next_run_reads_only_the_new_files() {
     assert!(run.stdout.contains("(orders 1)"), "{run:?}");
     assert_eq!(rows(), "1:10.5:a 2:3.0:- 3:7.25:c, d 4:1.0:e");
 
-    // A file that does not fit the table's schema is named with the reader's complaint.
+    // A file that does not fit the table's schema is named with the reader's complaint, and so
+    // is one whose header has the columns in another order (CSV columns go by position).
     w.write("exports/orders/2026-04.csv", "id,amount,note\nfive,2,x\n");
     let run = w.quarry(&["sync", "spec.yml"]);
     assert_eq!(run.code, 1, "{run:?}");
     assert!(run.stderr.contains("exports/orders/2026-04.csv"), "{run:?}");
+    w.write("exports/orders/2026-04.csv", "id,note,amount\n5,x,2\n");
+    let run = w.quarry(&["sync", "spec.yml"]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(
+        run.stderr.contains("its header is `id,note,amount`, but the table's columns (from its first file) are `id,amount,note`"),
+        "{run:?}"
+    );
+    assert_eq!(rows(), "1:10.5:a 2:3.0:- 3:7.25:c, d 4:1.0:e");
+
+    // A second pattern keeps its own cursor: a file it finds that sorts before the first
+    // pattern's cursor is still new.
+    std::fs::remove_file(w.path().join("exports/orders/2026-04.csv")).unwrap();
+    w.write(
+        "exports/archive/2020/orders.csv",
+        "id,amount,note\n0,9,old\n",
+    );
+    w.write(
+        "spec.yml",
+        &SPEC.replace(
+            r#"paths: ["exports/orders/*.csv"]"#,
+            r#"paths: ["exports/orders/*.csv", "exports/archive/*/orders.csv"]"#,
+        ),
+    );
+    let run = w.quarry(&["sync", "spec.yml"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(rows(), "0:9.0:old 1:10.5:a 2:3.0:- 3:7.25:c, d 4:1.0:e");
+    // A cursor saved in another mode is refused, with the reset that fixes it.
+    w.write(
+        "spec.yml",
+        &SPEC.replace("incremental: name", "incremental: modified"),
+    );
+    let run = w.quarry(&["sync", "spec.yml"]);
+    assert_ne!(run.code, 0, "{run:?}");
+    assert!(
+        run.stderr
+            .contains("its cursor was saved with `incremental: name`"),
+        "{run:?}"
+    );
 }
 
 #[test]

@@ -63,6 +63,9 @@ pub enum PluginCommand {
         /// The files' path without extension.
         prefix: PathBuf,
     },
+    /// Run a plugin through the calls the host makes (info, spec schema, init, tables and a short
+    /// sync, or with --write a test table) and report what is wrong; exit 1 if anything is.
+    Check(super::check::CheckArgs),
 }
 
 pub async fn run(command: PluginCommand) -> Result<Exit, CliError> {
@@ -79,6 +82,7 @@ pub async fn run(command: PluginCommand) -> Result<Exit, CliError> {
         PluginCommand::List => list(),
         PluginCommand::Sign { reference, key } => sign(&reference, &key).await,
         PluginCommand::Keygen { prefix } => keygen(&prefix),
+        PluginCommand::Check(args) => super::check::run(args).await,
     }
 }
 
@@ -117,7 +121,15 @@ async fn inspect(plugin: &str, run_native: bool) -> Result<Exit, CliError> {
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or(plugin.to_string());
-    let mut opened = super::open_resolved(&env, plugin, &name, resolved, run_native).await?;
+    let mut opened = super::open_resolved(
+        &env,
+        plugin,
+        &name,
+        resolved,
+        run_native,
+        &Permissions::default(),
+    )
+    .await?;
     let schema = opened.plugin.spec_schema().await;
     // A plugin that was never initialised may refuse to close; only a process needs stopping.
     let _ = opened.plugin.close().await;

@@ -27,6 +27,15 @@ use crate::spec::{Access, Permissions};
 pub struct ServeCommand {
     /// `quarry/<name>` for a first-party plugin, or the path of a `.wasm` component.
     pub plugin: String,
+    #[command(flatten)]
+    pub grants: GrantArgs,
+    #[command(flatten)]
+    pub serve: quarry_grpc::serve::ServeArgs,
+}
+
+/// A component's grants on the command line (`quarry serve`, `quarry plugin check`).
+#[derive(Debug, clap::Args)]
+pub struct GrantArgs {
     /// Let the plugin connect to this host (`host`, `host:port`, `*.domain`); repeatable.
     #[arg(long, value_name = "HOST")]
     pub allow_net: Vec<String>,
@@ -45,12 +54,10 @@ pub struct ServeCommand {
     /// Wall-clock budget of the whole run, e.g. `30m`.
     #[arg(long, value_parser = parse_duration)]
     pub timeout: Option<std::time::Duration>,
-    #[command(flatten)]
-    pub serve: quarry_grpc::serve::ServeArgs,
 }
 
-impl ServeCommand {
-    fn permissions(&self) -> Permissions {
+impl GrantArgs {
+    pub fn permissions(&self) -> Permissions {
         let files = self
             .allow_read
             .iter()
@@ -94,7 +101,7 @@ async fn serve(args: &ServeCommand) -> Result<(), (Exit, String)> {
         Err(e) => return Err(config(e)),
     };
     let grants =
-        Grants::resolve(&args.permissions(), &env.cwd).map_err(|e| config(e.to_string()))?;
+        Grants::resolve(&args.grants.permissions(), &env.cwd).map_err(|e| config(e.to_string()))?;
     let name = Path::new(&args.plugin)
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())

@@ -29,22 +29,28 @@ pub struct Progress {
 #[non_exhaustive]
 pub enum Event {
     /// A source starts.
+    #[non_exhaustive]
     SourceStarted { source: String },
     /// A source sent `rows` rows (`bytes` of Arrow IPC) of `table`.
+    #[non_exhaustive]
     Read {
         source: String,
         table: String,
         rows: u64,
         bytes: u64,
     },
-    /// A destination wrote `rows` rows of `table` that `source` sent.
+    /// A destination plugin took `rows` rows of `table` that `source` sent (durable once the
+    /// destination flushes, at the latest when the source ends).
+    #[non_exhaustive]
     Written {
         source: String,
         destination: String,
         table: String,
         rows: u64,
     },
-    /// A source and its writes are done; the summary has its rows and errors.
+    /// A source and its writes are done; the summary has its rows and errors (a destination's
+    /// failure to close, after the last source, is only in [`crate::Sync::run`]'s summary). A
+    /// source that does not run (the sync was stopped before it) sends no events.
     SourceFinished(Box<super::SourceSummary>),
 }
 

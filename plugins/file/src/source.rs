@@ -1,9 +1,10 @@
 //! `quarry/file` as a source: CSV, JSON lines and Parquet files under directories the user
 //! granted, found by glob patterns, one table per entry of `tables`. A table's schema comes from
 //! its first file (Parquet's own schema; CSV and JSON inferred from the first 1,000 rows), with
-//! the user's type overrides; every file of the table must fit it. With `incremental`, a sync
-//! reads only the files after the table's cursor (by name, or by modification time), and moves
-//! the cursor after each file, so an interrupted sync resumes at the file it was reading.
+//! the user's type overrides; every file of the table must fit it (a CSV header naming the same
+//! columns in order, JSON lines without other keys). With `incremental`, a sync reads only the
+//! files after each pattern's cursor (by name, or by modification time), and moves the cursor
+//! after each file, so an interrupted sync starts again at the file it was reading.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -55,13 +56,22 @@ pub struct TableSpec {
 }
 
 /// Which files are new.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Incremental {
     /// Files whose path sorts after the last one read.
     Name,
     /// Files modified after the last one read (ties broken by path).
     Modified,
+}
+
+impl Incremental {
+    fn name(self) -> &'static str {
+        match self {
+            Incremental::Name => "name",
+            Incremental::Modified => "modified",
+        }
+    }
 }
 
 /// A table, ready to read.
@@ -75,10 +85,59 @@ pub struct SourceTable {
     incremental: Option<Incremental>,
 }
 
-/// A file of a table, with what orders it.
+/// A file of a table, with what orders it and the pattern that found it.
 struct Found {
     path: PathBuf,
     cursor: String,
+    pattern: usize,
+}
+
+/// A table's incremental state: the mode it was made with, and per pattern the cursor of the
+/// last file read. Kept per pattern, so that a file one pattern finds is never compared with
+/// another pattern's files.
+#[derive(Debug, serde::Serialize, Deserialize)]
+struct Cursors {
+    mode: Incremental,
+    after: BTreeMap<String, String>,
+}
+
+impl Cursors {
+    fn new(mode: Incremental) -> Self {
+        Cursors {
+            mode,
+            after: BTreeMap::new(),
+        }
+    }
+
+    fn parse(saved: &str, mode: Incremental, table: &str) -> Result<Self> {
+        let cursors: Cursors = serde_json::from_str(saved).map_err(|e| {
+            Error::invalid_spec(format!(
+                "table `{table}`: its saved cursor `{saved}` is not this plugin's ({e}); reset it with `quarry state reset`"
+            ))
+        })?;
+        if cursors.mode != mode {
+            return Err(Error::invalid_spec(format!(
+                "table `{table}`: its cursor was saved with `incremental: {}`, and the spec now says `{}`; reset it with `quarry state reset` (the next sync reads every file)",
+                cursors.mode.name(),
+                mode.name()
+            )));
+        }
+        Ok(cursors)
+    }
+
+    fn has_read(&self, pattern: &str, cursor: &str) -> bool {
+        self.after
+            .get(pattern)
+            .is_some_and(|after| cursor <= after.as_str())
+    }
+
+    fn read(&mut self, pattern: &str, cursor: &str) {
+        self.after.insert(pattern.to_string(), cursor.to_string());
+    }
+
+    fn text(&self) -> String {
+        serde_json::to_string(self).expect("strings serialise")
+    }
 }
 
 impl TableSpec {
@@ -181,33 +240,41 @@ impl SourceTable {
         }
     }
 
-    /// The table's files, in the order they are read, each once.
+    /// The table's files, in the order they are read, each once (under the first pattern that
+    /// matches it): pattern by pattern, each in cursor order.
     fn files(&self) -> Result<Vec<Found>> {
-        let mut paths = Vec::new();
-        for pattern in &self.patterns {
+        let mut found: Vec<Found> = Vec::new();
+        for (index, pattern) in self.patterns.iter().enumerate() {
+            let mut paths = Vec::new();
             glob(pattern, &mut paths)?;
-        }
-        paths.sort();
-        paths.dedup();
-        let mut found = Vec::new();
-        for path in paths {
-            let cursor = match self.incremental {
-                Some(Incremental::Modified) => {
-                    let modified = std::fs::metadata(&path)
-                        .and_then(|m| m.modified())
-                        .map_err(|e| read_error(&path, &e))?;
-                    let ns = modified
-                        .duration_since(std::time::UNIX_EPOCH)
-                        .map(|d| d.as_nanos())
-                        .unwrap_or(0);
-                    // Zero-padded, so that cursors compare as text in time order.
-                    format!("{ns:030}:{}", path.display())
+            let mut here = Vec::new();
+            for path in paths {
+                if found.iter().chain(&here).any(|f: &Found| f.path == path) {
+                    continue;
                 }
-                _ => path.display().to_string(),
-            };
-            found.push(Found { path, cursor });
+                let cursor = match self.incremental {
+                    Some(Incremental::Modified) => {
+                        let modified = std::fs::metadata(&path)
+                            .and_then(|m| m.modified())
+                            .map_err(|e| read_error(&path, &e))?;
+                        let ns = modified
+                            .duration_since(std::time::UNIX_EPOCH)
+                            .map(|d| d.as_nanos())
+                            .unwrap_or(0);
+                        // Zero-padded, so that cursors compare as text in time order.
+                        format!("{ns:030}:{}", path.display())
+                    }
+                    _ => path.display().to_string(),
+                };
+                here.push(Found {
+                    path,
+                    cursor,
+                    pattern: index,
+                });
+            }
+            here.sort_by(|a, b| a.cursor.cmp(&b.cursor));
+            found.extend(here);
         }
-        found.sort_by(|a, b| a.cursor.cmp(&b.cursor));
         Ok(found)
     }
 
@@ -255,24 +322,50 @@ impl SourceTable {
         Ok(schema)
     }
 
-    /// Sends the rows of every file after the cursor, moving the cursor after each file.
+    /// Sends the rows of every file after its pattern's cursor, moving the cursor after each
+    /// file. The table's state is one JSON value: the mode, and per pattern the last file read.
     pub fn sync(&self, out: &mut SyncContext<'_>) -> Result<()> {
         let key = self.table.name.as_str();
-        let after = match self.incremental {
-            Some(_) => out.state_get(key)?,
-            None => None,
+        let mut cursors = match (self.incremental, out.state_get(key)?) {
+            (Some(mode), Some(saved)) => Cursors::parse(&saved, mode, key)?,
+            (Some(mode), None) => Cursors::new(mode),
+            (None, _) => Cursors::new(Incremental::Name),
         };
         let schema = self.table.schema();
         for file in self.files()? {
-            if after.as_ref().is_some_and(|after| file.cursor <= *after) {
+            let pattern = &self.patterns[file.pattern];
+            if self.incremental.is_some() && cursors.has_read(pattern, &file.cursor) {
                 continue;
             }
             self.read(&file.path, &schema, &mut |batch| {
                 out.insert(&self.table, batch.columns().to_vec())
             })?;
             if self.incremental.is_some() {
-                out.state_set(key, &file.cursor)?;
+                cursors.read(pattern, &file.cursor);
+                out.state_set(key, &cursors.text())?;
             }
+        }
+        Ok(())
+    }
+
+    /// A CSV file's header must name the table's columns in order: the reader maps them by
+    /// position.
+    fn check_header(&self, path: &Path, schema: &SchemaRef) -> Result<()> {
+        let (header, _) = arrow_csv::reader::Format::default()
+            .with_header(true)
+            .with_delimiter(self.delimiter)
+            .infer_schema(open(path)?, Some(0))
+            .map_err(|e| read_error(path, &e))?;
+        let found: Vec<&str> = header.fields().iter().map(|f| f.name().as_str()).collect();
+        let wanted: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+        if found != wanted {
+            return Err(Error::internal(format!(
+                "table `{}`: {}: its header is `{}`, but the table's columns (from its first file) are `{}`",
+                self.table.name,
+                path.display(),
+                found.join(","),
+                wanted.join(",")
+            )));
         }
         Ok(())
     }
@@ -283,7 +376,6 @@ impl SourceTable {
         schema: &SchemaRef,
         emit: &mut dyn FnMut(RecordBatch) -> Result<()>,
     ) -> Result<()> {
-        let file = open(path)?;
         let bad = |e: &dyn std::fmt::Display| {
             Error::internal(format!(
                 "table `{}`: {}: {e}",
@@ -291,8 +383,12 @@ impl SourceTable {
                 path.display()
             ))
         };
+        let file = File::open(path).map_err(|e| bad(&e))?;
         match self.format_of(path)? {
             Format::Csv => {
+                if self.has_header {
+                    self.check_header(path, schema)?;
+                }
                 let reader = arrow_csv::ReaderBuilder::new(schema.clone())
                     .with_header(self.has_header)
                     .with_delimiter(self.delimiter)
@@ -304,7 +400,10 @@ impl SourceTable {
                 }
             }
             Format::Json => {
+                // A key the table lacks stops the sync rather than being dropped unseen.
                 let reader = arrow_json::ReaderBuilder::new(schema.clone())
+                    .with_strict_mode(true)
+                    .with_coerce_primitive(true)
                     .with_batch_size(BATCH_ROWS)
                     .build(BufReader::new(file))
                     .map_err(|e| bad(&e))?;

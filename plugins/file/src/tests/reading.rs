@@ -142,7 +142,14 @@ fn parquet_written_by_the_destination_reads_back_and_increments_by_name() {
         .map(|e| e.unwrap().path())
         .next()
         .unwrap();
-    assert_eq!(cursors, [("items".to_string(), file.display().to_string())]);
+    let pattern = format!("{}/items/*.parquet", dir.path().display());
+    assert_eq!(cursors.len(), 1);
+    assert_eq!(cursors[0].0, "items");
+    let saved: Value = serde_json::from_str(&cursors[0].1).unwrap();
+    assert_eq!(
+        saved,
+        json!({"mode": "name", "after": {pattern: file.display().to_string()}})
+    );
 }
 
 #[test]
