@@ -53,6 +53,10 @@ pub struct TableSpec {
     /// Read only files after the last sync's: `name` (paths in name order) or `modified` (by
     /// modification time, then name). The table is then incremental: kept across syncs.
     pub incremental: Option<Incremental>,
+    /// Leave files modified less than this long ago for a later sync (`30s`, `5m`, `1h`), so a
+    /// file still being written is not read half-way. A pattern's files after such a file wait
+    /// with it, so the cursor never passes it.
+    pub min_age: Option<String>,
 }
 
 /// Which files are new.
@@ -83,6 +87,7 @@ pub struct SourceTable {
     delimiter: u8,
     has_header: bool,
     incremental: Option<Incremental>,
+    min_age: std::time::Duration,
 }
 
 /// A file of a table, with what orders it and the pattern that found it.
@@ -161,6 +166,14 @@ impl TableSpec {
             delimiter,
             has_header: self.has_header.unwrap_or(true),
             incremental: self.incremental,
+            min_age: match &self.min_age {
+                Some(text) => parse_age(text).ok_or_else(|| {
+                    Error::invalid_spec(format!(
+                        "{what}: `min_age` is `{text}`; write a duration such as `30s`, `5m` or `1h`"
+                    ))
+                })?,
+                None => std::time::Duration::ZERO,
+            },
         };
         let files = table.files()?;
         let Some(first) = files.first() else {
@@ -332,14 +345,32 @@ impl SourceTable {
             (None, _) => Cursors::new(Incremental::Name),
         };
         let schema = self.table.schema();
+        let mut waiting: Option<usize> = None;
         for file in self.files()? {
             let pattern = &self.patterns[file.pattern];
             if self.incremental.is_some() && cursors.has_read(pattern, &file.cursor) {
                 continue;
             }
+            if waiting == Some(file.pattern) {
+                continue;
+            }
+            let before = stamp(&file.path)?;
+            if !self.min_age.is_zero() && before.age() < self.min_age {
+                // This file and the pattern's later ones wait for the next sync.
+                waiting = Some(file.pattern);
+                continue;
+            }
             self.read(&file.path, &schema, &mut |batch| {
                 out.insert(&self.table, batch.columns().to_vec())
             })?;
+            if stamp(&file.path)? != before {
+                return Err(Error::internal(format!(
+                    "table `{}`: {} changed while it was read: its rows so far were sent, and the next sync reads it again; \
+                     write files elsewhere and rename them into place, or set `min_age`",
+                    self.table.name,
+                    file.path.display()
+                )));
+            }
             if self.incremental.is_some() {
                 cursors.read(pattern, &file.cursor);
                 out.state_set(key, &cursors.text())?;
@@ -451,6 +482,50 @@ fn conform(batch: &RecordBatch, schema: &SchemaRef) -> std::result::Result<Recor
         columns.push(column);
     }
     RecordBatch::try_new(schema.clone(), columns).map_err(|e| e.to_string())
+}
+
+/// A file's size and modification time: a file that changes while it is read was being written.
+#[derive(PartialEq)]
+struct Stamp {
+    len: u64,
+    modified: Option<std::time::SystemTime>,
+}
+
+impl Stamp {
+    fn age(&self) -> std::time::Duration {
+        self.modified
+            .and_then(|m| std::time::SystemTime::now().duration_since(m).ok())
+            .unwrap_or_default()
+    }
+}
+
+fn stamp(path: &Path) -> Result<Stamp> {
+    let meta = std::fs::metadata(path).map_err(|e| read_error(path, &e))?;
+    Ok(Stamp {
+        len: meta.len(),
+        modified: meta.modified().ok(),
+    })
+}
+
+/// `30s`, `5m`, `1h`, `2d`, or seconds as a bare number.
+fn parse_age(text: &str) -> Option<std::time::Duration> {
+    let text = text.trim();
+    let (number, unit) = match text.find(|c: char| !c.is_ascii_digit() && c != '.') {
+        Some(at) => text.split_at(at),
+        None => (text, "s"),
+    };
+    let number: f64 = number
+        .parse()
+        .ok()
+        .filter(|n: &f64| n.is_finite() && *n >= 0.0)?;
+    let seconds = match unit.trim() {
+        "s" => 1.0,
+        "m" => 60.0,
+        "h" => 3600.0,
+        "d" => 86_400.0,
+        _ => return None,
+    };
+    Some(std::time::Duration::from_secs_f64(number * seconds))
 }
 
 fn open(path: &Path) -> Result<File> {

@@ -186,3 +186,20 @@ fn a_bad_table_entry_names_the_table_the_file_and_the_fix() {
     );
     assert_eq!(e, "`tables` names table `t` twice");
 }
+
+/// `min_age` leaves young files, and the pattern's files after them, for a later sync.
+#[test]
+fn files_younger_than_min_age_wait_with_the_files_after_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display();
+    std::fs::write(dir.path().join("a.csv"), "id\n1\n").unwrap();
+    std::fs::write(dir.path().join("b.csv"), "id\n2\n").unwrap();
+    let spec = |age: &str| json!([{ "name": "t", "paths": [format!("{d}/*.csv")], "incremental": "name", "min_age": age }]);
+    // Both files were just written: nothing is old enough.
+    let (batches, cursors) = sync(&mut source(spec("1h")).unwrap());
+    assert!(batches.is_empty() && cursors.is_empty());
+    let (batches, _) = sync(&mut source(spec("0s")).unwrap());
+    assert_eq!(ids(&batches), [1, 2]);
+    let e = source(spec("soon")).err().expect("refused").message;
+    assert!(e.contains("`min_age` is `soon`"), "{e}");
+}
