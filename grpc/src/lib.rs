@@ -16,6 +16,7 @@ pub mod connect;
 pub mod payload;
 pub mod sdk;
 pub mod serve;
+pub mod state_client;
 
 /// The generated protocol.
 pub mod pb {

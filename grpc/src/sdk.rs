@@ -111,6 +111,7 @@ impl<P: Destination + Send> Served for NativeDestination<P> {
         &self,
         _: Selection,
         _: bool,
+        _: Option<crate::state_client::Backend>,
         _: mpsc::Sender<SyncMessage>,
     ) -> Result<(), Status> {
         Err(Status::unimplemented(format!(

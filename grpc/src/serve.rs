@@ -69,10 +69,12 @@ pub trait Served: Send + Sync + 'static {
     async fn spec_schema(&self) -> Result<Option<String>, Status>;
     async fn init(&self, spec: serde_json::Value, no_connection: bool) -> Result<(), Status>;
     async fn tables(&self, selection: Selection) -> Result<Vec<SchemaRef>, Status>;
+    /// `backend` is the state backend the client names (`backend_options`), if any.
     async fn sync(
         &self,
         selection: Selection,
         deterministic_cq_id: bool,
+        backend: Option<crate::state_client::Backend>,
         out: mpsc::Sender<SyncMessage>,
     ) -> Result<(), Status>;
     async fn read(&self, table: SchemaRef) -> Result<Vec<RecordBatch>, Status>;
@@ -259,7 +261,15 @@ impl<P: Served> pb::plugin_server::Plugin for PluginService<P> {
         let (out_tx, out_rx) = mpsc::channel::<Result<pb::sync::Response, Status>>(16);
         let plugin = self.plugin.clone();
         let deterministic = r.deterministic_cq_id;
-        let producer = tokio::spawn(async move { plugin.sync(selection, deterministic, tx).await });
+        let backend = r
+            .backend
+            .filter(|b| !b.table_name.is_empty() && !b.connection.is_empty())
+            .map(|b| crate::state_client::Backend {
+                table_name: b.table_name,
+                connection: b.connection,
+            });
+        let producer =
+            tokio::spawn(async move { plugin.sync(selection, deterministic, backend, tx).await });
         tokio::spawn(async move {
             while let Some(message) = rx.recv().await {
                 let responses = match encode_sync_message(message, with_errors) {

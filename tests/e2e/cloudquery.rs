@@ -76,9 +76,91 @@ fn check_sdk_rows(batches: &[RecordBatch], rows: usize) {
     assert!(seen.iter().all(|s| *s), "rows are missing");
 }
 
+/// Runs `cloudquery sync SPEC` in `work` and returns its log; fails the test if the sync failed.
+fn cloudquery_sync(work: &Workdir, spec: &str) -> String {
+    let out = Command::new(tools().join("venv/bin/python"))
+        .current_dir(work.path())
+        .env("QUARRY_CACHE_DIR", shared_cache())
+        .args([
+            "-m",
+            "cloudquery",
+            "sync",
+            spec,
+            "--log-console",
+            "--telemetry-level",
+            "none",
+        ])
+        .output()
+        .expect("run the CloudQuery CLI");
+    let log = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{log}");
+    assert!(log.contains("Sync completed successfully"), "{log}");
+    log
+}
+
+/// Under CloudQuery's CLI, a Quarry source served by `quarry serve` keeps its cursors in the
+/// backend the spec names (`backend_options`): it reads them from that destination plugin (here
+/// Quarry's SQLite component, served too) and writes them back after its rows, as CloudQuery's
+/// SDKs do, so a second sync sends only the new rows.
+#[test]
+fn the_cloudquery_cli_keeps_a_served_quarry_sources_cursors_in_its_backend() {
+    let work = Workdir::new();
+    served(&work, "test-plugin", "quarry/test", &[]);
+    served(
+        &work,
+        "lite-plugin",
+        "quarry/sqlite",
+        &["--allow-write", "./data"],
+    );
+    std::fs::create_dir_all(work.path().join("data")).expect("data/");
+    work.write(
+        "cq.yml",
+        r#"kind: source
+spec:
+  name: test
+  registry: local
+  path: ./test-plugin
+  version: v0.1.0
+  tables: [test_increments]
+  destinations: [lite]
+  backend_options:
+    table_name: cq_state
+    connection: "@@plugins.lite.connection"
+  spec: { num_rows: 1500, batch_size: 500 }
+---
+kind: destination
+spec:
+  name: lite
+  registry: local
+  path: ./lite-plugin
+  version: v0.1.0
+  write_mode: append
+  spec: { connection_string: ./data/out.db }
+"#,
+    );
+    let db = work.path().join("data/out.db");
+    let ids = || {
+        crate::support::sqlite_query(
+            &db,
+            "SELECT count(*), count(DISTINCT id), min(id), max(id) FROM test_increments",
+        )
+    };
+    cloudquery_sync(&work, "cq.yml");
+    assert_eq!(ids(), "1500\t1500\t0\t1499");
+    assert_eq!(
+        crate::support::sqlite_query(&db, "SELECT key, value FROM cq_state"),
+        "test_increments\t1500"
+    );
+    cloudquery_sync(&work, "cq.yml");
+    assert_eq!(ids(), "3000\t3000\t0\t2999");
+}
+
 #[test]
 fn the_cloudquery_cli_syncs_quarry_wasm_plugins_served_by_quarry() {
-    let tools = tools();
     let work = Workdir::new();
     served(&work, "test-plugin", "quarry/test", &[]);
     served(
@@ -108,27 +190,7 @@ spec:
   spec: { path: 'out/{{TABLE}}.{{FORMAT}}', format: parquet, no_rotate: true }
 "#;
     work.write("cq.yml", spec);
-    let out = Command::new(tools.join("venv/bin/python"))
-        .current_dir(work.path())
-        .env("QUARRY_CACHE_DIR", shared_cache())
-        .args([
-            "-m",
-            "cloudquery",
-            "sync",
-            "cq.yml",
-            "--log-console",
-            "--telemetry-level",
-            "none",
-        ])
-        .output()
-        .expect("run the CloudQuery CLI");
-    let log = format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "{log}");
-    assert!(log.contains("Sync completed successfully"), "{log}");
+    cloudquery_sync(&work, "cq.yml");
     let batches = read_only_parquet(&work.path().join("out"));
     let mut ids: Vec<i64> = batches
         .iter()

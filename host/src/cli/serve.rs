@@ -17,7 +17,8 @@ use super::{CliError, Exit};
 use crate::plan::Environment;
 use crate::runtime::wasm::{LoadedComponent, WasmPlugin, WasmRuntime};
 use crate::runtime::{
-    Destination, ErrorKind, Plugin, PluginError, PluginInfo, Source, SourceMessage, TableSelection,
+    Destination, ErrorKind, Plugin, PluginError, PluginInfo, Source, SourceMessage, SyncInput,
+    TableSelection,
 };
 use crate::sandbox::Grants;
 use crate::spec::units::{parse_byte_size, parse_duration};
@@ -250,11 +251,29 @@ impl Served for WasmServed {
         &self,
         selection: Selection,
         deterministic_cq_id: bool,
+        backend: Option<quarry_grpc::state_client::Backend>,
         out: mpsc::Sender<SyncMessage>,
     ) -> Result<(), Status> {
         let mut state = self.initialised().await?;
+        // The cursors the CLI's backend holds go in; the ones the component sets go back there
+        // once its sync has ended cleanly (as CloudQuery's SDKs save them: after the rows).
+        let (mut client, cursors) = match &backend {
+            Some(backend) => {
+                let (client, cursors) = quarry_grpc::state_client::StateClient::open(backend)
+                    .await
+                    .map_err(Status::unavailable)?;
+                (Some(client), cursors)
+            }
+            None => (None, Default::default()),
+        };
+        let input = SyncInput {
+            table: backend.map(|b| b.table_name),
+            cursors,
+            shard: None,
+        };
+        let mut changed = std::collections::BTreeMap::new();
         let (tx, mut rx) = mpsc::channel::<SourceMessage>(4);
-        let forward = async move {
+        let forward = async {
             while let Some(message) = rx.recv().await {
                 let message = match message {
                     SourceMessage::MigrateTable(schema) => SyncMessage::MigrateTable(schema),
@@ -263,10 +282,10 @@ impl Served for WasmServed {
                     SourceMessage::TableError { table, message } => {
                         SyncMessage::Error { table, message }
                     }
-                    // A served component's cursors are not passed on yet (neither to the
-                    // backend the CLI names nor as checkpoint messages): they last for this
-                    // sync only.
-                    SourceMessage::State { .. } => continue,
+                    SourceMessage::State { key, value } => {
+                        changed.insert(key, value);
+                        continue;
+                    }
                 };
                 if out.send(message).await.is_err() {
                     break;
@@ -277,10 +296,14 @@ impl Served for WasmServed {
         let (synced, ()) = tokio::join!(
             state
                 .instance
-                .sync(&selection, deterministic_cq_id, Default::default(), tx),
+                .sync(&selection, deterministic_cq_id, input, tx),
             forward
         );
-        synced.map_err(status)
+        synced.map_err(status)?;
+        if let Some(client) = &mut client {
+            client.save(&changed).await.map_err(Status::unavailable)?;
+        }
+        Ok(())
     }
 
     async fn read(&self, table: SchemaRef) -> Result<Vec<RecordBatch>, Status> {

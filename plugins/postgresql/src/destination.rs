@@ -122,10 +122,21 @@ impl Plugin for PostgreSql {
     fn new(spec: Spec) -> Result<Self> {
         let config = Config::parse(&spec.connection_string)?;
         let mut conn = Connection::connect(&config)?;
-        conn.query(&format!(
+        let created = conn.query(&format!(
             "create schema if not exists {}",
             ident(&spec.schema)
-        ))?;
+        ));
+        if let Err(e) = created {
+            // Syncs that start at once (shards) race on `create schema if not exists`: PostgreSQL
+            // fails the losers with a unique violation although the schema now exists.
+            let exists = conn.query(&format!(
+                "select 1 from pg_namespace where nspname = {}",
+                quarry_sdk::sql::literal(&spec.schema)
+            ))?;
+            if exists.first().is_none_or(|r| r.rows.is_empty()) {
+                return Err(e);
+            }
+        }
         Ok(PostgreSql {
             conn,
             schema: spec.schema,

@@ -125,6 +125,7 @@ impl Served for Store {
         &self,
         _: Selection,
         _: bool,
+        _: Option<quarry_grpc::state_client::Backend>,
         _: mpsc::Sender<SyncMessage>,
     ) -> Result<(), Status> {
         Err(Status::unimplemented("a state backend is no source"))
