@@ -382,3 +382,62 @@ spec:
         exactly(total.max(rows))
     );
 }
+
+/// Backpressure (issue 20): a destination that sleeps 20 ms per batch holds the source back
+/// instead of making the host buffer what it has not written. The host's peak RSS (`time -f %M`,
+/// the process with both components in it) for four times the rows stays about the same: the
+/// bounded queues hold a few batches, whatever the total. (A memory bound, not a timing.)
+#[test]
+fn a_slow_destination_holds_the_source_back_and_memory_stays_bounded() {
+    let peak_kib = |rows: u64| -> u64 {
+        let w = Workdir::new();
+        w.write(
+            "spec.yml",
+            &format!(
+                r#"kind: source
+spec:
+  name: test
+  path: quarry/test
+  tables: [test_rows]
+  destinations: [slow]
+  spec: {{ num_rows: {rows}, batch_size: 10000 }}
+---
+kind: destination
+spec:
+  name: slow
+  registry: local
+  path: {}
+  write_mode: append
+  batch_size: 10000
+  spec: {{ action: slow_writes, mib: 20 }}
+"#,
+                crate::support::hostile_plugin().display()
+            ),
+        );
+        let out = Command::new("/usr/bin/time")
+            .current_dir(w.path())
+            .env("QUARRY_CACHE_DIR", shared_cache())
+            .args(["-f", "peak %M", QUARRY, "sync", "spec.yml"])
+            .output()
+            .expect("run quarry under /usr/bin/time");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stderr}");
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains(&format!("test_rows {rows}")),
+            "{stderr}"
+        );
+        stderr
+            .lines()
+            .find_map(|l| l.strip_prefix("peak "))
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no peak RSS in {stderr}"))
+    };
+    // The first run compiles the components, which takes more memory than any sync here.
+    peak_kib(10_000);
+    let (small, large) = (peak_kib(100_000), peak_kib(400_000));
+    // 300,000 more rows of test_rows are ~60 MB of Arrow: buffered, they would show.
+    assert!(
+        large < small + 30 * 1024,
+        "peak RSS grew from {small} KiB (100k rows) to {large} KiB (400k rows) behind a slow destination"
+    );
+}
