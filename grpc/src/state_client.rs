@@ -17,6 +17,23 @@ use crate::pb::plugin as pb;
 use crate::pb::plugin::plugin_client::PluginClient;
 use crate::{MAX_RECORD_BYTES, payload};
 
+/// The (key, value) rows of a state-table record: its `key` and `value` text columns, by name
+/// (CloudQuery's Go client adds a `version` column).
+pub fn cursors_of(batch: &RecordBatch) -> Result<Vec<(String, String)>, String> {
+    let column = |name: &str| {
+        batch
+            .column_by_name(name)
+            .and_then(|c| c.as_string_opt::<i32>())
+            .ok_or_else(|| format!("a state record without a text column `{name}`"))
+    };
+    let (keys, values) = (column("key")?, column("value")?);
+    Ok(keys
+        .iter()
+        .zip(values)
+        .filter_map(|(k, v)| Some((k?.to_string(), v?.to_string())))
+        .collect())
+}
+
 /// The backend a `Sync` request names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Backend {
@@ -70,19 +87,8 @@ impl StateClient {
         {
             let batch =
                 payload::decode_record(response.record).map_err(|e| failed("read", &e.0))?;
-            let column = |name: &str| {
-                batch
-                    .column_by_name(name)
-                    .and_then(|c| c.as_string_opt::<i32>())
-                    .ok_or_else(|| failed("read", &format!("no text column `{name}`")))
-            };
-            let (keys, values) = (column("key")?, column("value")?);
-            for (key, value) in keys.iter().zip(values) {
-                if let (Some(key), Some(value)) = (key, value) {
-                    // Later rows win, as CloudQuery's clients read an append-only table.
-                    cursors.insert(key.to_string(), value.to_string());
-                }
-            }
+            // Later rows win, as CloudQuery's clients read an append-only table.
+            cursors.extend(cursors_of(&batch).map_err(|e| failed("read", &e))?);
         }
         Ok((StateClient { client, schema }, cursors))
     }

@@ -385,20 +385,7 @@ async fn plan_migrations(plan: &mut SyncPlan<'_>) -> Result<(), RunError> {
         .filter(|d| d.spec.send_sync_summary)
     {
         let wanted = crate::sync::summary_table::schema(d.spec.sync_group_id.is_some());
-        let table = crate::sync::summary_table::TABLE.to_string();
-        let plan = plan_table(
-            d.plugin.as_mut(),
-            &d.spec.name,
-            d.spec.migrate_mode,
-            &wanted,
-        )
-        .await
-        .map_err(|e| e.for_table(&table))?;
-        d.migrations.push(TableMigration {
-            table,
-            wanted,
-            plan,
-        });
+        plan_for(d, wanted).await?;
     }
     for source in &plan.sources {
         for &i in &source.destinations {
@@ -433,22 +420,29 @@ async fn plan_migrations(plan: &mut SyncPlan<'_>) -> Result<(), RunError> {
                     }
                     continue;
                 }
-                let plan = plan_table(
-                    d.plugin.as_mut(),
-                    &d.spec.name,
-                    d.spec.migrate_mode,
-                    &wanted,
-                )
-                .await
-                .map_err(|e| e.for_table(&table))?;
-                d.migrations.push(TableMigration {
-                    table,
-                    wanted,
-                    plan,
-                });
+                plan_for(d, wanted).await?;
             }
         }
     }
+    Ok(())
+}
+
+/// Adds to `d`'s migrations what table `wanted` needs there.
+async fn plan_for(d: &mut DestinationPlan<'_>, wanted: SchemaRef) -> Result<(), RunError> {
+    let table = quarry_sdk::table_name(&wanted).to_string();
+    let plan = plan_table(
+        d.plugin.as_mut(),
+        &d.spec.name,
+        d.spec.migrate_mode,
+        &wanted,
+    )
+    .await
+    .map_err(|e| e.for_table(&table))?;
+    d.migrations.push(TableMigration {
+        table,
+        wanted,
+        plan,
+    });
     Ok(())
 }
 

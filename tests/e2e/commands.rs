@@ -544,6 +544,23 @@ fn plugin_check_passes_good_plugins_and_names_what_is_wrong() {
     assert_eq!(run.code, 1, "{run:?}");
     assert!(run.stdout.contains("FAIL  sync: "), "{run:?}");
 
+    // A source that never returns is stopped by the check's deadline (`--timeout`, else 2 min).
+    w.write("spin.yml", "action: spin\n");
+    let run = w.quarry(&[
+        "plugin",
+        "check",
+        &hostile,
+        "--spec",
+        "spin.yml",
+        "--timeout",
+        "2s",
+    ]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(
+        run.stdout.contains("FAIL  sync: ") && run.stdout.contains("timeout"),
+        "{run:?}"
+    );
+
     w.write("fail.yml", "action: fail_writes\nrows: 0\n");
     let run = w.quarry(&["plugin", "check", &hostile, "--spec", "fail.yml", "--write"]);
     assert_eq!(run.code, 1, "{run:?}");

@@ -21,6 +21,9 @@ use crate::runtime::{
 };
 use crate::spec::PluginSpec;
 
+/// The whole check's deadline for a component, unless `--timeout` sets one.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(120);
+
 #[derive(Debug, clap::Args)]
 pub struct CheckArgs {
     /// `quarry/<name>`, or the path of a `.wasm` component (or, with --run-native, of a native
@@ -89,13 +92,17 @@ pub async fn run(args: CheckArgs) -> Result<Exit, CliError> {
         .resolve_reference(&args.plugin)
         .await
         .map_err(CliError::Usage)?;
+    // A plugin that never returns (or never emits) is stopped by its sandbox's deadline rather
+    // than holding the check: two minutes unless --timeout says otherwise.
+    let mut permissions = args.grants.permissions();
+    permissions.timeout.get_or_insert(CHECK_TIMEOUT);
     let mut opened = super::open_resolved(
         &env,
         &args.plugin,
         &name,
         resolved,
         args.run_native,
-        &args.grants.permissions(),
+        &permissions,
     )
     .await?;
     let mut report = Report::default();

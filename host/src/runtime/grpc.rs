@@ -466,7 +466,7 @@ pub(crate) fn accept_sync_response(
         }],
         Some(M::Checkpoint(m)) => {
             let batch = payload::decode_record(m.record).map_err(|e| e.to_string())?;
-            state_backend::cursors_of(&batch)?
+            quarry_grpc::state_client::cursors_of(&batch)?
                 .into_iter()
                 .map(|(key, value)| SourceMessage::State { key, value })
                 .collect()

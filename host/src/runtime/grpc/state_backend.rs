@@ -14,7 +14,6 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use arrow_array::cast::AsArray;
 use arrow_array::{ArrayRef, RecordBatch, StringArray, new_null_array};
 use arrow_schema::{DataType, SchemaRef};
 use quarry_grpc::serve::{Local, Selection, Served, SyncMessage, WriteMessage};
@@ -65,24 +64,6 @@ impl StateBackend {
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-/// The (key, value) rows of a state-table record: its `key` and `value` text columns.
-pub fn cursors_of(batch: &RecordBatch) -> Result<Vec<(String, String)>, String> {
-    let column = |name: &str| {
-        batch
-            .schema_ref()
-            .index_of(name)
-            .ok()
-            .and_then(|i| batch.column(i).as_string_opt::<i32>())
-            .ok_or_else(|| format!("a state record without a text column `{name}`"))
-    };
-    let (keys, values) = (column("key")?, column("value")?);
-    Ok(keys
-        .iter()
-        .zip(values)
-        .filter_map(|(k, v)| Some((k?.to_string(), v?.to_string())))
-        .collect())
 }
 
 impl Store {
@@ -161,7 +142,8 @@ impl Served for Store {
             WriteMessage::MigrateTable { schema, .. } => self.is_state_table(&schema),
             WriteMessage::Insert(batch) => {
                 self.is_state_table(batch.schema_ref())?;
-                let rows = cursors_of(&batch).map_err(Status::invalid_argument)?;
+                let rows = quarry_grpc::state_client::cursors_of(&batch)
+                    .map_err(Status::invalid_argument)?;
                 lock(&self.cursors).extend(rows.iter().cloned());
                 lock(&self.written).extend(rows);
                 Ok(())
