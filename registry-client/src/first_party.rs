@@ -115,7 +115,13 @@ mod tests {
     }
 
     fn workspace() -> Workspace {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        // The directory cargo runs the test from, not the one it was compiled in: with a target
+        // directory shared between checkouts, this binary may come from another (since deleted)
+        // clone of the same sources.
+        let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into());
+        let root = manifest_dir.join("..");
         let mut dirs = Vec::new();
         for entry in std::fs::read_dir(root.join("plugins")).expect("plugins/") {
             let path = entry.expect("plugins/ entry").path();
