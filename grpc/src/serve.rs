@@ -82,6 +82,22 @@ pub trait Served: Send + Sync + 'static {
     /// Everything written so far is durable once this returns ok.
     async fn flush(&self) -> Result<(), Status>;
     async fn close(&self) -> Result<(), Status>;
+    /// A transformer's output schema for input of `schema`.
+    async fn transform_schema(&self, schema: SchemaRef) -> Result<SchemaRef, Status> {
+        let _ = schema;
+        Err(Status::unimplemented(format!(
+            "{} is not a transformer",
+            self.name()
+        )))
+    }
+    /// A transformer's output for one batch (none drops its rows).
+    async fn transform(&self, batch: RecordBatch) -> Result<Vec<RecordBatch>, Status> {
+        let _ = batch;
+        Err(Status::unimplemented(format!(
+            "{} is not a transformer",
+            self.name()
+        )))
+    }
 }
 
 /// The v3 service over a [`Served`] plugin.
@@ -376,24 +392,51 @@ impl<P: Served> pb::plugin_server::Plugin for PluginService<P> {
 
     type TransformStream = BoxStream<pb::transform::Response>;
 
+    /// Each record in is transformed as it comes; its output records go out before the next
+    /// is read. The stream ends when the client half-closes it; the first error ends it with that
+    /// error (CloudQuery's SDK answers `Internal`).
     async fn transform(
         &self,
-        _: Request<Streaming<pb::transform::Request>>,
+        request: Request<Streaming<pb::transform::Request>>,
     ) -> Result<Response<Self::TransformStream>, Status> {
-        Err(Status::unimplemented(format!(
-            "{} is not a transformer",
-            self.plugin.name()
-        )))
+        let mut stream = request.into_inner();
+        let plugin = self.plugin.clone();
+        let (tx, rx) = mpsc::channel(4);
+        tokio::spawn(async move {
+            let outcome: Result<(), Status> = async {
+                while let Some(request) = stream.next().await {
+                    let batch = payload::decode_record(request?.record)?;
+                    for out in plugin.transform(batch).await? {
+                        for record in payload::encode_records(&out, MAX_RECORD_BYTES)? {
+                            if tx
+                                .send(Ok(pb::transform::Response { record }))
+                                .await
+                                .is_err()
+                            {
+                                return Ok(());
+                            }
+                        }
+                    }
+                }
+                Ok(())
+            }
+            .await;
+            if let Err(status) = outcome {
+                let _ = tx.send(Err(status)).await;
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 
     async fn transform_schema(
         &self,
-        _: Request<pb::transform_schema::Request>,
+        request: Request<pb::transform_schema::Request>,
     ) -> Result<Response<pb::transform_schema::Response>, Status> {
-        Err(Status::unimplemented(format!(
-            "{} is not a transformer",
-            self.plugin.name()
-        )))
+        let schema = payload::decode_schema(request.into_inner().schema)?;
+        let schema = self.plugin.transform_schema(schema).await?;
+        Ok(Response::new(pb::transform_schema::Response {
+            schema: payload::encode_schema(&schema)?,
+        }))
     }
 
     async fn close(

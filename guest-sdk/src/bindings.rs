@@ -1,4 +1,4 @@
-//! The wit-bindgen bindings of the `source-destination-plugin` world. Plugins never name these: the
+//! The wit-bindgen bindings of the `any-plugin` world. Plugins never name these: the
 //! export macros and [`crate::SyncContext`] wrap them. The conversions between the WIT enums and
 //! the SDK's ([`ErrorKind`], [`WriteMode`]) live at the bottom.
 //!
@@ -10,7 +10,7 @@
 #![allow(missing_docs, clippy::all)]
 
 wit_bindgen::generate!({
-    world: "source-destination-plugin",
+    world: "any-plugin",
     path: "../wit/plugin@0.1.0",
     pub_export_macro: true,
     export_macro_name: "__export_world",

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use crate::bindings::quarry::plugin::types as wit;
 use crate::{
     DeleteRequest, Destination, Error, Grouping, Message, Plugin, Predicate, PredicateGroup,
-    Result, Source, SyncOptions, Table, ipc,
+    Result, Source, SyncOptions, Table, Transformer, ipc,
 };
 
 thread_local! {
@@ -58,7 +58,7 @@ impl From<wit::Error> for Error {
     }
 }
 
-/// Which sides of the contract a plugin implements.
+/// Which sides of the contract a plugin implements (a transformer: neither).
 #[derive(Clone, Copy)]
 pub struct Kinds {
     pub source: bool,
@@ -299,6 +299,28 @@ pub fn flush<P: Destination>() -> Result<(), wit::Error> {
     Ok(with_plugin::<P, _>(|p, _| p.flush())?)
 }
 
+pub fn not_a_transformer<P: Plugin, T>() -> Result<T, wit::Error> {
+    Err(Error::not_supported(format!("{} is not a transformer plugin", P::info().name)).into())
+}
+
+pub fn transform_schema<P: Transformer>(schema: Vec<u8>) -> Result<Vec<u8>, wit::Error> {
+    let schema = ipc::decode_schema(schema)?;
+    Ok(with_plugin::<P, _>(|p, _| {
+        ipc::encode_schema(p.transform_schema(schema)?.as_ref())
+    })?)
+}
+
+pub fn transform<P: Transformer>(batch: Vec<u8>) -> Result<Vec<Vec<u8>>, wit::Error> {
+    let batch = ipc::decode_batch(batch)?;
+    Ok(with_plugin::<P, _>(|p, _| {
+        let mut out = Vec::new();
+        for batch in p.transform(batch)? {
+            out.extend(ipc::encode_batch_within(&batch, MAX_EMIT_BYTES)?);
+        }
+        Ok(out)
+    })?)
+}
+
 pub fn read<P: Destination>(schema: Vec<u8>) -> Result<Vec<Vec<u8>>, wit::Error> {
     let table = Table::from_schema(ipc::decode_schema(schema)?.as_ref())?;
     Ok(with_plugin::<P, _>(|p, _| {
@@ -311,7 +333,7 @@ pub fn read<P: Destination>(schema: Vec<u8>) -> Result<Vec<Vec<u8>>, wit::Error>
 #[macro_export]
 macro_rules! export_source {
     ($plugin:ty) => {
-        $crate::__export_plugin!($plugin, source, no_destination);
+        $crate::__export_plugin!($plugin, source, no_destination, no_transformer);
     };
 }
 
@@ -320,7 +342,7 @@ macro_rules! export_source {
 #[macro_export]
 macro_rules! export_destination {
     ($plugin:ty) => {
-        $crate::__export_plugin!($plugin, no_source, destination);
+        $crate::__export_plugin!($plugin, no_source, destination, no_transformer);
     };
 }
 
@@ -329,20 +351,29 @@ macro_rules! export_destination {
 #[macro_export]
 macro_rules! export_source_and_destination {
     ($plugin:ty) => {
-        $crate::__export_plugin!($plugin, source, destination);
+        $crate::__export_plugin!($plugin, source, destination, no_transformer);
+    };
+}
+
+/// Exports a type that implements [`Plugin`](crate::Plugin) and
+/// [`Transformer`](crate::Transformer) as the component's plugin.
+#[macro_export]
+macro_rules! export_transformer {
+    ($plugin:ty) => {
+        $crate::__export_plugin!($plugin, no_source, no_destination, transformer);
     };
 }
 
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __export_plugin {
-    ($plugin:ty, $source:ident, $destination:ident) => {
+    ($plugin:ty, $source:ident, $destination:ident, $transformer:ident) => {
         #[doc(hidden)]
         pub struct __QuarryPlugin;
 
         const _: () = {
             use $crate::__private as glue;
-            use $crate::bindings::exports::quarry::plugin::{destination, plugin, source};
+            use $crate::bindings::exports::quarry::plugin::{destination, plugin, source, transformer};
             use $crate::bindings::quarry::plugin::types as wit;
 
             impl plugin::Guest for __QuarryPlugin {
@@ -368,6 +399,7 @@ macro_rules! __export_plugin {
 
             $crate::__export_plugin!(@$source $plugin);
             $crate::__export_plugin!(@$destination $plugin);
+            $crate::__export_plugin!(@$transformer $plugin);
         };
 
         // Only a component carries the export names (`quarry:plugin/...#insert`); native linkers
@@ -379,6 +411,26 @@ macro_rules! __export_plugin {
     (@is no_source) => { false };
     (@is destination) => { true };
     (@is no_destination) => { false };
+    (@transformer $plugin:ty) => {
+        impl transformer::Guest for __QuarryPlugin {
+            fn transform_schema(table: Vec<u8>) -> Result<Vec<u8>, wit::Error> {
+                glue::transform_schema::<$plugin>(table)
+            }
+            fn transform(batch: Vec<u8>) -> Result<Vec<Vec<u8>>, wit::Error> {
+                glue::transform::<$plugin>(batch)
+            }
+        }
+    };
+    (@no_transformer $plugin:ty) => {
+        impl transformer::Guest for __QuarryPlugin {
+            fn transform_schema(_: Vec<u8>) -> Result<Vec<u8>, wit::Error> {
+                glue::not_a_transformer::<$plugin, _>()
+            }
+            fn transform(_: Vec<u8>) -> Result<Vec<Vec<u8>>, wit::Error> {
+                glue::not_a_transformer::<$plugin, _>()
+            }
+        }
+    };
     (@source $plugin:ty) => {
         impl source::Guest for __QuarryPlugin {
             fn tables(options: wit::TableOptions) -> Result<Vec<Vec<u8>>, wit::Error> {

@@ -1,8 +1,8 @@
 //! Write Quarry plugins: sources and destinations that run as sandboxed WebAssembly components.
 //!
 //! A plugin is a type that implements [`Plugin`] and [`Source`] or [`Destination`] (or both),
-//! exported with one macro: [`export_source!`], [`export_destination!`] or
-//! [`export_source_and_destination!`]. Rows travel as Arrow [`RecordBatch`]es; tables are
+//! or [`Transformer`], exported with one macro: [`export_source!`], [`export_destination!`],
+//! [`export_source_and_destination!`] or [`export_transformer!`]. Rows travel as Arrow [`RecordBatch`]es; tables are
 //! described with [`Table`] and [`Column`]. The WebAssembly bindings stay inside this crate, and
 //! the same plugin code compiles natively so that its unit tests run with plain `cargo test`
 //! (see [`run_sync`]).
@@ -63,7 +63,7 @@ pub mod bindings;
 pub use arrow_array::RecordBatch;
 pub use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 pub use error::{Error, ErrorKind, Result};
-pub use plugin::{Destination, Info, Plugin, Source, WriteMode};
+pub use plugin::{Destination, Info, Plugin, Source, Transformer, WriteMode};
 pub use sync::{
     ChildRows, DeleteRequest, Grouping, Message, PatternList, Predicate, PredicateGroup, Relation,
     SelectionError, SyncContext, SyncOptions, matches_glob, run_sync, select_tables, selection,

@@ -1,6 +1,7 @@
 //! The traits a plugin implements.
 
 use arrow_array::RecordBatch;
+use arrow_schema::SchemaRef;
 use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
 
@@ -209,6 +210,19 @@ pub trait Destination: Plugin {
             table.name
         )))
     }
+}
+
+/// A plugin that sits between the engine and a destination and changes schemas and rows
+/// (CloudQuery's transformer plugins). Schemas and batches come and go as Arrow, metadata
+/// (`cq:table_name`, `cq:extension:*`) included: a transformer that changes `cq:table_name`
+/// renames the table in the destination.
+pub trait Transformer: Plugin {
+    /// The schema of this transformer's output for input of `schema`. It must be exactly the
+    /// schema [`Transformer::transform`] gives its batches of that input.
+    fn transform_schema(&mut self, schema: SchemaRef) -> Result<SchemaRef>;
+
+    /// Transforms one batch: zero or more batches out (none drops its rows).
+    fn transform(&mut self, batch: RecordBatch) -> Result<Vec<RecordBatch>>;
 }
 
 #[cfg(test)]

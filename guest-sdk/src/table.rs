@@ -31,6 +31,11 @@ pub mod metadata {
     pub const INCREMENTAL: &str = "cq:extension:incremental";
     /// Field metadata: the column's description (a Quarry key; CloudQuery carries none).
     pub const COLUMN_DESCRIPTION: &str = "quarry:description";
+    /// Field metadata: for a `json` column, the JSON shape of its values as a JSON document
+    /// mapping each key to its Arrow type name (`utf8`, `int64`, `timestamp[us, tz=UTC]`, ...;
+    /// an object or a one-element list for nested values). CloudQuery's `jsonflattener` turns
+    /// the first level into columns.
+    pub const TYPE_SCHEMA: &str = "cq:extension:type_schema";
     /// Field metadata: an Arrow extension type's name.
     pub const EXTENSION_NAME: &str = "ARROW:extension:name";
     /// Field metadata: an Arrow extension type's serialized parameters.
@@ -115,6 +120,8 @@ pub struct Column {
     pub incremental_key: bool,
     /// What the column holds, for people.
     pub description: String,
+    /// For a `json` column, the shape of its values ([`metadata::TYPE_SCHEMA`]).
+    pub type_schema: Option<String>,
 }
 
 impl Column {
@@ -129,6 +136,7 @@ impl Column {
             unique: false,
             incremental_key: false,
             description: String::new(),
+            type_schema: None,
         }
     }
 
@@ -165,6 +173,13 @@ impl Column {
         self
     }
 
+    /// Declares the shape of a `json` column's values ([`metadata::TYPE_SCHEMA`]): a JSON
+    /// object mapping each key to its Arrow type name.
+    pub fn type_schema(mut self, schema: &str) -> Self {
+        self.type_schema = Some(schema.into());
+        self
+    }
+
     /// Sets the description.
     pub fn describe(mut self, description: &str) -> Self {
         self.description = description.into();
@@ -187,6 +202,9 @@ impl Column {
                 metadata::COLUMN_DESCRIPTION.into(),
                 self.description.clone(),
             );
+        }
+        if let Some(schema) = &self.type_schema {
+            meta.insert(metadata::TYPE_SCHEMA.into(), schema.clone());
         }
         if let Some(ext) = self.extension {
             meta.insert(metadata::EXTENSION_NAME.into(), ext.name().into());
@@ -211,6 +229,7 @@ impl Column {
                 .get(metadata::COLUMN_DESCRIPTION)
                 .cloned()
                 .unwrap_or_default(),
+            type_schema: meta.get(metadata::TYPE_SCHEMA).cloned(),
         }
     }
 }
@@ -376,7 +395,7 @@ mod tests {
                     .describe("the id"),
             )
             .column(Column::extension("uid", Extension::Uuid).unique())
-            .column(Column::extension("doc", Extension::Json))
+            .column(Column::extension("doc", Extension::Json).type_schema(r#"{"a":"utf8"}"#))
             .column(Column::new("seen", DataType::Int64).incremental_key());
         let schema = table.schema();
         assert_eq!(schema.metadata()["cq:table_name"], "items");

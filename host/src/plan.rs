@@ -24,7 +24,9 @@ pub use state::{StateAction, state, state_destination};
 
 use crate::runtime::wasm::WasmRuntime;
 use crate::runtime::{AnyPlugin, ErrorKind, PluginError, TableSelection};
-use crate::spec::{DestinationSpec, Location, PluginSpec, SourceSpec, SpecError, SyncSpec};
+use crate::spec::{
+    DestinationSpec, Location, PluginSpec, SourceSpec, SpecError, SyncSpec, TransformerSpec,
+};
 use crate::sync::batcher::Limits;
 
 /// Why a plan could not be made or a sync could not run (as opposed to a sync that ran and
@@ -117,8 +119,47 @@ pub struct DestinationPlan<'s> {
     pub plugin: Box<dyn AnyPlugin>,
     pub origin: Origin,
     pub batching: Limits,
-    /// Per table its sources bring, in the order they come.
+    /// Per table its sources bring, in the order they come: the schema the last transformer
+    /// gives, under the name it gives.
     pub migrations: Vec<TableMigration>,
+    /// The transformers its rows go through, in order; instances of its own.
+    pub transformers: Vec<TransformerPlan<'s>>,
+}
+
+/// One transformer of one destination, open and initialised.
+pub struct TransformerPlan<'s> {
+    pub spec: &'s TransformerSpec,
+    pub plugin: Box<dyn AnyPlugin>,
+    pub origin: Origin,
+}
+
+impl DestinationPlan<'_> {
+    /// `schema` (what the engine sends this destination for a table) as the destination's
+    /// transformers leave it, each given the one before's answer.
+    pub async fn transform_schema(&mut self, schema: SchemaRef) -> Result<SchemaRef, PluginError> {
+        transform_schema(
+            self.transformers.iter_mut().map(|t| t.plugin.as_mut()),
+            schema,
+        )
+        .await
+    }
+}
+
+/// `schema` through `chain`, each transformer given the one before's answer. A transformer's
+/// error names the table it was given.
+pub async fn transform_schema<'a>(
+    chain: impl Iterator<Item = &'a mut (dyn AnyPlugin + 'static)>,
+    schema: SchemaRef,
+) -> Result<SchemaRef, PluginError> {
+    let mut schema = schema;
+    for transformer in chain {
+        let table = quarry_sdk::table_name(&schema).to_string();
+        schema = transformer
+            .transform_schema(&schema)
+            .await
+            .map_err(|e| e.for_table(&table))?;
+    }
+    Ok(schema)
 }
 
 impl SyncPlan<'_> {
@@ -171,11 +212,11 @@ impl SyncPlan<'_> {
 
     /// Closes every plugin of the plan; the errors of those that failed to close.
     pub async fn close(self) -> Vec<PluginError> {
-        let plugins = self
-            .sources
-            .into_iter()
-            .map(|s| s.plugin)
-            .chain(self.destinations.into_iter().map(|d| d.plugin));
+        let plugins = self.sources.into_iter().map(|s| s.plugin).chain(
+            self.destinations.into_iter().flat_map(|d| {
+                std::iter::once(d.plugin).chain(d.transformers.into_iter().map(|t| t.plugin))
+            }),
+        );
         let mut errors = Vec::new();
         for mut plugin in plugins {
             if let Err(e) = plugin.close().await {
@@ -214,6 +255,18 @@ async fn fill<'s>(
     check_shared_state(spec)?;
     for d in &spec.destinations {
         plan.destinations.push(plan_destination(env, d).await?);
+        // Each transformer joins the plan as it opens, so a failure closes those before it.
+        for t in spec
+            .transformers
+            .iter()
+            .filter(|t| d.transformers.contains(&t.name))
+        {
+            let opened = open_transformer(env, t).await?;
+            if let Some(destination) = plan.destinations.last_mut() {
+                destination.transformers.push(opened);
+            }
+        }
+        log_transformer_order(d, &spec.transformers);
     }
     for s in &spec.sources {
         plan.sources
@@ -282,7 +335,44 @@ async fn plan_destination<'s>(
         origin,
         batching,
         migrations: Vec::new(),
+        transformers: Vec::new(),
     })
+}
+
+/// Opens and initialises an instance of transformer `t` (each destination has its own).
+async fn open_transformer<'s>(
+    env: &Environment,
+    t: &'s TransformerSpec,
+) -> Result<TransformerPlan<'s>, RunError> {
+    let Opened { mut plugin, origin } = env.open(t.into(), Role::Transformer).await?;
+    env.initialise(t.into(), plugin.as_mut()).await?;
+    Ok(TransformerPlan {
+        spec: t,
+        plugin,
+        origin,
+    })
+}
+
+/// A destination's transformers run in the order their documents were read (CloudQuery's
+/// `sync` order), each once: said when its `transformers:` list differs.
+fn log_transformer_order(d: &DestinationSpec, transformers: &[TransformerSpec]) {
+    let order: Vec<&str> = transformers
+        .iter()
+        .filter(|t| d.transformers.contains(&t.name))
+        .map(|t| t.name.as_str())
+        .collect();
+    if order.len() > 1
+        && !order
+            .iter()
+            .copied()
+            .eq(d.transformers.iter().map(String::as_str))
+    {
+        tracing::info!(
+            destination = %d.name,
+            "transformers run in the order their documents were read, as CloudQuery's sync runs them: {}",
+            order.join(" → ")
+        );
+    }
 }
 
 async fn plan_source<'s>(
@@ -384,6 +474,7 @@ async fn plan_migrations(plan: &mut SyncPlan<'_>) -> Result<(), RunError> {
         .iter_mut()
         .filter(|d| d.spec.send_sync_summary)
     {
+        // Transformers never see the summary table, as in CloudQuery.
         let wanted = crate::sync::summary_table::schema(d.spec.sync_group_id.is_some());
         plan_for(d, wanted).await?;
     }
@@ -403,6 +494,7 @@ async fn plan_migrations(plan: &mut SyncPlan<'_>) -> Result<(), RunError> {
                         format!("destination `{}`: {e}", d.spec.name),
                     )
                 })?;
+                let wanted = d.transform_schema(wanted).await?;
                 let table = quarry_sdk::table_name(&wanted).to_string();
                 if let Some(first) = d.migrations.iter().find(|m| m.table == table) {
                     // Two sources that disagree would migrate the table back and forth, each

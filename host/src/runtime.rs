@@ -9,6 +9,7 @@ pub mod wasm;
 
 use std::collections::HashMap;
 use std::fmt;
+use std::time::Duration;
 
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
@@ -23,6 +24,8 @@ pub struct PluginInfo {
     pub description: String,
     pub source: bool,
     pub destination: bool,
+    /// A transformer (CloudQuery's `kind: transformer`): neither a source nor a destination.
+    pub transformer: bool,
     /// Hosts it connects to, spec fields that hold its paths, environment variables it reads.
     pub needs_network: Vec<String>,
     pub needs_files: Vec<String>,
@@ -32,6 +35,20 @@ pub struct PluginInfo {
     /// For a destination: the batch it writes best (0: the host's default).
     pub batch_rows: u64,
     pub batch_bytes: u64,
+}
+
+impl PluginInfo {
+    /// The kinds it says it is, by the names a spec's `kind:` gives them.
+    pub fn kinds(&self) -> Vec<&'static str> {
+        [
+            (self.source, "source"),
+            (self.destination, "destination"),
+            (self.transformer, "transformer"),
+        ]
+        .into_iter()
+        .filter_map(|(is, kind)| is.then_some(kind))
+        .collect()
+    }
 }
 
 /// What went wrong, as the host classifies it: the plugin's own error kinds (one definition,
@@ -107,6 +124,7 @@ pub enum Phase {
     Migrate,
     Write,
     Flush,
+    Transform,
     Close,
 }
 
@@ -121,6 +139,7 @@ impl fmt::Display for Phase {
             Phase::Migrate => "migrate-table",
             Phase::Write => "write",
             Phase::Flush => "flush",
+            Phase::Transform => "transform",
             Phase::Close => "close",
         })
     }
@@ -209,6 +228,36 @@ pub fn check_table_name(name: &str) -> Result<(), String> {
     }
 }
 
+/// How long one destination or transformer call (a batch written or transformed, a flush, the
+/// final close) may take before the plugin is deemed stuck: `QUARRY_CALL_TIMEOUT` (e.g. `30m`; `0s` for no limit), else 10
+/// minutes. Migrations are not limited: altering a large table may take long, and stopping one
+/// halfway is worse than waiting.
+pub(crate) fn call_timeout() -> Option<Duration> {
+    const DEFAULT: Duration = Duration::from_secs(600);
+    let Ok(text) = std::env::var("QUARRY_CALL_TIMEOUT") else {
+        return Some(DEFAULT);
+    };
+    match crate::spec::units::parse_duration(&text) {
+        Ok(limit) if limit.is_zero() => None,
+        Ok(limit) => Some(limit),
+        Err(e) => {
+            tracing::warn!("QUARRY_CALL_TIMEOUT=`{text}`: {e}; using the default of 10m");
+            Some(DEFAULT)
+        }
+    }
+}
+
+/// A limit as a person writes it: `10m`, `2h`, `30s`, `500ms`.
+pub(crate) fn humantime(d: Duration) -> String {
+    let secs = d.as_secs();
+    match secs {
+        0 => format!("{}ms", d.as_millis()),
+        s if s % 3600 == 0 => format!("{}h", s / 3600),
+        s if s % 60 == 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
+}
+
 /// Which tables a source should produce (globs over table names).
 #[derive(Debug, Clone, Default)]
 pub struct TableSelection {
@@ -264,11 +313,23 @@ pub trait Plugin: Send {
     }
 }
 
-/// A plugin that is both (a wasm component or a gRPC plugin can be either; the spec says which
-/// role it plays).
-pub trait AnyPlugin: Source + Destination {}
+/// A plugin of any kind (a wasm component or a gRPC plugin can be any; the spec says which role
+/// it plays).
+pub trait AnyPlugin: Source + Destination + Transformer {}
 
-impl<T: Source + Destination> AnyPlugin for T {}
+impl<T: Source + Destination + Transformer> AnyPlugin for T {}
+
+/// A plugin between the engine and one destination that changes schemas and rows (CloudQuery's
+/// transformer plugins). Each destination has its own instances, one per transformer it lists.
+#[async_trait::async_trait]
+pub trait Transformer: Plugin {
+    /// The schema of the transformer's output for input of `schema`.
+    async fn transform_schema(&mut self, schema: &SchemaRef) -> Result<SchemaRef, PluginError>;
+
+    /// One batch transformed: zero or more batches, each of the schema
+    /// [`Transformer::transform_schema`] gave for the input's.
+    async fn transform(&mut self, batch: &RecordBatch) -> Result<Vec<RecordBatch>, PluginError>;
+}
 
 /// A plugin that produces tables.
 #[async_trait::async_trait]

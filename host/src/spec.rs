@@ -37,6 +37,9 @@ pub use quarry_sdk::WriteMode;
 pub struct SyncSpec {
     pub sources: Vec<SourceSpec>,
     pub destinations: Vec<DestinationSpec>,
+    /// `kind: transformer` documents, in the order they were read (the order a destination
+    /// applies the ones it lists, as CloudQuery's `sync` does).
+    pub transformers: Vec<TransformerSpec>,
 }
 
 /// Loads every spec document in `paths` (files, or directories whose `*.yml`/`*.yaml` files are
@@ -184,12 +187,39 @@ pub struct DestinationSpec {
     /// Write a row per source of each sync into table `cloudquery_sync_summaries`.
     #[serde(default)]
     pub send_sync_summary: bool,
+    /// Names of `kind: transformer` documents whose transformers this destination's rows go
+    /// through (applied in the order the documents were read, as CloudQuery's `sync` does).
+    #[serde(default, deserialize_with = "units::string_list")]
+    pub transformers: Vec<String>,
     #[serde(default)]
     pub spec: PluginSpec,
     #[serde(default)]
     pub permissions: Permissions,
     /// The user's consent to run a native executable (`registry: local`) outside the sandbox,
     /// with their own rights; without it such a plugin is refused before it starts.
+    #[serde(default)]
+    pub native: bool,
+    /// The keys whose signature an OCI plugin must carry.
+    pub verify: Option<Verify>,
+    /// Where this document's `spec:` mapping starts; set by [`load`].
+    #[serde(skip, default = "Location::unset")]
+    pub at: Location,
+}
+
+/// A `kind: transformer` document's `spec:`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a mapping of transformer settings")]
+pub struct TransformerSpec {
+    pub name: String,
+    pub path: String,
+    #[serde(default)]
+    pub registry: Registry,
+    pub version: Option<String>,
+    #[serde(default)]
+    pub spec: PluginSpec,
+    #[serde(default)]
+    pub permissions: Permissions,
+    /// The user's consent to run a native executable (`registry: local`) outside the sandbox.
     #[serde(default)]
     pub native: bool,
     /// The keys whose signature an OCI plugin must carry.

@@ -59,6 +59,13 @@ pub struct DestinationSlot {
     pub send_sync_summary: bool,
     /// The destination's path and version, for the summary.
     pub description: summary::PluginDescription,
+    /// The transformers its rows go through, in order (name, instance).
+    pub transformers: Vec<(String, Box<dyn crate::runtime::AnyPlugin>)>,
+    /// Per source table, the table the transformers write it to (when they rename it).
+    pub renamed: HashMap<String, String>,
+    /// Per destination table written through transformers, the schema they said it has: each
+    /// batch they return is checked against it.
+    pub transformed: HashMap<String, SchemaRef>,
 }
 
 impl DestinationSlot {
@@ -81,6 +88,13 @@ impl DestinationSlot {
             }),
             send_sync_summary: plan.spec.send_sync_summary,
             description,
+            transformers: plan
+                .transformers
+                .into_iter()
+                .map(|t| (t.spec.name.clone(), t.plugin))
+                .collect(),
+            renamed: HashMap::new(),
+            transformed: HashMap::new(),
             name: plan.spec.name.clone(),
             plugin: plan.plugin,
             write_mode: plan.spec.write_mode,
@@ -95,6 +109,76 @@ impl DestinationSlot {
             no_migrate,
         }
     }
+
+    /// The table a source table's rows are written to here.
+    fn table_for<'a>(&'a self, source_table: &'a str) -> &'a str {
+        self.renamed
+            .get(source_table)
+            .map_or(source_table, String::as_str)
+    }
+
+    /// `batch` through the destination's transformers, each given every batch the one before
+    /// returned. A transformer's error stops this destination, naming the transformer.
+    async fn transform(&mut self, batch: RecordBatch) -> Result<Vec<RecordBatch>, PluginError> {
+        let table = table_name(batch.schema_ref());
+        let mut batches = vec![batch];
+        for (_, transformer) in &mut self.transformers {
+            let mut next = Vec::with_capacity(batches.len());
+            for batch in &batches {
+                next.extend(
+                    transformer
+                        .transform(batch)
+                        .await
+                        .map_err(|e| e.for_table(&table))?,
+                );
+            }
+            batches = next;
+        }
+        for batch in &batches {
+            let out = table_name(batch.schema_ref());
+            let expected = self.transformed.get(&out);
+            if expected.is_none_or(|e| e.fields() != batch.schema_ref().fields()) {
+                let names = self
+                    .transformers
+                    .iter()
+                    .map(|(n, _)| format!("`{n}`"))
+                    .collect::<Vec<_>>();
+                let names = match names.len() {
+                    1 => format!("transformer {}", names[0]),
+                    _ => format!("transformers {}", names.join(", ")),
+                };
+                let why = match expected {
+                    None => {
+                        format!("for table `{out}`, which its transform-schema answers never named")
+                    }
+                    Some(e) => format!(
+                        "for table `{out}` with columns ({}), but its transform-schema answer has ({})",
+                        columns_of(batch.schema_ref()),
+                        columns_of(e)
+                    ),
+                };
+                return Err(PluginError::new(
+                    &self.name,
+                    Phase::Transform,
+                    ErrorKind::Internal,
+                    format!("the {names} returned rows {why}"),
+                )
+                .for_table(&table)
+                .with_help("a transformer must give its batches the schema its transform-schema gives for their table: report this to the transformer's author"));
+            }
+        }
+        Ok(batches)
+    }
+}
+
+/// `name type, ...` of a schema's fields, for messages.
+fn columns_of(schema: &SchemaRef) -> String {
+    schema
+        .fields()
+        .iter()
+        .map(|f| format!("{} {}", f.name(), f.data_type()))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// How the engine runs a plan.
@@ -371,13 +455,19 @@ pub async fn execute(plan: SyncPlan<'_>, options: &RunOptions) -> Vec<SourceSumm
     summaries
 }
 
-/// Closes every destination; a failure is counted against the last source that wrote to it.
+/// Closes every destination and its transformers; a failure is counted against the last source
+/// that wrote to the destination.
 async fn close_destinations(
     slots: impl Iterator<Item = DestinationSlot>,
     summaries: &mut [SourceSummary],
 ) {
     for mut slot in slots {
-        if let Err(e) = slot.plugin.close().await {
+        let mut errors = Vec::new();
+        for (_, mut transformer) in std::mem::take(&mut slot.transformers) {
+            errors.extend(transformer.close().await.err());
+        }
+        errors.extend(slot.plugin.close().await.err());
+        for e in errors {
             match summaries
                 .iter_mut()
                 .rev()
@@ -734,7 +824,8 @@ async fn drive(
             Some(WriteMessage::Migrate(schema)) => {
                 let table = table_name(&schema);
                 // Rows batched under an earlier schema of the table go first.
-                flush_table(slot, &mut batcher, &table, progress).await?;
+                let written_to = slot.table_for(&table).to_string();
+                flush_table(slot, &mut batcher, &written_to, progress).await?;
                 let grouped = match slot.sync_group {
                     Some(_) => columns::SyncGroup::schema(&schema),
                     None => schema.clone(),
@@ -744,7 +835,17 @@ async fn drive(
                     PluginError::new(&slot.name, Phase::Migrate, ErrorKind::InvalidSpec, e)
                         .for_table(&table)
                 })?;
-                migrate_table(slot, &table, &wanted).await?;
+                let stored = if slot.transformers.is_empty() {
+                    wanted.clone()
+                } else {
+                    let chain = slot.transformers.iter_mut().map(|(_, t)| t.as_mut());
+                    let stored = crate::plan::transform_schema(chain, wanted.clone()).await?;
+                    let name = table_name(&stored);
+                    slot.transformed.insert(name.clone(), stored.clone());
+                    slot.renamed.insert(table.clone(), name);
+                    stored
+                };
+                migrate_table(slot, &table_name(&stored), &stored).await?;
                 if Arc::ptr_eq(&wanted, &schema) {
                     schemas.remove(&table);
                 } else {
@@ -765,14 +866,23 @@ async fn drive(
                     }
                     None => batch,
                 };
-                let ready = batcher
-                    .push(&table, batch)
-                    .map_err(|e| engine_error(&slot.name, e))?;
-                for batch in ready {
-                    write_batch(slot, &batch, progress).await?;
+                let batches = if slot.transformers.is_empty() {
+                    vec![batch]
+                } else {
+                    slot.transform(batch).await?
+                };
+                for batch in batches {
+                    let table = table_name(batch.schema_ref());
+                    let ready = batcher
+                        .push(&table, batch)
+                        .map_err(|e| engine_error(&slot.name, e))?;
+                    for batch in ready {
+                        write_batch(slot, &batch, progress).await?;
+                    }
                 }
             }
-            Some(WriteMessage::Delete(request)) => {
+            Some(WriteMessage::Delete(mut request)) => {
+                request.table = slot.table_for(&request.table).to_string();
                 // The table's rows sent before the request must be written before it applies.
                 flush_table(slot, &mut batcher, &request.table, progress).await?;
                 slot.plugin
@@ -1058,11 +1168,12 @@ async fn delete_stale<'a>(
     for (_, slot) in slots.filter(|(_, s)| s.write_mode == WriteMode::OverwriteDeleteStale) {
         let mut deleted = Ok(());
         for table in &tables {
+            let table = slot.table_for(table).to_string();
             deleted = slot
                 .plugin
-                .delete_stale(table, source, sync_time_us)
+                .delete_stale(&table, source, sync_time_us)
                 .await
-                .map_err(|e| e.for_table(table));
+                .map_err(|e| e.for_table(&table));
             if deleted.is_err() {
                 break;
             }

@@ -15,6 +15,10 @@ pub struct FirstParty {
 /// Every first-party plugin, in name order (error messages list them in this order).
 pub const FIRST_PARTY: &[FirstParty] = &[
     FirstParty {
+        name: "basic",
+        native: false,
+    },
+    FirstParty {
         name: "duckdb",
         native: true,
     },
@@ -24,6 +28,10 @@ pub const FIRST_PARTY: &[FirstParty] = &[
     },
     FirstParty {
         name: "hackernews",
+        native: false,
+    },
+    FirstParty {
+        name: "jsonflattener",
         native: false,
     },
     FirstParty {

@@ -359,7 +359,7 @@ mod tests {
             .unwrap_err();
         assert_eq!(
             err.to_string(),
-            "unknown plugin `quarry/nope`: the first-party plugins are quarry/duckdb, quarry/file, quarry/hackernews, quarry/postgresql, quarry/sqlite, quarry/test"
+            "unknown plugin `quarry/nope`: the first-party plugins are quarry/basic, quarry/duckdb, quarry/file, quarry/hackernews, quarry/jsonflattener, quarry/postgresql, quarry/sqlite, quarry/test"
         );
         let err = resolver
             .resolve(RegistryKind::Quarry, "quarry/file", Path::new("."))
@@ -385,7 +385,7 @@ mod tests {
             .unwrap_err();
         assert!(
             err.to_string().starts_with(
-                "`cloudquery/aws` is a CloudQuery Hub plugin Quarry has no equivalent of (it runs cloudquery/duckdb, cloudquery/file,"
+                "`cloudquery/aws` is a CloudQuery Hub plugin Quarry has no equivalent of (it runs cloudquery/basic, cloudquery/duckdb, cloudquery/file,"
             ),
             "{err}"
         );

@@ -159,6 +159,91 @@ spec:
     assert_eq!(ids(), "3000\t3000\t0\t2999");
 }
 
+/// CloudQuery's CLI runs a Quarry transformer served by `quarry serve` (its `Transform` and
+/// `TransformSchema`), between a served source and a served destination: the table arrives
+/// renamed, without the removed column, and without the dropped rows.
+#[test]
+fn the_cloudquery_cli_runs_a_served_quarry_transformer() {
+    let work = Workdir::new();
+    served(&work, "test-plugin", "quarry/test", &[]);
+    served(&work, "basic-plugin", "quarry/basic", &[]);
+    served(
+        &work,
+        "lite-plugin",
+        "quarry/sqlite",
+        &["--allow-write", "./data"],
+    );
+    std::fs::create_dir_all(work.path().join("data")).expect("data/");
+    work.write(
+        "cq.yml",
+        r#"kind: source
+spec:
+  name: test
+  registry: local
+  path: ./test-plugin
+  version: v0.1.0
+  tables: [test_rows]
+  destinations: [lite]
+  spec: { num_rows: 3000, batch_size: 500 }
+---
+kind: destination
+spec:
+  name: lite
+  registry: local
+  path: ./lite-plugin
+  version: v0.1.0
+  write_mode: append
+  transformers: [basic]
+  spec: { connection_string: ./data/out.db }
+---
+kind: transformer
+spec:
+  name: basic
+  registry: local
+  path: ./basic-plugin
+  version: v0.1.0
+  spec:
+    transformations:
+      - kind: remove_columns
+        tables: [test_rows]
+        columns: [payload]
+      - kind: drop_rows
+        tables: [test_rows]
+        columns: [flag]
+        value: "true"
+      - kind: change_table_names
+        tables: [test_rows]
+        new_table_name_template: "cq_{{.OldName}}"
+"#,
+    );
+    cloudquery_sync(&work, "cq.yml");
+    let db = work.path().join("data/out.db");
+    // Rows whose id is a multiple of 3 have `flag` true.
+    assert_eq!(
+        crate::support::sqlite_query(
+            &db,
+            "SELECT count(*), sum(id % 3 = 0), min(id), max(id) FROM cq_test_rows"
+        ),
+        "2000\t0\t1\t2999"
+    );
+    let columns = crate::support::sqlite_query(
+        &db,
+        "SELECT group_concat(name, ',') FROM pragma_table_info('cq_test_rows')",
+    );
+    // CloudQuery's CLI adds its internal columns first; `payload` is gone.
+    assert_eq!(
+        columns,
+        "_cq_sync_time,_cq_source_name,_cq_id,_cq_parent_id,id,name,value,flag,created_at,tags"
+    );
+    assert_eq!(
+        crate::support::sqlite_query(
+            &db,
+            "SELECT count(*) FROM sqlite_master WHERE name = 'test_rows'"
+        ),
+        "0"
+    );
+}
+
 #[test]
 fn the_cloudquery_cli_syncs_quarry_wasm_plugins_served_by_quarry() {
     let work = Workdir::new();

@@ -565,4 +565,20 @@ fn plugin_check_passes_good_plugins_and_names_what_is_wrong() {
     let run = w.quarry(&["plugin", "check", &hostile, "--spec", "fail.yml", "--write"]);
     assert_eq!(run.code, 1, "{run:?}");
     assert!(run.stdout.contains("FAIL  insert: "), "{run:?}");
+
+    // Transformers: a test table through them; one whose batches lie about their schema fails.
+    for transformer in ["quarry/basic", "quarry/jsonflattener"] {
+        let run = w.quarry(&["plugin", "check", transformer]);
+        assert_eq!(run.code, 0, "{run:?}");
+        assert!(
+            run.stdout.contains("ok    info: kinds [transformer]")
+                && run.stdout.contains("ok    transform: 3 rows in, 3 out in 1 batches"),
+            "{run:?}"
+        );
+    }
+    let liar = crate::support::transformer_fixture().display().to_string();
+    w.write("liar.yml", "lie_about_schema: true\n");
+    let run = w.quarry(&["plugin", "check", &liar, "--spec", "liar.yml"]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(run.stdout.contains("FAIL  transform: a batch out has schema"), "{run:?}");
 }

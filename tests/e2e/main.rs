@@ -20,3 +20,4 @@ mod sqlite;
 mod state;
 mod support;
 mod sync;
+mod transformers;

@@ -38,6 +38,10 @@ pub fn store_plugin() -> PathBuf {
     wasm_dir().join("quarry_fixture_store.wasm")
 }
 
+pub fn transformer_fixture() -> PathBuf {
+    wasm_dir().join("quarry_fixture_transformer.wasm")
+}
+
 /// Where `scripts/tools` installed the outside programs (CloudQuery's CLI and SDKs, oras).
 /// Missing tools fail the test: CI installs them.
 pub fn tools() -> PathBuf {
@@ -64,7 +68,8 @@ pub fn warm() {
             .iter()
             .filter(|p| !p.native)
             .map(|p| format!("quarry/{}", p.name));
-        let fixtures = [hostile_plugin(), store_plugin()].map(|p| p.display().to_string());
+        let fixtures = [hostile_plugin(), store_plugin(), transformer_fixture()]
+            .map(|p| p.display().to_string());
         for plugin in first_party.chain(fixtures) {
             let out = Command::new(QUARRY)
                 .env("QUARRY_CACHE_DIR", shared_cache())

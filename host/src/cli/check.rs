@@ -195,7 +195,58 @@ async fn check_plugin(
             report.note("destination not written to (pass --write to write a test table)");
         }
     }
+    if info.transformer {
+        check_transformer(report, plugin).await;
+    }
     true
+}
+
+/// Whether the plugin also says it is a source or a destination (a gRPC plugin says all three).
+fn info_source_or_destination(plugin: &dyn AnyPlugin) -> bool {
+    plugin.info().source || plugin.info().destination
+}
+
+/// A transformer's schema answer for a test table, and a test batch through it: every batch
+/// out must carry the schema it answered.
+async fn check_transformer(report: &mut Report, plugin: &mut dyn AnyPlugin) {
+    let (schema, batch) = test_table();
+    let answered = match plugin.transform_schema(&schema).await {
+        Ok(answered) => answered,
+        // A gRPC plugin cannot say what it is: one that is no transformer says so here.
+        Err(e) if e.kind == ErrorKind::NotSupported && info_source_or_destination(plugin) => {
+            report.note(format!("not a transformer: {}", e.message));
+            return;
+        }
+        Err(e) => {
+            report.fail(format!("transform-schema: {e}"));
+            return;
+        }
+    };
+    report.ok(format!(
+        "transform-schema: table `{}` with {} columns",
+        quarry_sdk::table_name(&answered),
+        answered.fields().len()
+    ));
+    match plugin.transform(&batch).await {
+        Ok(batches) => {
+            let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
+            let wrong = batches
+                .iter()
+                .find(|b| b.schema_ref().fields() != answered.fields());
+            match wrong {
+                None => report.ok(format!(
+                    "transform: 3 rows in, {rows} out in {} batches, each of the schema transform-schema answered",
+                    batches.len()
+                )),
+                Some(b) => report.fail(format!(
+                    "transform: a batch out has schema {:?}, but transform-schema answered {:?}",
+                    b.schema_ref(),
+                    answered
+                )),
+            }
+        }
+        Err(e) => report.fail(format!("transform: {e}")),
+    }
 }
 
 fn check_info(report: &mut Report, info: &PluginInfo) {
@@ -206,10 +257,7 @@ fn check_info(report: &mut Report, info: &PluginInfo) {
             info.name, info.version
         ),
     );
-    let kinds: Vec<&str> = [(info.source, "source"), (info.destination, "destination")]
-        .into_iter()
-        .filter_map(|(is, kind)| is.then_some(kind))
-        .collect();
+    let kinds = info.kinds();
     report.check(
         !kinds.is_empty(),
         format!("info: kinds [{}] (at least one)", kinds.join(", ")),
@@ -342,9 +390,9 @@ async fn check_source(report: &mut Report, plugin: &mut dyn AnyPlugin, rows: u64
     }
 }
 
-async fn check_destination(report: &mut Report, plugin: &mut dyn AnyPlugin) {
-    const TABLE: &str = "quarry_plugin_check";
-    let schema = Table::new(TABLE)
+/// The test table `quarry plugin check` writes and transforms, and its three rows.
+fn test_table() -> (arrow_schema::SchemaRef, RecordBatch) {
+    let schema = Table::new(TEST_TABLE)
         .column(Column::new("id", DataType::Int64).primary_key())
         .column(Column::new("name", DataType::Utf8))
         .column(Column::new("amount", DataType::Float64))
@@ -358,6 +406,14 @@ async fn check_destination(report: &mut Report, plugin: &mut dyn AnyPlugin) {
         ],
     )
     .expect("a valid batch");
+    (schema, batch)
+}
+
+const TEST_TABLE: &str = "quarry_plugin_check";
+
+async fn check_destination(report: &mut Report, plugin: &mut dyn AnyPlugin) {
+    const TABLE: &str = TEST_TABLE;
+    let (schema, batch) = test_table();
     if let Err(e) = plugin.existing_table(&schema).await {
         report.fail(format!("existing-table: {e}"));
     }

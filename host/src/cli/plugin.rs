@@ -10,7 +10,7 @@ use quarry_registry::{Digest, Resolved};
 
 use super::{CliError, Exit, Specs};
 use crate::plan::distribution::{FetchError, Mode};
-use crate::plan::{Environment, Origin, registry_of};
+use crate::plan::{Environment, Origin, PluginRef, registry_of};
 use crate::runtime::PluginInfo;
 use crate::spec::{Permissions, Registry};
 
@@ -219,11 +219,7 @@ fn now() -> String {
 /// The annotations a pushed plugin carries: OCI's standard ones, and what Quarry users need to
 /// decide before running it (its kinds, and the grants it declares it needs).
 fn annotations(info: &PluginInfo, extra: &[String]) -> Result<BTreeMap<String, String>, CliError> {
-    let kinds: Vec<&str> = [(info.source, "source"), (info.destination, "destination")]
-        .iter()
-        .filter(|k| k.0)
-        .map(|k| k.1)
-        .collect();
+    let kinds = info.kinds();
     let needs = serde_json::json!({
         "network": info.needs_network,
         "files": info.needs_files,
@@ -376,28 +372,20 @@ async fn install(specs: &Specs, update: bool) -> Result<Exit, CliError> {
     let references = spec
         .sources
         .iter()
-        .map(|s| {
-            (
-                &s.name,
-                s.registry,
-                &s.path,
-                s.version.as_deref(),
-                s.verify.as_ref(),
-                &s.at,
-            )
-        })
-        .chain(spec.destinations.iter().map(|d| {
-            (
-                &d.name,
-                d.registry,
-                &d.path,
-                d.version.as_deref(),
-                d.verify.as_ref(),
-                &d.at,
-            )
-        }));
+        .map(PluginRef::from)
+        .chain(spec.destinations.iter().map(PluginRef::from))
+        .chain(spec.transformers.iter().map(PluginRef::from));
     let mut count = 0;
-    for (name, registry, path, version, verify, at) in references {
+    for PluginRef {
+        name,
+        registry,
+        path,
+        version,
+        verify,
+        at,
+        ..
+    } in references
+    {
         if registry != Registry::Oci {
             continue;
         }
@@ -514,11 +502,7 @@ fn keygen(prefix: &Path) -> Result<Exit, CliError> {
 }
 
 fn print_info(info: &PluginInfo, digest: &str, schema: &str) {
-    let kinds: Vec<&str> = [(info.source, "source"), (info.destination, "destination")]
-        .iter()
-        .filter(|k| k.0)
-        .map(|k| k.1)
-        .collect();
+    let kinds = info.kinds();
     let list = |v: &[String]| {
         if v.is_empty() {
             "-".to_string()

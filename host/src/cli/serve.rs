@@ -18,7 +18,7 @@ use crate::plan::Environment;
 use crate::runtime::wasm::{LoadedComponent, WasmPlugin, WasmRuntime};
 use crate::runtime::{
     Destination, ErrorKind, Plugin, PluginError, PluginInfo, Source, SourceMessage, SyncInput,
-    TableSelection,
+    TableSelection, Transformer,
 };
 use crate::sandbox::Grants;
 use crate::spec::units::{parse_byte_size, parse_duration};
@@ -348,5 +348,19 @@ impl Served for WasmServed {
             state.instance.flush().await.map_err(status)?;
         }
         state.instance.close().await.map_err(status)
+    }
+
+    async fn transform_schema(&self, schema: SchemaRef) -> Result<SchemaRef, Status> {
+        let mut state = self.initialised().await?;
+        state
+            .instance
+            .transform_schema(&schema)
+            .await
+            .map_err(status)
+    }
+
+    async fn transform(&self, batch: RecordBatch) -> Result<Vec<RecordBatch>, Status> {
+        let mut state = self.initialised().await?;
+        state.instance.transform(&batch).await.map_err(status)
     }
 }

@@ -11,7 +11,8 @@ use crate::runtime::grpc::GrpcPlugin;
 use crate::runtime::{AnyPlugin, ErrorKind, PluginError};
 use crate::sandbox::Grants;
 use crate::spec::{
-    DestinationSpec, Location, Permissions, PluginSpec, Registry, SourceSpec, SpecError, Verify,
+    DestinationSpec, Location, Permissions, PluginSpec, Registry, SourceSpec, SpecError,
+    TransformerSpec, Verify,
 };
 
 /// One plugin reference from a spec document.
@@ -29,7 +30,7 @@ pub struct PluginRef<'a> {
     pub at: &'a Location,
 }
 
-/// Sources and destinations name their plugin with the same fields.
+/// Sources, destinations and transformers name their plugin with the same fields.
 macro_rules! plugin_ref_from {
     ($($document:ty),+) => {$(
         impl<'a> From<&'a $document> for PluginRef<'a> {
@@ -50,13 +51,14 @@ macro_rules! plugin_ref_from {
     )+};
 }
 
-plugin_ref_from!(SourceSpec, DestinationSpec);
+plugin_ref_from!(SourceSpec, DestinationSpec, TransformerSpec);
 
 /// The role a spec document gives a plugin.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
     Source,
     Destination,
+    Transformer,
 }
 
 impl Role {
@@ -64,7 +66,20 @@ impl Role {
         match self {
             Role::Source => "source",
             Role::Destination => "destination",
+            Role::Transformer => "transformer",
         }
+    }
+
+    /// The roles a plugin's info says it can play.
+    pub fn of(info: &crate::runtime::PluginInfo) -> Vec<Role> {
+        [
+            (info.source, Role::Source),
+            (info.destination, Role::Destination),
+            (info.transformer, Role::Transformer),
+        ]
+        .into_iter()
+        .filter_map(|(has, role)| has.then_some(role))
+        .collect()
     }
 }
 
@@ -412,12 +427,15 @@ impl Environment {
             }
         }
         let info = opened.plugin.info();
-        let has = match role {
-            Role::Source => info.source,
-            Role::Destination => info.destination,
-        };
-        if !has {
-            let is = if info.source { "source" } else { "destination" };
+        let roles = Role::of(info);
+        if !roles.contains(&role) {
+            let Some(is) = roles.first().map(|r| r.as_str()) else {
+                return Err(at(format!(
+                    "`{}` says it is no source, destination or transformer plugin",
+                    plugin.path
+                ))
+                .into());
+            };
             return Err(at(format!(
                 "`{}` is a {is} plugin, not a {} plugin",
                 plugin.path,

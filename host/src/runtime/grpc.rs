@@ -26,7 +26,7 @@ use self::process::PluginProcess;
 
 use super::{
     Connection, DeleteRequest, Destination, ErrorKind, Phase, Plugin, PluginError, PluginInfo,
-    Source, SourceMessage, SyncInput, TableSelection,
+    Source, SourceMessage, SyncInput, TableSelection, Transformer,
 };
 
 /// A plugin reached over gRPC.
@@ -104,6 +104,7 @@ impl GrpcPlugin {
             description: String::new(),
             source: true,
             destination: true,
+            transformer: true,
             write_modes: WriteMode::ALL.to_vec(),
             ..PluginInfo::default()
         };
@@ -574,5 +575,97 @@ impl Destination for GrpcPlugin {
                 Err(status) => return Err(self.failed(Phase::Write, status).await),
             }
         }
+    }
+}
+
+#[async_trait::async_trait]
+impl Transformer for GrpcPlugin {
+    async fn transform_schema(&mut self, schema: &SchemaRef) -> Result<SchemaRef, PluginError> {
+        let request = pb::transform_schema::Request {
+            schema: payload::encode_schema(schema)
+                .map_err(|e| self.encode_error(Phase::Transform, e))?,
+        };
+        let mut client = self.client.clone();
+        let answer = match self
+            .within_call_timeout(async move { client.transform_schema(request).await })
+            .await?
+        {
+            Ok(r) => r.into_inner().schema,
+            Err(status) => return Err(self.failed(Phase::Transform, status).await),
+        };
+        let schema = payload::decode_schema(answer).map_err(|e| {
+            self.encode_error(Phase::Transform, format!("its TransformSchema answer: {e}"))
+        })?;
+        self.checked_table(&schema)?;
+        Ok(schema)
+    }
+
+    /// One `Transform` stream per batch: the batch goes down, the stream is half-closed, and
+    /// every record the plugin answers before it ends the stream is the batch's output. (Protocol
+    /// v3 does not pair outputs with inputs, so only the end of a stream says a batch is done.)
+    async fn transform(&mut self, batch: &RecordBatch) -> Result<Vec<RecordBatch>, PluginError> {
+        let requests: Vec<pb::transform::Request> =
+            payload::encode_records(batch, MAX_RECORD_BYTES)
+                .map_err(|e| self.encode_error(Phase::Transform, e))?
+                .into_iter()
+                .map(|record| pb::transform::Request { record })
+                .collect();
+        let mut client = self.client.clone();
+        let answered = self
+            .within_call_timeout(async move {
+                let mut stream = client
+                    .transform(tokio_stream::iter(requests))
+                    .await?
+                    .into_inner();
+                let mut records = Vec::new();
+                while let Some(r) = stream.message().await? {
+                    records.push(r.record);
+                }
+                Ok::<_, tonic::Status>(records)
+            })
+            .await?;
+        let records = match answered {
+            Ok(records) => records,
+            Err(status) => return Err(self.failed(Phase::Transform, status).await),
+        };
+        let mut batches = Vec::with_capacity(records.len());
+        for record in records {
+            let batch = payload::decode_record(record)
+                .map_err(|e| self.encode_error(Phase::Transform, e))?;
+            self.checked_table(batch.schema_ref())?;
+            batches.push(batch);
+        }
+        Ok(batches)
+    }
+}
+
+impl GrpcPlugin {
+    /// A transformer's call, stopped after `QUARRY_CALL_TIMEOUT` (as a component's is): a stuck
+    /// transformer must not hold its destination, and the source, forever.
+    async fn within_call_timeout<T>(
+        &self,
+        call: impl Future<Output = T>,
+    ) -> Result<T, PluginError> {
+        let Some(limit) = super::call_timeout() else {
+            return Ok(call.await);
+        };
+        tokio::time::timeout(limit, call).await.map_err(|_| {
+            PluginError::new(
+                &self.name,
+                Phase::Transform,
+                ErrorKind::Timeout,
+                format!(
+                    "one transform call ran past {}: the plugin seems stuck, and its destination was stopped so that the others go on",
+                    super::humantime(limit)
+                ),
+            )
+            .with_help("if one batch legitimately takes longer, raise the limit with QUARRY_CALL_TIMEOUT")
+        })
+    }
+
+    /// A schema a transformer answered names its table as every plugin's output must.
+    fn checked_table(&self, schema: &SchemaRef) -> Result<(), PluginError> {
+        super::check_table_name(quarry_sdk::table_name(schema))
+            .map_err(|e| self.encode_error(Phase::Transform, format!("its answer is refused: {e}")))
     }
 }

@@ -22,14 +22,14 @@ pub use instance::WasmPlugin;
 
 use self::instance::Guests;
 
-use self::bindings::exports::quarry::plugin::{destination, plugin, source};
+use self::bindings::exports::quarry::plugin::{destination, plugin, source, transformer};
 use self::bindings::quarry::plugin::types as wit;
 use super::{ErrorKind, Phase, PluginError, PluginInfo, SourceMessage};
 use crate::sandbox::{Grants, MemoryCap, OutboundHttp, PluginOutput};
 
 mod bindings {
     wasmtime::component::bindgen!({
-        world: "source-destination-plugin",
+        world: "any-plugin",
         path: "../wit/plugin@0.1.0",
         imports: { default: async },
         exports: { default: async },
@@ -162,6 +162,7 @@ pub struct LoadedComponent {
     plugin: plugin::GuestIndices,
     source: Option<source::GuestIndices>,
     destination: Option<destination::GuestIndices>,
+    transformer: Option<transformer::GuestIndices>,
 }
 
 fn load_error(plugin: &str, message: impl Into<String>) -> PluginError {
@@ -189,11 +190,8 @@ impl WasmRuntime {
         // `wasi:http/outgoing-handler` and its types; requests go through `OutboundHttp`.
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
             .map_err(|e| anyhow::anyhow!("{e:#}"))?;
-        bindings::SourceDestinationPlugin::add_to_linker::<PluginState, HasSelf<PluginState>>(
-            &mut linker,
-            |s| s,
-        )
-        .map_err(|e| anyhow::anyhow!("{e:#}"))?;
+        bindings::AnyPlugin::add_to_linker::<PluginState, HasSelf<PluginState>>(&mut linker, |s| s)
+            .map_err(|e| anyhow::anyhow!("{e:#}"))?;
         let ticker = EpochTicker::start(engine.clone());
         Ok(WasmRuntime {
             engine,
@@ -300,6 +298,12 @@ impl WasmRuntime {
             .then(|| destination::GuestIndices::new(&pre))
             .transpose()
             .map_err(indices_error)?;
+        // Components built before transformers were added to the contract do not export it.
+        let transformer = exports
+            .contains(&want("transformer"))
+            .then(|| transformer::GuestIndices::new(&pre))
+            .transpose()
+            .map_err(indices_error)?;
         Ok(LoadedComponent {
             digest,
             compiled,
@@ -307,6 +311,7 @@ impl WasmRuntime {
             plugin: plugin_indices,
             source,
             destination,
+            transformer,
         })
     }
 
@@ -363,6 +368,7 @@ impl WasmRuntime {
                 loaded.plugin.clone(),
                 loaded.source.clone(),
                 loaded.destination.clone(),
+                loaded.transformer.clone(),
             ),
         );
         let guests = plugin
@@ -377,6 +383,10 @@ impl WasmRuntime {
                             .transpose()?,
                         destination: indices
                             .2
+                            .map(|i| i.load(&mut *store, &instance))
+                            .transpose()?,
+                        transformer: indices
+                            .3
                             .map(|i| i.load(&mut *store, &instance))
                             .transpose()?,
                     };
@@ -397,6 +407,8 @@ impl WasmRuntime {
             source: info.kinds.contains(&wit::PluginKind::Source) && plugin.has_source(),
             destination: info.kinds.contains(&wit::PluginKind::Destination)
                 && plugin.has_destination(),
+            // The contract's kinds cannot name a transformer: one reports none.
+            transformer: info.kinds.is_empty() && plugin.has_transformer(),
             needs_network: info.needs.network,
             needs_files: info.needs.files,
             needs_env: info.needs.env,

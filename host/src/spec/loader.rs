@@ -11,7 +11,7 @@ use super::de::from_node;
 use super::error::{Location, SpecError};
 use super::expand::{Env, expand};
 use super::yaml::{Node, NodeKind, Pos, parse_documents};
-use super::{DestinationSpec, Registry, SourceSpec, SyncSpec, Verify};
+use super::{DestinationSpec, Registry, SourceSpec, SyncSpec, TransformerSpec, Verify};
 
 /// CloudQuery fields that have no meaning for Quarry: removed (with a warning) before the strict
 /// read, so specs load unchanged and a typo is still an error. (`docker` plugins are refused.)
@@ -39,6 +39,7 @@ const FILE_START: Pos = Pos { line: 1, column: 1 };
 enum Kind {
     Source,
     Destination,
+    Transformer,
 }
 
 /// `{kind, spec}`; `spec` is read on its own once `kind` says which struct it is.
@@ -54,7 +55,32 @@ struct Document {
 struct Entry<T> {
     spec: T,
     name_at: Location,
-    destinations_at: Vec<Location>,
+    /// Where each name it lists is: a source's `destinations`, a destination's `transformers`.
+    list_at: Vec<Location>,
+}
+
+impl Entry<DestinationSpec> {
+    /// Where the destination lists transformer `name`.
+    fn transformers_at(&self, name: &str) -> Location {
+        self.spec
+            .transformers
+            .iter()
+            .position(|t| t == name)
+            .and_then(|i| self.list_at.get(i))
+            .unwrap_or(&self.name_at)
+            .clone()
+    }
+}
+
+/// Where each item of the sequence `field` of `node` is.
+fn items_at(file: &Path, node: &Node, field: &str) -> Vec<Location> {
+    match node.get(field).map(|n| &n.kind) {
+        Some(NodeKind::Seq(items)) => items
+            .iter()
+            .map(|item| Location::from_pos(file, item.at))
+            .collect(),
+        _ => Vec::new(),
+    }
 }
 
 pub(crate) fn load(paths: &[PathBuf], env: Env<'_>) -> Result<SyncSpec, SpecError> {
@@ -73,11 +99,15 @@ pub(crate) fn load_texts(
     given: &[PathBuf],
     env: Env<'_>,
 ) -> Result<SyncSpec, SpecError> {
-    let mut sources = Vec::new();
-    let mut destinations = Vec::new();
+    let mut documents = Documents::default();
     for (file, text) in texts {
-        read_documents(file, text, env, &mut sources, &mut destinations)?;
+        read_documents(file, text, env, &mut documents)?;
     }
+    let Documents {
+        sources,
+        destinations,
+        transformers,
+    } = documents;
     check_unique(
         "source",
         sources.iter().map(|e| (e.spec.name.as_str(), &e.name_at)),
@@ -88,7 +118,14 @@ pub(crate) fn load_texts(
             .iter()
             .map(|e| (e.spec.name.as_str(), &e.name_at)),
     )?;
+    check_unique(
+        "transformer",
+        transformers
+            .iter()
+            .map(|e| (e.spec.name.as_str(), &e.name_at)),
+    )?;
     check_references(&sources, &destinations)?;
+    check_transformers(&destinations, &transformers)?;
     if sources.is_empty() {
         let given: Vec<String> = given.iter().map(|p| format!("`{}`", p.display())).collect();
         return Err(
@@ -98,11 +135,21 @@ pub(crate) fn load_texts(
     }
     let mut sources: Vec<SourceSpec> = sources.into_iter().map(|e| e.spec).collect();
     let mut destinations: Vec<DestinationSpec> = destinations.into_iter().map(|e| e.spec).collect();
-    super::references::resolve(&mut sources, &mut destinations)?;
+    let mut transformers: Vec<TransformerSpec> = transformers.into_iter().map(|e| e.spec).collect();
+    super::references::resolve(&mut sources, &mut destinations, &mut transformers)?;
     Ok(SyncSpec {
         sources,
         destinations,
+        transformers,
     })
+}
+
+/// Every document of the specs, by kind, in the order read.
+#[derive(Default)]
+struct Documents {
+    sources: Vec<Entry<SourceSpec>>,
+    destinations: Vec<Entry<DestinationSpec>>,
+    transformers: Vec<Entry<TransformerSpec>>,
 }
 
 /// Reads every document of one spec file's `text`.
@@ -110,8 +157,7 @@ fn read_documents(
     file: &Path,
     text: &str,
     env: Env<'_>,
-    sources: &mut Vec<Entry<SourceSpec>>,
-    destinations: &mut Vec<Entry<DestinationSpec>>,
+    read: &mut Documents,
 ) -> Result<(), SpecError> {
     let documents = parse_documents(text).map_err(|e| e.into_spec(file, FILE_START))?;
     for mut document in documents {
@@ -119,8 +165,13 @@ fn read_documents(
         expand(&mut document, env).map_err(|e| e.into_spec(file, at))?;
         let Document { kind, .. } = from_node(&document).map_err(|e| e.into_spec(file, at))?;
         match kind {
-            Kind::Source => sources.push(read_source(file, &mut document)?),
-            Kind::Destination => destinations.push(read_destination(file, &mut document)?),
+            Kind::Source => read.sources.push(read_source(file, &mut document)?),
+            Kind::Destination => read
+                .destinations
+                .push(read_destination(file, &mut document)?),
+            Kind::Transformer => read
+                .transformers
+                .push(read_transformer(file, &mut document)?),
         }
     }
     Ok(())
@@ -192,16 +243,9 @@ fn read_source(file: &Path, document: &mut Node) -> Result<Entry<SourceSpec>, Sp
         )
         .with_help("name the destinations to write to, e.g. `destinations: [postgresql]`"));
     }
-    let destinations_at = match node.get("destinations").map(|n| &n.kind) {
-        Some(NodeKind::Seq(items)) => items
-            .iter()
-            .map(|item| Location::from_pos(file, item.at))
-            .collect(),
-        _ => Vec::new(),
-    };
     Ok(Entry {
         name_at: value_at(file, node, "name"),
-        destinations_at,
+        list_at: items_at(file, node, "destinations"),
         spec: source,
     })
 }
@@ -239,9 +283,33 @@ fn read_destination(file: &Path, document: &mut Node) -> Result<Entry<Destinatio
     )?;
     let name_at = value_at(file, node, "name");
     Ok(Entry {
+        list_at: items_at(file, node, "transformers"),
         spec: destination,
         name_at,
-        destinations_at: Vec::new(),
+    })
+}
+
+fn read_transformer(file: &Path, document: &mut Node) -> Result<Entry<TransformerSpec>, SpecError> {
+    let node = spec_node(file, document, IGNORED_DESTINATION_FIELDS);
+    let mut transformer: TransformerSpec =
+        from_node(node).map_err(|e| e.into_spec(file, node.at))?;
+    transformer.at = Location::from_pos(file, node.at);
+    transformer.spec.locate(file, node.get("spec"), node.at);
+    infer_registry(node, &mut transformer.registry, &transformer.path);
+    check_path(file, node, &transformer.path, transformer.registry)?;
+    check_distribution(
+        file,
+        node,
+        transformer.registry,
+        &transformer.path,
+        transformer.version.as_deref(),
+        transformer.verify.as_ref(),
+    )?;
+    let name_at = value_at(file, node, "name");
+    Ok(Entry {
+        spec: transformer,
+        name_at,
+        list_at: Vec::new(),
     })
 }
 
@@ -418,11 +486,7 @@ fn check_references(
             if defined.contains(&name.as_str()) {
                 continue;
             }
-            let at = source
-                .destinations_at
-                .get(i)
-                .unwrap_or(&source.name_at)
-                .clone();
+            let at = source.list_at.get(i).unwrap_or(&source.name_at).clone();
             let help = if defined.is_empty() {
                 "no destinations are defined; add a document with `kind: destination`".to_owned()
             } else {
@@ -434,6 +498,39 @@ fn check_references(
                 format!(
                     "source `{}` writes to undefined destination `{name}`",
                     source.spec.name
+                ),
+            )
+            .with_help(help));
+        }
+    }
+    Ok(())
+}
+
+/// Every transformer a destination lists is defined (CloudQuery's `destination <d> references
+/// unknown transformer <t>`).
+fn check_transformers(
+    destinations: &[Entry<DestinationSpec>],
+    transformers: &[Entry<TransformerSpec>],
+) -> Result<(), SpecError> {
+    let defined: Vec<&str> = transformers.iter().map(|t| t.spec.name.as_str()).collect();
+    for destination in destinations {
+        if let Some(name) = destination
+            .spec
+            .transformers
+            .iter()
+            .find(|name| !defined.contains(&name.as_str()))
+        {
+            let help = if defined.is_empty() {
+                "no transformers are defined; add a document with `kind: transformer`".to_owned()
+            } else {
+                let quoted: Vec<String> = defined.iter().map(|d| format!("`{d}`")).collect();
+                format!("defined transformers: {}", quoted.join(", "))
+            };
+            return Err(SpecError::at(
+                destination.transformers_at(name),
+                format!(
+                    "destination `{}` references unknown transformer `{name}`",
+                    destination.spec.name
                 ),
             )
             .with_help(help));
@@ -506,8 +603,7 @@ mod fuzz {
                 let bytes = mutator.mutate(text);
                 let mutant = String::from_utf8_lossy(&bytes).into_owned();
                 let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    let (mut sources, mut destinations) = (Vec::new(), Vec::new());
-                    let _ = read_documents(file, &mutant, &no_env, &mut sources, &mut destinations);
+                    let _ = read_documents(file, &mutant, &no_env, &mut Documents::default());
                 }));
                 assert!(
                     outcome.is_ok(),

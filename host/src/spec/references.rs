@@ -7,7 +7,7 @@
 use serde_json::Value;
 
 use super::error::SpecError;
-use super::{DestinationSpec, PluginSpec, SourceSpec};
+use super::{DestinationSpec, PluginSpec, SourceSpec, TransformerSpec};
 
 const PREFIX: &str = "@@plugins.";
 
@@ -17,6 +17,7 @@ const PREFIX: &str = "@@plugins.";
 pub(super) fn resolve(
     sources: &mut [SourceSpec],
     destinations: &mut [DestinationSpec],
+    transformers: &mut [TransformerSpec],
 ) -> Result<(), SpecError> {
     // Referenced values as written: a reference is not followed into another reference.
     let specs: Vec<(String, Value)> = destinations
@@ -27,12 +28,18 @@ pub(super) fn resolve(
                 .iter()
                 .map(|s| (s.name.clone(), s.spec.value.clone())),
         )
+        .chain(
+            transformers
+                .iter()
+                .map(|t| (t.name.clone(), t.spec.value.clone())),
+        )
         .collect();
     let lookup = |name: &str| specs.iter().find(|(n, _)| n == name).map(|(_, v)| v);
     let specs_mut = sources
         .iter_mut()
         .map(|s| (&s.name, &mut s.spec))
-        .chain(destinations.iter_mut().map(|d| (&d.name, &mut d.spec)));
+        .chain(destinations.iter_mut().map(|d| (&d.name, &mut d.spec)))
+        .chain(transformers.iter_mut().map(|t| (&t.name, &mut t.spec)));
     for (owner, spec) in specs_mut {
         let mut path = Vec::new();
         let mut value = std::mem::take(&mut spec.value);

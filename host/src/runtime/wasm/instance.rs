@@ -12,38 +12,20 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use wasmtime::Store;
 
-use super::bindings::exports::quarry::plugin::{destination, plugin, source};
+use super::bindings::exports::quarry::plugin::{destination, plugin, source, transformer};
 use super::bindings::quarry::plugin::types as wit;
 use super::{PluginState, imports};
 use crate::runtime::{
     Connection, DeleteRequest, Destination, ErrorKind, Phase, Plugin, PluginError, PluginInfo,
-    Source, SourceMessage, SyncInput, TableSelection,
+    Source, SourceMessage, SyncInput, TableSelection, Transformer,
 };
 use crate::sandbox::{PluginOutput, human_bytes};
-
-/// How long one destination call (a batch written, a flush, the final close) may take before
-/// the plugin is deemed stuck: `QUARRY_CALL_TIMEOUT` (e.g. `30m`; `0s` for no limit), else 10
-/// minutes. Migrations are not limited: altering a large table may take long, and stopping one
-/// halfway is worse than waiting.
-fn call_timeout() -> Option<Duration> {
-    const DEFAULT: Duration = Duration::from_secs(600);
-    let Ok(text) = std::env::var("QUARRY_CALL_TIMEOUT") else {
-        return Some(DEFAULT);
-    };
-    match crate::spec::units::parse_duration(&text) {
-        Ok(limit) if limit.is_zero() => None,
-        Ok(limit) => Some(limit),
-        Err(e) => {
-            tracing::warn!("QUARRY_CALL_TIMEOUT=`{text}`: {e}; using the default of 10m");
-            Some(DEFAULT)
-        }
-    }
-}
 
 pub(super) struct Guests {
     pub(super) plugin: plugin::Guest,
     pub(super) source: Option<source::Guest>,
     pub(super) destination: Option<destination::Guest>,
+    pub(super) transformer: Option<transformer::Guest>,
 }
 
 type CallFuture<'a, R> =
@@ -74,6 +56,12 @@ impl WasmPlugin {
             .is_some_and(|g| g.destination.is_some())
     }
 
+    pub(super) fn has_transformer(&self) -> bool {
+        self.guests
+            .as_ref()
+            .is_some_and(|g| g.transformer.is_some())
+    }
+
     /// Runs one call into the guest under the plugin's deadline, and turns every way it can fail
     /// into a [`PluginError`] that names the plugin, the phase and the limit involved.
     pub(super) async fn run<R>(
@@ -84,11 +72,15 @@ impl WasmPlugin {
         if let Some(failed) = &self.failed {
             return Err(failed.clone());
         }
-        // A destination's calls each handle one batch or one table: one that runs far longer
-        // than any batch should is stuck, and is stopped so that it cannot stall the others.
-        let call_limit = matches!(phase, Phase::Write | Phase::Flush | Phase::Close)
-            .then(call_timeout)
-            .flatten();
+        // A destination's (or a transformer's) calls each handle one batch or one table: one
+        // that runs far longer than any batch should is stuck, and is stopped so that it cannot
+        // stall the others.
+        let call_limit = matches!(
+            phase,
+            Phase::Write | Phase::Flush | Phase::Close | Phase::Transform
+        )
+        .then(crate::runtime::call_timeout)
+        .flatten();
         let call_deadline = call_limit.map(|limit| Instant::now() + limit);
         let deadline = match (self.deadline, call_deadline) {
             (Some(run), Some(call)) => Some(run.min(call)),
@@ -104,7 +96,9 @@ impl WasmPlugin {
             Some(Ok(Err(e))) => return Err(self.plugin_error(phase, e)),
             Some(Err(trap)) => self.trap_error(phase, trap),
             None if deadline == call_deadline && self.deadline != deadline => {
-                let limit = call_limit.map(humantime).unwrap_or_default();
+                let limit = call_limit
+                    .map(crate::runtime::humantime)
+                    .unwrap_or_default();
                 PluginError::new(
                     &self.name,
                     phase,
@@ -118,7 +112,10 @@ impl WasmPlugin {
                 ))
             }
             None => {
-                let limit = self.timeout.map(humantime).unwrap_or_default();
+                let limit = self
+                    .timeout
+                    .map(crate::runtime::humantime)
+                    .unwrap_or_default();
                 PluginError::new(
                     &self.name,
                     phase,
@@ -285,16 +282,6 @@ fn trap_summary(trap: &wasmtime::Error) -> String {
         };
     }
     format!("{trap:#}")
-}
-
-fn humantime(d: Duration) -> String {
-    let secs = d.as_secs();
-    match secs {
-        0 => format!("{}ms", d.as_millis()),
-        s if s % 3600 == 0 => format!("{}h", s / 3600),
-        s if s % 60 == 0 => format!("{}m", s / 60),
-        s => format!("{s}s"),
-    }
 }
 
 fn selection(s: &TableSelection) -> wit::TableOptions {
@@ -512,6 +499,73 @@ impl Destination for WasmPlugin {
                     .map_err(|e| PluginError::new(&self.name, Phase::Write, ErrorKind::Internal, e))
             })
             .collect()
+    }
+}
+
+#[async_trait::async_trait]
+impl Transformer for WasmPlugin {
+    async fn transform_schema(&mut self, schema: &SchemaRef) -> Result<SchemaRef, PluginError> {
+        if !self.info.transformer {
+            return Err(not_a(&self.name, Phase::Transform, "transformer"));
+        }
+        let bytes = imports::encode_schema(schema)
+            .map_err(|e| PluginError::new(&self.name, Phase::Transform, ErrorKind::Internal, e))?;
+        let answer = self
+            .guard(Phase::Transform, move |store, g| {
+                Box::pin(async move {
+                    match &g.transformer {
+                        Some(t) => t.call_transform_schema(store, &bytes).await,
+                        None => Ok(Err(no_transformer())),
+                    }
+                })
+            })
+            .await?;
+        imports::decode_schema(answer).map_err(|e| {
+            PluginError::new(
+                &self.name,
+                Phase::Transform,
+                ErrorKind::Internal,
+                format!("its transform-schema answer: {e}"),
+            )
+        })
+    }
+
+    async fn transform(&mut self, batch: &RecordBatch) -> Result<Vec<RecordBatch>, PluginError> {
+        if !self.info.transformer {
+            return Err(not_a(&self.name, Phase::Transform, "transformer"));
+        }
+        let bytes = imports::encode_batch(batch)
+            .map_err(|e| PluginError::new(&self.name, Phase::Transform, ErrorKind::Internal, e))?;
+        let answer = self
+            .guard(Phase::Transform, move |store, g| {
+                Box::pin(async move {
+                    match &g.transformer {
+                        Some(t) => t.call_transform(store, &bytes).await,
+                        None => Ok(Err(no_transformer())),
+                    }
+                })
+            })
+            .await?;
+        answer
+            .into_iter()
+            .map(|bytes| {
+                imports::decode_batch(bytes).map_err(|e| {
+                    PluginError::new(
+                        &self.name,
+                        Phase::Transform,
+                        ErrorKind::Internal,
+                        format!("a batch it transformed: {e}"),
+                    )
+                })
+            })
+            .collect()
+    }
+}
+
+fn no_transformer() -> wit::Error {
+    wit::Error {
+        kind: wit::ErrorKind::NotSupported,
+        message: "it is not a transformer plugin".into(),
     }
 }
 

@@ -225,7 +225,7 @@ fn per_document_errors() {
     );
     assert_eq!(
         error("kind: sauce\nspec: {}\n"),
-        "a.yml:1:7: `kind`: unknown value `sauce`, expected `source` or `destination` \
+        "a.yml:1:7: `kind`: unknown value `sauce`, expected one of `source`, `destination`, `transformer` \
          [did you mean `source`?]"
     );
     assert_eq!(
