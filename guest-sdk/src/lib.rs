@@ -66,7 +66,8 @@ pub use error::{Error, ErrorKind, Result};
 pub use plugin::{Destination, Info, Plugin, Source, Transformer, WriteMode};
 pub use sync::{
     ChildRows, DeleteRequest, Grouping, Message, PatternList, Predicate, PredicateGroup, Relation,
-    SelectionError, SyncContext, SyncOptions, matches_glob, run_sync, select_tables, selection,
+    SelectionError, SyncContext, SyncOptions, matches_glob, matches_star_glob, run_sync,
+    select_tables, selection,
 };
 pub use table::{Column, Extension, Table, metadata, parse_mac, table_name};
 

@@ -384,6 +384,26 @@ fn take_ids(ids: &ArrayRef, rows: &[u32]) -> Result<ArrayRef> {
     )))
 }
 
+/// CloudQuery's `glob.Glob`, which its transformers match table names with: `*` matches any run
+/// of characters (none included) and is the only wildcard; without one the pattern must equal
+/// the name.
+pub fn matches_star_glob(pattern: &str, name: &str) -> bool {
+    let parts: Vec<&str> = pattern.split('*').collect();
+    let [first, middle @ .., last] = parts.as_slice() else {
+        return pattern == name;
+    };
+    let Some(mut rest) = name.strip_prefix(first) else {
+        return false;
+    };
+    for part in middle {
+        match rest.find(part) {
+            Some(at) => rest = &rest[at + part.len()..],
+            None => return false,
+        }
+    }
+    rest.ends_with(last)
+}
+
 /// Whether `name` matches the glob `pattern` (`*` any run of characters, `?` one character).
 pub fn matches_glob(pattern: &str, name: &str) -> bool {
     let (p, n): (Vec<char>, Vec<char>) = (pattern.chars().collect(), name.chars().collect());
@@ -763,6 +783,34 @@ mod tests {
             err.message.contains("no relation that resolves it"),
             "{err}"
         );
+    }
+
+    /// CloudQuery's glob: `*` only (`?` is literal), anchored at both ends.
+    #[test]
+    fn star_globs_match_as_cloudquery_matches() {
+        for (pattern, name, want) in [
+            ("*", "anything", true),
+            ("*", "", true),
+            ("", "", true),
+            ("", "a", false),
+            ("a*", "abc", true),
+            ("*c", "abc", true),
+            ("a*c", "ac", true),
+            ("a*a", "a", false),
+            ("a*a", "aa", true),
+            ("a*b*c", "axxbyyc", true),
+            ("a*b*c", "axxcyyb", false),
+            ("abc", "abcd", false),
+            ("**", "x", true),
+            ("t?st", "test", false),
+            ("t?st", "t?st", true),
+        ] {
+            assert_eq!(
+                matches_star_glob(pattern, name),
+                want,
+                "{pattern:?} {name:?}"
+            );
+        }
     }
 
     #[test]

@@ -572,7 +572,9 @@ fn plugin_check_passes_good_plugins_and_names_what_is_wrong() {
         assert_eq!(run.code, 0, "{run:?}");
         assert!(
             run.stdout.contains("ok    info: kinds [transformer]")
-                && run.stdout.contains("ok    transform: 3 rows in, 3 out in 1 batches"),
+                && run
+                    .stdout
+                    .contains("ok    transform: 3 rows in, 3 out in 1 batches"),
             "{run:?}"
         );
     }
@@ -580,5 +582,9 @@ fn plugin_check_passes_good_plugins_and_names_what_is_wrong() {
     w.write("liar.yml", "lie_about_schema: true\n");
     let run = w.quarry(&["plugin", "check", &liar, "--spec", "liar.yml"]);
     assert_eq!(run.code, 1, "{run:?}");
-    assert!(run.stdout.contains("FAIL  transform: a batch out has schema"), "{run:?}");
+    assert!(
+        run.stdout
+            .contains("FAIL  transform: a batch out has schema"),
+        "{run:?}"
+    );
 }

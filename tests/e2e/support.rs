@@ -190,7 +190,7 @@ pub fn files(dir: &Path, suffix: &str) -> Vec<PathBuf> {
 }
 
 /// A source document for the `store` fixture: one table, `items`, with these columns and rows
-/// (YAML flow text), sent to destination `destination`.
+/// (YAML flow text), sent to destination `destination` (or several: `a, b`).
 pub fn store_source(columns: &str, rows: &str, destination: &str) -> String {
     let plugin = store_plugin().display().to_string();
     format!(

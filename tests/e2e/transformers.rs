@@ -2,31 +2,11 @@
 //! `jsonflattener` as Quarry's own components, through the real host into DuckDB; and the ways a
 //! transformer can fail, each stopping only its destination.
 
-use crate::support::{Run, Workdir, duckdb_query, sqlite_query, store_plugin, transformer_fixture};
+use crate::support::{Run, Workdir, duckdb_query, sqlite_query, store_source, transformer_fixture};
 
 fn sync(w: &Workdir, spec: &str) -> Run {
     w.write("spec.yml", spec);
     w.quarry(&["sync", "spec.yml"])
-}
-
-/// The `store` fixture as source `src` of table `items` to `destinations`.
-fn source(columns: &str, rows: &str, destinations: &str) -> String {
-    let plugin = store_plugin().display().to_string();
-    format!(
-        r#"kind: source
-spec:
-  name: src
-  registry: local
-  path: {plugin}
-  tables: ['*']
-  destinations: {destinations}
-  spec:
-    tables:
-      - name: items
-        columns: {columns}
-        rows: {rows}
-"#
-    )
 }
 
 fn sha256(text: &str) -> String {
@@ -92,7 +72,7 @@ spec:
         tables: [crm_*]
         name: loaded_at
 "#,
-            source(PEOPLE, rows, "[duck]")
+            store_source(PEOPLE, rows, "duck")
         )
     };
     let first = "[[1, ada, ada@example.com, s1, active], [2, bob, bob@example.com, s2, deleted], [3, cy, null, s3, active], [4, dee, dee@example.com, s4, active]]";
@@ -172,7 +152,7 @@ spec:
   name: flat
   path: quarry/jsonflattener
 "#,
-        source(columns, rows, "[duck]")
+        store_source(columns, rows, "duck")
     );
     let run = sync(&w, &spec);
     assert_eq!(run.code, 0, "{run:?}");
@@ -233,10 +213,10 @@ fn a_failing_transformer_stops_only_its_destination_with_a_clear_error() {
     };
     let rows: Vec<String> = (0..50).map(|i| format!("[{i}, n{i}]")).collect();
     let spec = [
-        source(
+        store_source(
             "[{ name: id, type: int64 }, { name: name, type: utf8 }]",
             &format!("[{}]", rows.join(", ")),
-            "[good, trapped, failed, lied]",
+            "good, trapped, failed, lied",
         ),
         destination("good", "[]"),
         destination("trapped", "[trap]"),
@@ -300,10 +280,10 @@ spec:
   path: {fixture}
   spec: {{ spin: true }}
 "#,
-        source(
+        store_source(
             "[{ name: id, type: int64 }]",
             "[[1], [2], [3]]",
-            "[good, stuck]"
+            "good, stuck"
         )
     );
     w.write("spec.yml", &spec);
@@ -328,7 +308,7 @@ fn transformer_mistakes_are_spec_errors() {
     let w = Workdir::new();
     let spec = format!(
         "{}---\nkind: destination\nspec:\n  name: duck\n  path: quarry/test\n  transformers: [basic, flatten]\n---\nkind: transformer\nspec:\n  name: basic\n  path: quarry/basic\n",
-        source("[{ name: id, type: int64 }]", "[[1]]", "[duck]")
+        store_source("[{ name: id, type: int64 }]", "[[1]]", "duck")
     );
     let run = sync(&w, &spec);
     assert_eq!(run.code, 2, "{run:?}");
@@ -340,7 +320,7 @@ fn transformer_mistakes_are_spec_errors() {
     );
     let spec = format!(
         "{}---\nkind: destination\nspec:\n  name: duck\n  path: quarry/test\n  transformers: [t]\n---\nkind: transformer\nspec:\n  name: t\n  path: quarry/test\n",
-        source("[{ name: id, type: int64 }]", "[[1]]", "[duck]")
+        store_source("[{ name: id, type: int64 }]", "[[1]]", "duck")
     );
     let run = sync(&w, &spec);
     assert_eq!(run.code, 2, "{run:?}");

@@ -90,26 +90,6 @@ pub(crate) struct Transformation {
     matches: HashMap<String, bool>,
 }
 
-/// CloudQuery's table glob: `*` matches any run of characters (none included) and is the only
-/// wildcard; without one the pattern must equal the name.
-pub(crate) fn glob(pattern: &str, name: &str) -> bool {
-    let Some((first, rest)) = pattern.split_once('*') else {
-        return pattern == name;
-    };
-    let Some(mut name) = name.strip_prefix(first) else {
-        return false;
-    };
-    let mut parts: Vec<&str> = rest.split('*').collect();
-    let last = parts.pop().unwrap_or_default();
-    for part in parts {
-        match name.find(part) {
-            Some(at) => name = &name[at + part.len()..],
-            None => return false,
-        }
-    }
-    name.ends_with(last)
-}
-
 impl Transformation {
     pub(crate) fn new(kind: Kind, tables: Vec<String>, op: Op) -> Self {
         Transformation {
@@ -135,10 +115,11 @@ impl Transformation {
                 ))
             })?;
         let tables = &self.tables;
-        let matched = *self
-            .matches
-            .entry(table.clone())
-            .or_insert_with(|| tables.iter().any(|p| glob(p, &table)));
+        let matched = *self.matches.entry(table.clone()).or_insert_with(|| {
+            tables
+                .iter()
+                .any(|p| quarry_sdk::matches_star_glob(p, &table))
+        });
         if !matched {
             return Ok(batch);
         }

@@ -258,20 +258,6 @@ fn nanos_per(unit: TimeUnit) -> i64 {
     }
 }
 
-/// Year, month and day of a day number counted from 1970-01-01 (proleptic Gregorian).
-fn civil(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
-}
-
 /// Go's `2006`: at least four digits, a minus sign before them for years before 0.
 fn year(y: i64) -> String {
     if y < 0 {
@@ -282,7 +268,7 @@ fn year(y: i64) -> String {
 }
 
 fn date(days: i64) -> String {
-    let (y, m, d) = civil(days);
+    let (y, m, d) = quarry_sdk::time::civil_from_days(days);
     format!("{}-{m:02}-{d:02}", year(y))
 }
 

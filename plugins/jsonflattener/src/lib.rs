@@ -94,29 +94,13 @@ impl JsonFlattener {
         if let Some(&hit) = self.matches.get(table) {
             return hit;
         }
-        let hit = self.tables.iter().any(|p| glob(p, table));
+        let hit = self
+            .tables
+            .iter()
+            .any(|p| quarry_sdk::matches_star_glob(p, table));
         self.matches.insert(table.to_string(), hit);
         hit
     }
-}
-
-/// CloudQuery's `glob.Glob`: `*` matches any run of characters, nothing else is special, and an
-/// empty pattern matches only an empty name.
-fn glob(pattern: &str, name: &str) -> bool {
-    let parts: Vec<&str> = pattern.split('*').collect();
-    let [first, middle @ .., last] = parts.as_slice() else {
-        return pattern == name;
-    };
-    let Some(mut rest) = name.strip_prefix(first) else {
-        return false;
-    };
-    for part in middle {
-        match rest.find(part) {
-            Some(at) => rest = &rest[at + part.len()..],
-            None => return false,
-        }
-    }
-    rest.ends_with(last)
 }
 
 quarry_sdk::export_transformer!(JsonFlattener);

@@ -11,7 +11,7 @@ use arrow_schema::{DataType, Field, Schema, TimeUnit};
 use quarry_sdk::{Column, Extension, Plugin, Transformer};
 use serde_json::json;
 
-use super::{JsonFlattener, Spec, glob};
+use super::{JsonFlattener, Spec};
 
 /// A `json` extension field, with a type schema if given.
 fn json_field(name: &str, type_schema: Option<&str>) -> Field {
@@ -538,28 +538,6 @@ fn tables_selects_by_glob_and_an_empty_list_selects_none() {
             "{error}"
         );
         assert!(plugin(tables).transform_schema(nameless.schema()).is_err());
-    }
-}
-
-#[test]
-fn globs_match_as_cloudquery_matches() {
-    for (pattern, name, want) in [
-        ("*", "anything", true),
-        ("*", "", true),
-        ("", "", true),
-        ("", "a", false),
-        ("a*", "abc", true),
-        ("*c", "abc", true),
-        ("a*c", "abc", true),
-        ("a*c", "ac", true),
-        ("a*a", "a", false),
-        ("a*b*c", "axxbyyc", true),
-        ("a*b*c", "axxcyyb", false),
-        ("abc", "abc", true),
-        ("abc", "abcd", false),
-        ("**", "x", true),
-    ] {
-        assert_eq!(glob(pattern, name), want, "glob({pattern:?}, {name:?})");
     }
 }
 

@@ -141,22 +141,3 @@ fn the_documented_example_loads() {
         {"kind": "drop_rows", "tables": ["xkcd_comics"], "columns": ["year"], "value": "2023"}
     ]));
 }
-
-/// CloudQuery's glob: `*` only (`?` is literal), anchored at both ends.
-#[test]
-fn table_globs_have_only_star() {
-    use crate::transform::glob;
-    assert!(glob("*", "anything"));
-    assert!(glob("*", ""));
-    assert!(glob("test_*", "test_rows"));
-    assert!(glob("*rows", "test_rows"));
-    assert!(glob("a*b*c", "aXXbYYc"));
-    assert!(glob("a*a", "aa"));
-    assert!(!glob("a*a", "a"));
-    assert!(!glob("a*b*c", "aXXbYY"));
-    assert!(!glob("t?st", "test"));
-    assert!(glob("t?st", "t?st"));
-    assert!(!glob("test", "test_rows"));
-    assert!(!glob("", "x"));
-    assert!(glob("", ""));
-}
