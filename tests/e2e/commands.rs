@@ -588,3 +588,33 @@ fn plugin_check_passes_good_plugins_and_names_what_is_wrong() {
         "{run:?}"
     );
 }
+
+/// The bench cannot rot: a CI-sized run (100k rows, one run) of its Parquet scenarios — the
+/// component, the transformer hop, the source over gRPC — reports a rate and a peak RSS for each.
+#[test]
+fn a_small_bench_run_measures_every_parquet_scenario() {
+    let w = Workdir::new();
+    let run = w.quarry(&[
+        "bench", "--rows", "100000", "--runs", "1", "--only", "parquet",
+    ]);
+    assert_eq!(run.code, 0, "{run:?}");
+    for name in [
+        "test -> file (parquet)",
+        "test -> basic -> file (parquet)",
+        "test (grpc) -> file (parquet)",
+    ] {
+        let line = run
+            .stdout
+            .lines()
+            .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
+            .unwrap_or_else(|| panic!("no line for {name}: {run:?}"));
+        let numbers: Vec<f64> = line[name.len()..]
+            .split_whitespace()
+            .map(|n| n.parse().expect("a number"))
+            .collect();
+        assert!(
+            numbers.len() == 4 && numbers[0] > 0.0 && numbers[2] > 0.0,
+            "{line}"
+        );
+    }
+}

@@ -113,3 +113,35 @@ fn a_stopper_stops_the_sync_cleanly_and_errors_are_values() {
     assert!(matches!(bad, quarry::Error::Config(_)), "{bad:?}");
     assert!(bad.to_string().contains("<yaml string>:3:3"), "{bad}");
 }
+
+/// The same `quarry/test` component the CLI runs, transpiled by jco and run by the JavaScript
+/// host in `embed/js` (its own `node:test` suite checks the rows, the cursors and the errors).
+/// The host's files are copied beside the installed npm packages, which its imports resolve from.
+#[test]
+fn the_test_component_runs_in_node() {
+    let tools = crate::support::tools();
+    let dir = tempfile::tempdir_in(tools.join("node")).expect("a directory beside node_modules");
+    let host = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../embed/js");
+    for file in ["quarry-host.js", "host.mjs", "host.test.mjs"] {
+        std::fs::copy(host.join(file), dir.path().join(file)).expect("copy the Node host");
+    }
+    let out = std::process::Command::new("node")
+        .current_dir(dir.path())
+        .env(
+            "QUARRY_TEST_WASM",
+            wasm_dir().join("quarry_plugin_test.wasm"),
+        )
+        .args(["--test", "--test-reporter", "spec", "host.test.mjs"])
+        .output()
+        .expect("run node");
+    let report = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{report}");
+    assert!(
+        report.contains("pass 4") && report.contains("fail 0"),
+        "{report}"
+    );
+}

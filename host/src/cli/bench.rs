@@ -6,6 +6,7 @@
 //! One scenario syncs the `hackernews` source from the fixture server (`quarry-fixture-http`,
 //! built beside the CLI) with 50 ms of latency per request and `item_concurrency: 100`: its
 //! rows/s are items/s, bounded by 100 / 50 ms = 2,000.
+//! One scenario puts the `basic` transformer between `test` and Parquet, to price that hop.
 //! One scenario runs the same `test` source through `quarry serve` over gRPC (a Unix socket), to
 //! price the transport against the in-process component. The peak RSS is the kernel's account of
 //! the `quarry sync` child, which takes in the native plugin processes it started and reaped.
@@ -50,7 +51,7 @@ struct Scenario {
 /// The `test` source as a component in this process.
 const IN_PROCESS: &str = "  path: quarry/test\n  tables: [test_rows]\n  spec: { num_rows: {{ROWS}}, batch_size: {{BATCH}} }\n";
 /// The `test` source served by `quarry serve`, started as a local executable.
-const OVER_GRPC: &str = "  registry: local\n  path: ./served-test\n  tables: [test_rows]\n  spec: { num_rows: {{ROWS}}, batch_size: {{BATCH}} }\n";
+const OVER_GRPC: &str = "  registry: local\n  path: ./served-test\n  native: true\n  tables: [test_rows]\n  spec: { num_rows: {{ROWS}}, batch_size: {{BATCH}} }\n";
 /// The `hackernews` source against the fixture server, every item from the first (no cursor:
 /// the destination keeps no state).
 const HACKERNEWS: &str = "  path: quarry/hackernews\n  tables: [hackernews_items]\n  spec: { item_concurrency: 100, base_url: \"http://{{HN}}\" }\n  permissions: { network: [\"{{HN}}\"] }\n";
@@ -65,6 +66,13 @@ const SCENARIOS: &[Scenario] = &[
         name: "test -> file (parquet)",
         source: IN_PROCESS,
         destination: PARQUET,
+    },
+    // The same through a transformer (each batch crosses into and out of `quarry/basic`): the
+    // price of the hop.
+    Scenario {
+        name: "test -> basic -> file (parquet)",
+        source: IN_PROCESS,
+        destination: "  path: quarry/file\n  write_mode: append\n  transformers: [basic]\n  spec:\n    path: out/{{TABLE}}/{{UUID}}.{{FORMAT}}\n    format: parquet\n  permissions:\n    files: { ./out: write }\n---\nkind: transformer\nspec:\n  name: basic\n  path: quarry/basic\n  spec:\n    transformations:\n      - { kind: remove_columns, columns: [payload] }\n      - { kind: add_current_timestamp_column, name: loaded_at }\n",
     },
     Scenario {
         name: "test (grpc) -> file (parquet)",
