@@ -478,6 +478,9 @@ async fn plan_migrations(plan: &mut SyncPlan<'_>) -> Result<(), RunError> {
         let wanted = crate::sync::summary_table::schema(d.spec.sync_group_id.is_some());
         plan_for(d, wanted).await?;
     }
+    // Per destination and table there, the source and source table that first brought it.
+    let mut brought: std::collections::HashMap<(usize, String), (String, String)> =
+        Default::default();
     for source in &plan.sources {
         for &i in &source.destinations {
             let d = &mut plan.destinations[i];
@@ -496,22 +499,33 @@ async fn plan_migrations(plan: &mut SyncPlan<'_>) -> Result<(), RunError> {
                 })?;
                 let wanted = d.transform_schema(wanted).await?;
                 let table = quarry_sdk::table_name(&wanted).to_string();
+                let from = quarry_sdk::table_name(schema).to_string();
                 if let Some(first) = d.migrations.iter().find(|m| m.table == table) {
-                    // Two sources that disagree would migrate the table back and forth, each
+                    // Two tables that disagree would migrate the table back and forth, each
                     // run losing the other's rows.
                     if first.wanted != wanted {
+                        let (first_source, first_table) = brought
+                            .get(&(i, table.clone()))
+                            .cloned()
+                            .unwrap_or_default();
+                        let renamed = if d.transformers.is_empty() {
+                            ""
+                        } else {
+                            " (its transformers name both so)"
+                        };
                         return Err(SpecError::at(
                             d.spec.at.clone(),
                             format!(
-                                "destination `{}`: source `{}` writes table `{table}` with another schema than a source before it",
+                                "destination `{}`: table `{from}` of source `{}` and table `{first_table}` of source `{first_source}` both become table `{table}`{renamed}, with different schemas",
                                 d.spec.name, source.spec.name
                             ),
                         )
-                        .with_help("send the sources' tables to different destinations, or give them the same schema")
+                        .with_help("send them to different destinations, give them the same schema, or rename one of them")
                         .into());
                     }
                     continue;
                 }
+                brought.insert((i, table), (source.spec.name.clone(), from));
                 plan_for(d, wanted).await?;
             }
         }

@@ -487,7 +487,7 @@ spec:
         assert_eq!(run.code, 2, "{command}: {run:?}");
         assert!(
             run.stderr.contains(
-                "destination `db`: source `second` writes table `items` with another schema than a source before it"
+                "destination `db`: table `items` of source `second` and table `items` of source `first` both become table `items`, with different schemas"
             ),
             "{command}: {run:?}"
         );

@@ -115,6 +115,16 @@ spec:
         .join("\n"),
         "row 2 dropped; emails redacted with their sha256; names renamed and uppercased"
     );
+    // `validate` shows the chain, and the table as it leaves it.
+    let validate = w.quarry(&["validate", "spec.yml"]);
+    assert_eq!(validate.code, 0, "{validate:?}");
+    assert!(
+        validate
+            .stdout
+            .contains("  transformers: `basic` (cloudquery/basic 0.1.0)")
+            && validate.stdout.contains("  crm_items "),
+        "{validate:?}"
+    );
     // The second sync lacks row 4: delete-stale removes it from the renamed table.
     let run = sync(
         &w,
@@ -327,6 +337,16 @@ fn transformer_mistakes_are_spec_errors() {
     assert!(
         run.stderr
             .contains("`quarry/test` is a source plugin, not a transformer plugin"),
+        "{run:?}"
+    );
+    // Two tables a transformer gives one name, with different schemas.
+    let spec = "kind: source\nspec:\n  name: test\n  path: quarry/test\n  tables: [test_rows, test_parents]\n  skip_dependent_tables: true\n  destinations: [discard]\n---\nkind: destination\nspec:\n  name: discard\n  path: quarry/test\n  write_mode: append\n  transformers: [same]\n---\nkind: transformer\nspec:\n  name: same\n  path: quarry/basic\n  spec:\n    transformations:\n      - { kind: change_table_names, new_table_name_template: same }\n";
+    let run = sync(&w, spec);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(
+        run.stderr.contains(
+            "destination `discard`: table `test_parents` of source `test` and table `test_rows` of source `test` both become table `same` (its transformers name both so), with different schemas"
+        ),
         "{run:?}"
     );
 }

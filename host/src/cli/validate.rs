@@ -59,6 +59,24 @@ pub fn describe(plan: &SyncPlan<'_>) -> String {
             d.batching.rows,
             crate::sandbox::human_bytes(d.batching.bytes as u64),
         );
+        if !d.transformers.is_empty() {
+            let chain: Vec<String> = d
+                .transformers
+                .iter()
+                .map(|t| {
+                    format!(
+                        "`{}` ({} {})",
+                        t.spec.name,
+                        t.spec.path,
+                        t.plugin.info().version
+                    )
+                })
+                .collect();
+            out += &format!(
+                "  transformers: {} (tables below as the last one leaves them)\n",
+                chain.join(" → ")
+            );
+        }
         let width = d
             .migrations
             .iter()
