@@ -113,18 +113,7 @@ pub(crate) fn change_case(
                 field.name()
             )));
         }
-        let values = columns[i].as_binary::<i32>();
-        columns[i] = Arc::new(
-            values
-                .iter()
-                .map(|v| {
-                    v.map(|v| match std::str::from_utf8(v) {
-                        Ok(text) => case_document(text, paths, upper).into_bytes(),
-                        Err(_) => v.to_vec(),
-                    })
-                })
-                .collect::<BinaryArray>(),
-        );
+        columns[i] = json::map_documents(&columns[i], |text| case_document(text, paths, upper));
     }
     rebuild(schema, columns, batch.num_rows())
 }
@@ -132,14 +121,8 @@ pub(crate) fn change_case(
 /// Each string a path reaches, re-cased and written back as sjson writes strings. Other
 /// values, and documents that are not JSON, are left alone.
 fn case_document(text: &str, paths: &[&JsonPath], upper: bool) -> String {
-    let mut text = text.to_string();
-    for path in paths {
-        let Some(root) = json::parse(&text) else {
-            break;
-        };
-        let mut found = Vec::new();
-        json::targets(&root, &path.segments, &mut found);
-        let edits = found
+    json::edit_paths(text, paths, |text, _, _, found| {
+        found
             .into_iter()
             .filter(|e| matches!(e.node.value, json::Value::String))
             .map(|e| {
@@ -149,8 +132,6 @@ fn case_document(text: &str, paths: &[&JsonPath], upper: bool) -> String {
                     json::sjson_quote(&go_case(&current, upper)),
                 )
             })
-            .collect();
-        text = json::splice(&text, edits);
-    }
-    text
+            .collect()
+    })
 }

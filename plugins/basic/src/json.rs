@@ -7,7 +7,12 @@
 
 use std::ops::Range;
 
-use crate::path::Segment;
+use std::sync::Arc;
+
+use arrow_array::cast::AsArray;
+use arrow_array::{ArrayRef, BinaryArray};
+
+use crate::path::{JsonPath, Segment};
 
 /// How deep a document may nest before it is treated as invalid (Go's decoder allows 10000;
 /// this keeps the recursion well inside a component's stack).
@@ -429,4 +434,41 @@ pub(crate) fn splice(text: &str, mut edits: Vec<(Range<usize>, String)>) -> Stri
         out.replace_range(range, &replacement);
     }
     out
+}
+
+/// `text` with the edits `edit` makes at the places each path reaches, one path after the other,
+/// each on the text the one before left (as sjson applies them). Text that is not JSON is
+/// returned as it is. `edit` gets the text, its parsed root, the path and the places it reaches.
+pub(crate) fn edit_paths(
+    text: &str,
+    paths: &[&JsonPath],
+    mut edit: impl FnMut(&str, &Node, &JsonPath, Vec<&Entry>) -> Vec<(Range<usize>, String)>,
+) -> String {
+    let mut text = text.to_string();
+    for path in paths {
+        let Some(root) = parse(&text) else {
+            break;
+        };
+        let mut found = Vec::new();
+        targets(&root, &path.segments, &mut found);
+        let edits = edit(&text, &root, path, found);
+        text = splice(&text, edits);
+    }
+    text
+}
+
+/// A JSON column's documents through `f`; values that are not UTF-8 are kept as they are.
+pub(crate) fn map_documents(column: &ArrayRef, f: impl Fn(&str) -> String) -> ArrayRef {
+    Arc::new(
+        column
+            .as_binary::<i32>()
+            .iter()
+            .map(|v| {
+                v.map(|v| match std::str::from_utf8(v) {
+                    Ok(text) => f(text).into_bytes(),
+                    Err(_) => v.to_vec(),
+                })
+            })
+            .collect::<BinaryArray>(),
+    )
 }

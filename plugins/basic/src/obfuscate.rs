@@ -125,39 +125,22 @@ fn redact_whole(field: &Field, column: &ArrayRef, include_sha: bool) -> Option<A
 /// A JSON column's values with the given paths redacted. Values that are not valid JSON are
 /// left as they are.
 fn redact_paths(column: &ArrayRef, paths: &[&JsonPath], include_sha: bool) -> ArrayRef {
-    let values = column.as_binary::<i32>();
-    Arc::new(
-        values
-            .iter()
-            .map(|v| {
-                v.map(|v| match std::str::from_utf8(v) {
-                    Ok(text) => redact_document(text, paths, include_sha).into_bytes(),
-                    Err(_) => v.to_vec(),
-                })
-            })
-            .collect::<BinaryArray>(),
-    )
+    json::map_documents(column, |text| redact_document(text, paths, include_sha))
 }
 
 fn redact_document(text: &str, paths: &[&JsonPath], include_sha: bool) -> String {
-    let mut text = text.to_string();
-    for path in paths {
-        let Some(root) = json::parse(&text) else {
-            break;
-        };
-        let Some(raw) = json::get_raw(&text, &root, &path.segments) else {
-            continue;
+    json::edit_paths(text, paths, |text, root, path, found| {
+        // Every place the path reaches gets the one marker of all of them (a `#` path hashes
+        // the whole matched set once, as CloudQuery does).
+        let Some(raw) = json::get_raw(text, root, &path.segments) else {
+            return Vec::new();
         };
         let replacement = json::sjson_quote(&marker(raw.as_bytes(), include_sha));
-        let mut found = Vec::new();
-        json::targets(&root, &path.segments, &mut found);
-        let edits = found
+        found
             .into_iter()
             .map(|e| (e.node.span.clone(), replacement.clone()))
-            .collect();
-        text = json::splice(&text, edits);
-    }
-    text
+            .collect()
+    })
 }
 
 /// `obfuscate_columns` (and `obfuscate_sensitive_columns` once it has its list).

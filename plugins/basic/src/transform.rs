@@ -10,9 +10,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use arrow_array::cast::AsArray;
 use arrow_array::{
-    ArrayRef, BinaryArray, RecordBatch, RecordBatchOptions, StringArray, TimestampMicrosecondArray,
+    ArrayRef, RecordBatch, RecordBatchOptions, StringArray, TimestampMicrosecondArray,
 };
 use arrow_schema::{DataType, Field, FieldRef, Metadata, Schema, SchemaRef, TimeUnit};
 use quarry_sdk::{Error, Result, metadata};
@@ -262,34 +261,14 @@ fn remove_columns(batch: RecordBatch, refs: &[ColumnRef]) -> Result<RecordBatch>
 /// A JSON column's values with the paths deleted, one path after the other, as sjson's
 /// `Delete` does. Values that are not valid JSON are left as they are.
 fn delete_paths(column: &ArrayRef, paths: &[&JsonPath]) -> ArrayRef {
-    let delete = |text: &str| {
-        let mut text = text.to_string();
-        for path in paths {
-            let Some(root) = json::parse(&text) else {
-                break;
-            };
-            let mut found = Vec::new();
-            json::targets(&root, &path.segments, &mut found);
-            let edits = found
+    json::map_documents(column, |text| {
+        json::edit_paths(text, paths, |text, _, _, found| {
+            found
                 .into_iter()
-                .map(|e| (json::deletion(&text, e), String::new()))
-                .collect();
-            text = json::splice(&text, edits);
-        }
-        text
-    };
-    let values = column.as_binary::<i32>();
-    Arc::new(
-        values
-            .iter()
-            .map(|v| {
-                v.map(|v| match std::str::from_utf8(v) {
-                    Ok(text) => delete(text).into_bytes(),
-                    Err(_) => v.to_vec(),
-                })
-            })
-            .collect::<BinaryArray>(),
-    )
+                .map(|e| (json::deletion(text, e), String::new()))
+                .collect()
+        })
+    })
 }
 
 /// `add_primary_keys`: the listed columns become primary-key columns (nullability as it is),
