@@ -130,7 +130,6 @@ pub struct DestinationPlan<'s> {
 pub struct TransformerPlan<'s> {
     pub spec: &'s TransformerSpec,
     pub plugin: Box<dyn AnyPlugin>,
-    pub origin: Origin,
 }
 
 impl DestinationPlan<'_> {
@@ -344,13 +343,8 @@ async fn open_transformer<'s>(
     env: &Environment,
     t: &'s TransformerSpec,
 ) -> Result<TransformerPlan<'s>, RunError> {
-    let Opened { mut plugin, origin } = env.open(t.into(), Role::Transformer).await?;
-    env.initialise(t.into(), plugin.as_mut()).await?;
-    Ok(TransformerPlan {
-        spec: t,
-        plugin,
-        origin,
-    })
+    let plugin = env.start(t.into(), Role::Transformer).await?;
+    Ok(TransformerPlan { spec: t, plugin })
 }
 
 /// A destination's transformers run in the order their documents were read (CloudQuery's

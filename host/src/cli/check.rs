@@ -201,11 +201,6 @@ async fn check_plugin(
     true
 }
 
-/// Whether the plugin also says it is a source or a destination (a gRPC plugin says all three).
-fn info_source_or_destination(plugin: &dyn AnyPlugin) -> bool {
-    plugin.info().source || plugin.info().destination
-}
-
 /// A transformer's schema answer for a test table, and a test batch through it: every batch
 /// out must carry the schema it answered.
 async fn check_transformer(report: &mut Report, plugin: &mut dyn AnyPlugin) {
@@ -213,7 +208,10 @@ async fn check_transformer(report: &mut Report, plugin: &mut dyn AnyPlugin) {
     let answered = match plugin.transform_schema(&schema).await {
         Ok(answered) => answered,
         // A gRPC plugin cannot say what it is: one that is no transformer says so here.
-        Err(e) if e.kind == ErrorKind::NotSupported && info_source_or_destination(plugin) => {
+        Err(e)
+            if e.kind == ErrorKind::NotSupported
+                && (plugin.info().source || plugin.info().destination) =>
+        {
             report.note(format!("not a transformer: {}", e.message));
             return;
         }

@@ -69,18 +69,6 @@ impl Role {
             Role::Transformer => "transformer",
         }
     }
-
-    /// The roles a plugin's info says it can play.
-    pub fn of(info: &crate::runtime::PluginInfo) -> Vec<Role> {
-        [
-            (info.source, Role::Source),
-            (info.destination, Role::Destination),
-            (info.transformer, Role::Transformer),
-        ]
-        .into_iter()
-        .filter_map(|(has, role)| has.then_some(role))
-        .collect()
-    }
 }
 
 /// Where an opened plugin came from.
@@ -427,9 +415,9 @@ impl Environment {
             }
         }
         let info = opened.plugin.info();
-        let roles = Role::of(info);
-        if !roles.contains(&role) {
-            let Some(is) = roles.first().map(|r| r.as_str()) else {
+        let kinds = info.kinds();
+        if !kinds.contains(&role.as_str()) {
+            let Some(is) = kinds.first() else {
                 return Err(at(format!(
                     "`{}` says it is no source, destination or transformer plugin",
                     plugin.path
