@@ -207,3 +207,19 @@ impl<'a> KeyValues<'a> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The Python SDK derives the same id (guest-sdk/python/tests/test_sdk.py), so a row keeps
+    /// its `_cq_id` whichever SDK its plugin was written with.
+    #[test]
+    fn an_id_from_one_int64_key_is_the_same_in_every_sdk() {
+        let key: ArrayRef = Arc::new(arrow_array::Int64Array::from(vec![1]));
+        let ids = deterministic_ids(&[("id", &key)], 1).unwrap();
+        let id = ids.as_fixed_size_binary().value(0);
+        let hex: String = id.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(hex, "81bac35508aa85edbc5c4f9b2e3736cd");
+    }
+}

@@ -4,11 +4,9 @@
 //! items; a run killed with SIGKILL and run again; and requests the grants do not cover.
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 
-use crate::support::{QUARRY, Workdir};
+use crate::support::{FileServer, Workdir};
 use crate::support::{
     Schema, duckdb_query, psql, sqlite_query as query, sync_killed_after_a_checkpoint,
 };
@@ -35,50 +33,21 @@ fn items_in(ids: std::ops::RangeInclusive<u64>) -> BTreeSet<u64> {
     .collect()
 }
 
-/// `quarry-fixture-http` serving a directory, with its request log; killed when dropped.
-struct Server {
-    child: Child,
-    address: String,
-    dir: tempfile::TempDir,
-    log: PathBuf,
+/// The fixture server with the recorded Hacker News API under `v0/`.
+struct Server(FileServer);
+
+impl std::ops::Deref for Server {
+    type Target = FileServer;
+    fn deref(&self) -> &FileServer {
+        &self.0
+    }
 }
 
 impl Server {
     /// Serves the recorded items up to `last`, answering after `latency_ms`.
     fn start(last: u64, latency_ms: u64) -> Self {
-        let binary = Path::new(QUARRY).with_file_name("quarry-fixture-http");
-        assert!(
-            binary.exists(),
-            "{} is missing: `cargo test --workspace` builds it, or `cargo build -p quarry-fixture-http`",
-            binary.display()
-        );
-        let dir = tempfile::tempdir().expect("tempdir");
-        std::fs::create_dir_all(dir.path().join("v0/item")).expect("mkdir");
-        let log = dir.path().join("requests.log");
-        let mut child = Command::new(&binary)
-            .arg("--dir")
-            .arg(dir.path())
-            .arg("--log")
-            .arg(&log)
-            .args(["--latency-ms", &latency_ms.to_string()])
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("start quarry-fixture-http");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut line)
-            .expect("read the server's address");
-        let address = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line `{line}`"))
-            .to_string();
-        let server = Server {
-            child,
-            address,
-            dir,
-            log,
-        };
+        let server = Server(FileServer::start(latency_ms));
+        std::fs::create_dir_all(server.dir.path().join("v0/item")).expect("mkdir");
         server.publish(FIRST_ID, last);
         server
     }
@@ -107,13 +76,6 @@ impl Server {
                     .ok()
             })
             .collect()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -10,6 +10,7 @@ mod faults;
 mod file_source;
 mod grpc;
 mod hackernews;
+mod languages;
 mod oci;
 mod postgresql;
 mod roundtrip;

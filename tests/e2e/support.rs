@@ -579,3 +579,59 @@ fn as_postgres(dir: &tempfile::TempDir, args: &[&str], root_only: bool) {
         std::fs::read_to_string(dir.path().join("log")).unwrap_or_default()
     );
 }
+
+/// `quarry-fixture-http` serving a temporary directory (`dir`) on loopback, logging each request
+/// to `log`; killed when dropped.
+pub struct FileServer {
+    child: std::process::Child,
+    /// `127.0.0.1:PORT`.
+    pub address: String,
+    pub dir: tempfile::TempDir,
+    pub log: PathBuf,
+}
+
+impl FileServer {
+    /// Starts the server, each answer delayed by `latency_ms`.
+    pub fn start(latency_ms: u64) -> Self {
+        use std::io::{BufRead, BufReader};
+        let binary = Path::new(QUARRY).with_file_name("quarry-fixture-http");
+        assert!(
+            binary.exists(),
+            "{} is missing: `cargo test --workspace` builds it, or `cargo build -p quarry-fixture-http`",
+            binary.display()
+        );
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = dir.path().join("requests.log");
+        let mut child = Command::new(&binary)
+            .arg("--dir")
+            .arg(dir.path())
+            .arg("--log")
+            .arg(&log)
+            .args(["--latency-ms", &latency_ms.to_string()])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start quarry-fixture-http");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("read the server's address");
+        let address = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line `{line}`"))
+            .to_string();
+        FileServer {
+            child,
+            address,
+            dir,
+            log,
+        }
+    }
+}
+
+impl Drop for FileServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -7,6 +7,10 @@
 //! built beside the CLI) with 50 ms of latency per request and `item_concurrency: 100`: its
 //! rows/s are items/s, bounded by 100 / 50 ms = 2,000.
 //! One scenario puts the `basic` transformer between `test` and Parquet, to price that hop.
+//! The Python and JavaScript example sources (built by `scripts/plugins`) produce the same
+//! `test_rows` into Parquet and into the discarding destination, next to the Rust `test` source;
+//! `first compile` times the first use of each of those three components (an empty compile
+//! cache).
 //! One scenario runs the same `test` source through `quarry serve` over gRPC (a Unix socket), to
 //! price the transport against the in-process component. The peak RSS is the kernel's account of
 //! the `quarry sync` child, which takes in the native plugin processes it started and reaped.
@@ -52,6 +56,11 @@ struct Scenario {
 const IN_PROCESS: &str = "  path: quarry/test\n  tables: [test_rows]\n  spec: { num_rows: {{ROWS}}, batch_size: {{BATCH}} }\n";
 /// The `test` source served by `quarry serve`, started as a local executable.
 const OVER_GRPC: &str = "  registry: local\n  path: ./served-test\n  native: true\n  tables: [test_rows]\n  spec: { num_rows: {{ROWS}}, batch_size: {{BATCH}} }\n";
+/// The example source written in Python (examples/python-source, built by `scripts/plugins`
+/// beside the Rust components), producing the same `test_rows`.
+const PYTHON: &str = "  registry: local\n  path: {{PYTHON}}\n  tables: [test_rows]\n  spec: { num_rows: {{ROWS}}, batch_size: {{BATCH}} }\n";
+/// The example source written in JavaScript (examples/js-source), producing the same `test_rows`.
+const JAVASCRIPT: &str = "  registry: local\n  path: {{JS}}\n  tables: [test_rows]\n  spec: { num_rows: {{ROWS}}, batch_size: {{BATCH}} }\n";
 /// The `hackernews` source against the fixture server, every item from the first (no cursor:
 /// the destination keeps no state).
 const HACKERNEWS: &str = "  path: quarry/hackernews\n  tables: [hackernews_items]\n  spec: { item_concurrency: 100, base_url: \"http://{{HN}}\" }\n  permissions: { network: [\"{{HN}}\"] }\n";
@@ -78,6 +87,26 @@ const SCENARIOS: &[Scenario] = &[
         name: "test (grpc) -> file (parquet)",
         source: OVER_GRPC,
         destination: PARQUET,
+    },
+    Scenario {
+        name: "python -> file (parquet)",
+        source: PYTHON,
+        destination: PARQUET,
+    },
+    Scenario {
+        name: "python -> test (discard)",
+        source: PYTHON,
+        destination: "  path: quarry/test\n  write_mode: append\n",
+    },
+    Scenario {
+        name: "javascript -> file (parquet)",
+        source: JAVASCRIPT,
+        destination: PARQUET,
+    },
+    Scenario {
+        name: "javascript -> test (discard)",
+        source: JAVASCRIPT,
+        destination: "  path: quarry/test\n  write_mode: append\n",
     },
     Scenario {
         name: "test -> test (discard)",
@@ -180,6 +209,15 @@ pub async fn run(args: BenchArgs) -> Result<Exit, CliError> {
     if args
         .only
         .as_ref()
+        .is_none_or(|o| "first compile".contains(o.as_str()))
+        && let Err(e) = first_compiles(&exe, &work)
+    {
+        eprintln!("error: first compile: {e}");
+        exit = Exit::Failure;
+    }
+    if args
+        .only
+        .as_ref()
         .is_none_or(|o| "oci distribution".contains(o.as_str()))
         && let Err(e) = distribution::run(&exe, &work, args.runs)
     {
@@ -219,6 +257,15 @@ fn write_spec(
         .source
         .replace("{{ROWS}}", &args.rows.to_string())
         .replace("{{BATCH}}", &args.batch_size.to_string());
+    for (placeholder, file) in [
+        ("{{PYTHON}}", "quarry_python_example.wasm"),
+        ("{{JS}}", "quarry_js_example.wasm"),
+    ] {
+        if source.contains(placeholder) {
+            let path = example_component(exe, file)?;
+            source = source.replace(placeholder, &path.display().to_string());
+        }
+    }
     if source.contains("{{HN}}") {
         if hn_server.is_none() {
             *hn_server = Some(HnServer::start(exe, work)?);
@@ -235,6 +282,66 @@ fn write_spec(
     std::fs::write(&spec_path, spec)
         .map_err(|e| format!("cannot write {}: {e}", spec_path.display()))?;
     Ok(spec_path)
+}
+
+/// The first use of each component the source scenarios run costs its compilation: the wall time
+/// of `quarry plugin inspect` (compile, instantiate, `info`) with an empty compile cache.
+fn first_compiles(exe: &Path, work: &Path) -> Result<(), String> {
+    println!("{:<32} {:>12} {:>10}", "first compile", "seconds", "MB");
+    let plugins = [
+        ("quarry/test (Rust)", "quarry_plugin_test.wasm"),
+        ("python example", "quarry_python_example.wasm"),
+        ("javascript example", "quarry_js_example.wasm"),
+    ];
+    for (name, file) in plugins {
+        let path = example_component(exe, file)?;
+        let plugin = path.display().to_string();
+        let cache = work.join("first-compile-cache");
+        let _ = std::fs::remove_dir_all(&cache);
+        let started = Instant::now();
+        let out = Command::new(exe)
+            .current_dir(work)
+            .env("QUARRY_CACHE_DIR", &cache)
+            .args(["plugin", "inspect", &plugin])
+            .output()
+            .map_err(|e| format!("cannot start {}: {e}", exe.display()))?;
+        let seconds = started.elapsed().as_secs_f64();
+        if !out.status.success() {
+            return Err(format!(
+                "quarry plugin inspect {plugin}: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+        let size = path
+            .metadata()
+            .map(|m| format!("{:.1}", m.len() as f64 / 1e6))
+            .unwrap_or_else(|_| "-".into());
+        println!("{name:<32} {seconds:>12.2} {size:>10}");
+    }
+    let _ = std::fs::remove_dir_all(work.join("first-compile-cache"));
+    Ok(())
+}
+
+/// A component `scripts/plugins` built for the same profile as `exe` (the examples in Python and
+/// JavaScript are not first-party plugins, so they are not found as `quarry/<name>`).
+fn example_component(exe: &Path, file: &str) -> Result<PathBuf, String> {
+    let dir = exe
+        .parent()
+        .ok_or("the quarry executable has no directory")?;
+    let (Some(profile), Some(target)) = (dir.file_name(), dir.parent()) else {
+        return Err(format!(
+            "{} is not in a cargo target directory",
+            exe.display()
+        ));
+    };
+    let path = target.join("wasm32-wasip2").join(profile).join(file);
+    if !path.is_file() {
+        return Err(format!(
+            "{} is missing; build it with scripts/plugins (--release for a release quarry)",
+            path.display()
+        ));
+    }
+    Ok(path)
 }
 
 fn print_medians(name: &str, samples: &[Sample]) {

@@ -1,0 +1,148 @@
+"""Outbound HTTP through the host's `wasi:http`: the host answers only for hosts the plugin was
+granted, and a denial comes back as an `Error` (the host adds which grant would allow it).
+
+    from quarry_sdk import http
+    items = http.get("https://api.example.com/items", headers={"accept": "application/json"}).json()
+
+Requests block until the answer's body has been read. A status of 400 or more is an `Error`
+(`unauthorized` for 401 and 403, `unavailable` for 429 and 5xx) unless `check=False`.
+"""
+
+import json as _json
+from urllib.parse import urlsplit as _urlsplit
+
+from componentize_py_types import Err, Ok
+from wit_world.imports import outgoing_handler as _handler
+from wit_world.imports import wasi_http_types as _h
+from wit_world.imports.streams import StreamError_Closed
+
+from . import Error
+
+_METHODS = {
+    "GET": _h.Method_Get(), "HEAD": _h.Method_Head(), "POST": _h.Method_Post(),
+    "PUT": _h.Method_Put(), "DELETE": _h.Method_Delete(), "PATCH": _h.Method_Patch(),
+    "OPTIONS": _h.Method_Options(),
+}
+_CHUNK = 64 * 1024
+_NANOS = 1_000_000_000
+
+
+class Response:
+    """An answer: `status`, `headers` (lower-case names, each to its values joined by `, `)
+    and `body` (bytes)."""
+
+    def __init__(self, url, status, headers, body):
+        self.url = url
+        self.status = status
+        self.headers = headers
+        self.body = body
+
+    @property
+    def text(self):
+        return self.body.decode("utf-8", errors="replace")
+
+    def json(self):
+        try:
+            return _json.loads(self.body)
+        except ValueError as e:
+            raise Error.internal("%s answered with a body that is not JSON: %s" % (self.url, e)) \
+                from None
+
+
+def get(url, headers=None, timeout=60.0, check=True):
+    return request("GET", url, headers=headers, timeout=timeout, check=check)
+
+
+def post(url, body=b"", headers=None, timeout=60.0, check=True):
+    return request("POST", url, headers=headers, body=body, timeout=timeout, check=check)
+
+
+def request(method, url, headers=None, body=None, timeout=60.0, check=True):
+    """Sends one request and reads the whole answer. `body` is bytes, or a str (sent as UTF-8)."""
+    parts = _urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise Error.invalid_spec("`%s` is not an http(s) URL" % url)
+    fields = [(name.lower(), str(value).encode()) for name, value in (headers or {}).items()]
+    try:
+        outgoing = _h.OutgoingRequest(_h.Fields.from_list(fields))
+    except Err as e:
+        raise Error.internal("%s %s: a header is not valid (%s)" % (method, url, e.value)) \
+            from None
+    if method.upper() in _METHODS:
+        outgoing.set_method(_METHODS[method.upper()])
+    else:
+        outgoing.set_method(_h.Method_Other(method))
+    outgoing.set_scheme(_h.Scheme_Https() if parts.scheme == "https" else _h.Scheme_Http())
+    outgoing.set_authority(parts.netloc)
+    outgoing.set_path_with_query((parts.path or "/") + ("?" + parts.query if parts.query else ""))
+    outgoing_body = outgoing.body()
+    if body:
+        data = body.encode() if isinstance(body, str) else bytes(body)
+        stream = outgoing_body.write()
+        for at in range(0, len(data), 4096):
+            stream.blocking_write_and_flush(data[at:at + 4096])
+        stream.__exit__(None, None, None)
+    options = _h.RequestOptions()
+    nanos = int(timeout * _NANOS)
+    for setter in (options.set_connect_timeout, options.set_first_byte_timeout,
+                   options.set_between_bytes_timeout):
+        setter(nanos)
+    try:
+        future = _handler.handle(outgoing, options)
+    except Err as e:
+        raise _failure(method, url, e.value) from None
+    _h.OutgoingBody.finish(outgoing_body, None)
+    answer = None
+    while answer is None:
+        future.subscribe().block()
+        answer = future.get()
+    if isinstance(answer, Err) or isinstance(answer.value, Err):
+        code = answer.value.value if isinstance(answer, Ok) else answer.value
+        raise _failure(method, url, code)
+    incoming = answer.value.value
+    headers = {}
+    for name, value in incoming.headers().entries():
+        key = name.lower()
+        text = value.decode("latin-1")
+        headers[key] = headers[key] + ", " + text if key in headers else text
+    status = incoming.status()
+    response = Response(url, status, headers, _read_body(method, url, incoming.consume()))
+    if check and status >= 400:
+        detail = response.text[:300].strip()
+        message = "%s %s answered %d%s" % (method, url, status, ": " + detail if detail else "")
+        if status in (401, 403):
+            raise Error.unauthorized(message)
+        if status == 429 or status >= 500:
+            raise Error.unavailable(message)
+        raise Error.internal(message)
+    return response
+
+
+def _read_body(method, url, incoming_body):
+    stream = incoming_body.stream()
+    chunks = []
+    while True:
+        try:
+            chunks.append(stream.blocking_read(_CHUNK))
+        except Err as e:
+            if isinstance(e.value, StreamError_Closed):
+                break
+            raise Error.unavailable("%s %s: the answer's body broke off" % (method, url)) \
+                from None
+    stream.__exit__(None, None, None)
+    _h.IncomingBody.finish(incoming_body)
+    return b"".join(chunks)
+
+
+def _failure(method, url, code):
+    name = type(code).__name__.split("_", 1)[-1]
+    if isinstance(code, _h.ErrorCode_HttpRequestDenied):
+        return Error.unauthorized("%s %s was denied by the sandbox (HttpRequestDenied)"
+                                  % (method, url))
+    if isinstance(code, (_h.ErrorCode_ConnectionRefused, _h.ErrorCode_ConnectionTimeout,
+                         _h.ErrorCode_DnsTimeout, _h.ErrorCode_DnsError,
+                         _h.ErrorCode_ConnectionTerminated, _h.ErrorCode_HttpResponseTimeout)):
+        return Error.unavailable("%s %s failed: %s" % (method, url, name))
+    detail = getattr(code, "value", None)
+    return Error.internal("%s %s failed: %s%s" % (method, url, name,
+                                                   " (%s)" % detail if detail else ""))
