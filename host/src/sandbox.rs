@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder};
 
-pub use http::{OutboundHttp, non_public};
+pub use http::{OutboundHttp, link_outgoing_handler, non_public};
 pub use network::{HostGrant, HostPattern, SocketPolicy};
 pub use output::PluginOutput;
 

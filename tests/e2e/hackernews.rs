@@ -393,3 +393,62 @@ spec:
         "0"
     );
 }
+
+/// A sync that sends more requests than a plugin may hold handles (`MAX_HANDLES`, 4,096) in all:
+/// each request's handles are freed, the `request-options` it hands the host included.
+#[test]
+fn a_sync_sends_more_requests_than_a_plugin_may_hold_handles() {
+    const ITEMS: u64 = 5_000;
+    let server = FileServer::start(0);
+    let items = server.dir.path().join("v0/item");
+    std::fs::create_dir_all(&items).expect("mkdir");
+    for id in 1..=ITEMS {
+        let item = serde_json::json!({
+            "id": id, "type": "story", "by": "e2e", "time": START_SECONDS + id as i64,
+            "title": format!("Story {id}"), "url": "https://example.com/", "score": 1,
+            "descendants": 0, "kids": [],
+        });
+        std::fs::write(items.join(format!("{id}.json")), item.to_string()).expect("item");
+    }
+    std::fs::write(server.dir.path().join("v0/maxitem.json"), ITEMS.to_string()).expect("maxitem");
+    let w = Workdir::new();
+    w.write(
+        "spec.yml",
+        &format!(
+            r#"kind: source
+spec:
+  name: hackernews
+  path: quarry/hackernews
+  tables: [hackernews_items]
+  destinations: [discard]
+  spec: {{ item_concurrency: 100, base_url: "http://{address}" }}
+  permissions: {{ network: ["{address}"] }}
+---
+kind: destination
+spec:
+  name: discard
+  path: quarry/test
+  write_mode: append
+"#,
+            address = server.address
+        ),
+    );
+    let run = w.quarry(&["sync", "spec.yml"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let fetched: BTreeSet<u64> = server_items(&server);
+    assert_eq!(fetched, (1..=ITEMS).collect::<BTreeSet<u64>>());
+}
+
+/// The distinct item ids `server` was asked for.
+fn server_items(server: &FileServer) -> BTreeSet<u64> {
+    let log = std::fs::read_to_string(&server.log).unwrap_or_default();
+    log.lines()
+        .filter_map(|l| {
+            l.strip_prefix("GET /v0/item/")?
+                .split_once(".json")?
+                .0
+                .parse()
+                .ok()
+        })
+        .collect()
+}

@@ -190,6 +190,8 @@ impl WasmRuntime {
         // `wasi:http/outgoing-handler` and its types; requests go through `OutboundHttp`.
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
             .map_err(|e| anyhow::anyhow!("{e:#}"))?;
+        // Its `handle` over theirs: it frees the request options the guest hands over.
+        crate::sandbox::link_outgoing_handler(&mut linker).map_err(|e| anyhow::anyhow!("{e:#}"))?;
         bindings::AnyPlugin::add_to_linker::<PluginState, HasSelf<PluginState>>(&mut linker, |s| s)
             .map_err(|e| anyhow::anyhow!("{e:#}"))?;
         let ticker = EpochTicker::start(engine.clone());

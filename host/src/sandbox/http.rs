@@ -34,7 +34,12 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::connect::dns::Name;
 use hyper_util::rt::TokioExecutor;
 use tokio::time::{Instant, Sleep};
-use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
+use wasmtime::StoreContextMut;
+use wasmtime::component::{Linker, Resource};
+use wasmtime_wasi_http::p2::bindings::http::outgoing_handler;
+use wasmtime_wasi_http::p2::bindings::http::types::ErrorCode;
+use wasmtime_wasi_http::p2::types::{HostFutureIncomingResponse, HostOutgoingRequest};
+use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks, WasiHttpView};
 
 use super::HostGrant;
 
@@ -120,6 +125,52 @@ impl WasiHttpHooks for OutboundHttp {
             let io: Box<dyn Future<Output = Result<(), Error>> + Send> = Box::new(async { Ok(()) });
             Ok((response, io))
         })
+    }
+}
+
+/// `wasi:http/outgoing-handler` as wasmtime-wasi-http's WIT names it (`wit/deps/http.wit`). A
+/// wasmtime-wasi-http with another version of it needs this changed, or its own `handle` (which
+/// leaks) is what guests of that version get.
+const OUTGOING_HANDLER: &str = "wasi:http/outgoing-handler@0.2.12";
+
+/// Links Quarry's `wasi:http/outgoing-handler#handle` over wasmtime-wasi-http's (which must be
+/// linked first): the same function, except that it frees the `request-options` it is handed.
+/// `option<request-options>` is passed owned, so once sent the guest can no longer drop it, and
+/// wasmtime-wasi-http 48 only reads it: every request that set a timeout kept one handle in the
+/// store's `ResourceTable` for the life of the instance, and a plugin reached `MAX_HANDLES`
+/// after about 4,000 requests.
+pub fn link_outgoing_handler<T: WasiHttpView + 'static>(
+    linker: &mut Linker<T>,
+) -> wasmtime::Result<()> {
+    linker.allow_shadowing(true);
+    let linked = linker
+        .instance(OUTGOING_HANDLER)
+        .and_then(|mut handler| handler.func_wrap("handle", handle::<T>));
+    linker.allow_shadowing(false);
+    linked
+}
+
+type Handled = (Result<Resource<HostFutureIncomingResponse>, ErrorCode>,);
+
+fn handle<T: WasiHttpView>(
+    mut store: StoreContextMut<'_, T>,
+    (request, options): (
+        Resource<HostOutgoingRequest>,
+        Option<Resource<RequestOptions>>,
+    ),
+) -> wasmtime::Result<Handled> {
+    let mut http = store.data_mut().http();
+    let options_rep = options.as_ref().map(|o| o.rep());
+    let sent = outgoing_handler::Host::handle(&mut http, request, options);
+    // Read (and copied) by wasmtime-wasi-http; the handle is the host's to free, sent or not.
+    if let Some(rep) = options_rep {
+        http.table
+            .delete(Resource::<RequestOptions>::new_own(rep))?;
+    }
+    match sent {
+        Ok(future) => Ok((Ok(future),)),
+        // An error code is the guest's answer; anything else traps.
+        Err(e) => Ok((Err(e.downcast()?),)),
     }
 }
 
@@ -600,6 +651,51 @@ impl Body for TimedBody {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The `request-options` a guest hands `handle` is freed with the request: nothing is left in
+    /// the table once the guest drops the future it got back.
+    #[tokio::test]
+    async fn handle_frees_the_request_options_it_is_handed() {
+        use wasmtime::AsContextMut;
+        use wasmtime::component::ResourceTable;
+        use wasmtime_wasi_http::p2::bindings::http::types as wit;
+        use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView};
+
+        struct State {
+            table: ResourceTable,
+            http: WasiHttpCtx,
+            hooks: OutboundHttp,
+        }
+        impl WasiHttpView for State {
+            fn http(&mut self) -> WasiHttpCtxView<'_> {
+                WasiHttpCtxView {
+                    ctx: &mut self.http,
+                    table: &mut self.table,
+                    hooks: &mut self.hooks,
+                }
+            }
+        }
+        let engine = wasmtime::Engine::default();
+        let mut store = wasmtime::Store::new(
+            &engine,
+            State {
+                table: ResourceTable::new(),
+                http: WasiHttpCtx::new(),
+                hooks: OutboundHttp::new("p", &[]),
+            },
+        );
+        let (request, options) = {
+            let mut view = store.data_mut().http();
+            let fields = wit::HostFields::new(&mut view).unwrap();
+            let request = wit::HostOutgoingRequest::new(&mut view, fields).unwrap();
+            (request, wit::HostRequestOptions::new(&mut view).unwrap())
+        };
+        let (sent,) = handle(store.as_context_mut(), (request, Some(options))).unwrap();
+        if let Ok(future) = sent {
+            wit::HostFutureIncomingResponse::drop(&mut store.data_mut().http(), future).unwrap();
+        }
+        assert!(store.data().table.is_empty(), "a handle was left behind");
+    }
 
     #[test]
     fn addresses_plugins_may_not_reach_by_name() {
