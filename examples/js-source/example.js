@@ -9,7 +9,8 @@
 
 import * as q from 'quarry-sdk/core.js';
 
-const EPOCH_2024_US = 1704067200000000n;
+// Microseconds stay exact as numbers up to 2^53 (year 2255), so no BigInt arithmetic per row.
+const EPOCH_2024_US = 1704067200000000;
 const TAGS_A = Array.from({ length: 5 }, (_, k) => `a${k}`);
 const TAGS_B = Array.from({ length: 50 }, (_, k) => `b${k}`);
 const TAGS_C = Array.from({ length: 500 }, (_, k) => `c${k}`);
@@ -38,7 +39,7 @@ export function testRowsColumns(start, end) {
     cols.name[r] = `name_${digits}`;
     cols.value[r] = (i % 100003) / 7;
     cols.flag[r] = i % 3 === 0;
-    cols.created_at[r] = EPOCH_2024_US + BigInt(i) * 1000000n + BigInt(i % 1000);
+    cols.created_at[r] = EPOCH_2024_US + i * 1000000 + (i % 1000);
     cols.payload[r] = `{"ref":"${digits}","name":"name_${digits}","score":"${pad(i % 1000, 3)}","group":"g${pad(i % 97, 2)}","active":${i % 3 === 0 ? 1 : 0},"note":"lorem"}`;
     cols.tags[r] = [TAGS_A[i % 5], TAGS_B[i % 50], TAGS_C[i % 500]];
   }

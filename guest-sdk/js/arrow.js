@@ -114,11 +114,14 @@ export function encodeBatch(arrowSchema, types, columns, rows) {
   return tableToIPC(new Table(arrowSchema, [new RecordBatch(arrowSchema, data)]), 'stream');
 }
 
-function validity(values) {
+// The loops below are plain indexed `for` loops, without callbacks or iterators: inside a
+// component, SpiderMonkey interprets (there is no JIT), and each closure call or iterator step
+// costs more than the work it wraps.
+
+function countNulls(values) {
   let nulls = 0;
-  for (const v of values) if (v == null) nulls++;
-  if (nulls === 0) return [0, null];
-  return [nulls, packBits(values, (v) => v != null)];
+  for (let i = 0; i < values.length; i++) if (values[i] == null) nulls++;
+  return nulls;
 }
 
 /** Arrow's bitmap (least significant bit first) of `test` over `values`. */
@@ -128,61 +131,124 @@ export function packBits(values, test) {
   return bits;
 }
 
+function validBits(values) {
+  const bits = new Uint8Array((values.length + 7) >> 3);
+  for (let i = 0; i < values.length; i++) if (values[i] != null) bits[i >> 3] |= 1 << (i & 7);
+  return bits;
+}
+
+function trueBits(values) {
+  const bits = new Uint8Array((values.length + 7) >> 3);
+  for (let i = 0; i < values.length; i++) if (values[i] === true) bits[i >> 3] |= 1 << (i & 7);
+  return bits;
+}
+
 function encode(type, arrowField, values) {
-  const [nullCount, nullBitmap] = validity(values);
+  const length = values.length;
+  const nullCount = countNulls(values);
   if (nullCount && !arrowField.nullable) {
     throw new Error(`row ${values.findIndex((v) => v == null)} is null, but the column is not nullable`);
   }
-  const length = values.length;
-  const base = { type: arrowField.type, length, nullCount, nullBitmap };
+  const base = { type: arrowField.type, length, nullCount, nullBitmap: nullCount ? validBits(values) : null };
+  if (nullCount === length && (type.kind === 'fixed' || type.kind === 'uuid')) {
+    // All null (a top-level table's `_cq_parent_id`): zeroed values.
+    base.data = new Uint8Array(length * type.width);
+    return makeData(base);
+  }
   switch (type.kind) {
-    case 'int':
-      return makeData({ ...base, data: type.Array.from(values, (v, i) => integerValue(type, v, i)) });
-    case 'float':
-      return makeData({ ...base, data: type.Array.from(values, floatValue) });
+    case 'int': {
+      const data = new type.Array(length);
+      for (let i = 0; i < length; i++) data[i] = integerValue(type, values[i], i);
+      base.data = data;
+      return makeData(base);
+    }
+    case 'float': {
+      const data = new type.Array(length);
+      for (let i = 0; i < length; i++) data[i] = floatValue(values[i]);
+      base.data = data;
+      return makeData(base);
+    }
     case 'bigint':
-      return makeData({ ...base, data: bigints(type, values) });
+      base.data = bigints(type, values);
+      return makeData(base);
     case 'bool':
-      return makeData({ ...base, data: packBits(values, (v) => v === true) });
-    case 'timestamp':
-      return makeData({ ...base, data: BigInt64Array.from(values, (v) => timestampValue(v, type.unit)) });
-    case 'date':
-      return makeData({ ...base, data: Int32Array.from(values, dateValue) });
+      base.data = trueBits(values);
+      return makeData(base);
+    case 'timestamp': {
+      const data = new BigInt64Array(length);
+      for (let i = 0; i < length; i++) data[i] = timestampValue(values[i], type.unit);
+      base.data = data;
+      return makeData(base);
+    }
+    case 'date': {
+      const data = new Int32Array(length);
+      for (let i = 0; i < length; i++) data[i] = dateValue(values[i]);
+      base.data = data;
+      return makeData(base);
+    }
     case 'utf8':
-    case 'text':
-      return variable(base, type, values.map((v) => (v == null ? '' : stringValue(v))));
-    case 'binary':
-      return variable(base, type, values.map((v) => (v == null ? new Uint8Array() : bytesValue(v))));
-    case 'json':
-      return variable(base, type, values.map((v) => (v == null ? '' : JSON.stringify(v))));
+    case 'text': {
+      const strings = nullCount ? new Array(length) : values;
+      for (let i = 0; i < length; i++) {
+        const v = values[i];
+        if (v == null) strings[i] = '';
+        else if (typeof v !== 'string') throw new TypeError(`row ${i}: ${JSON.stringify(v)} is not a string`);
+        else if (nullCount) strings[i] = v;
+      }
+      return variable(base, type, strings);
+    }
+    case 'binary': {
+      const bytes = new Array(length);
+      for (let i = 0; i < length; i++) bytes[i] = values[i] == null ? EMPTY : bytesValue(values[i]);
+      return variable(base, type, bytes);
+    }
+    case 'json': {
+      const texts = new Array(length);
+      for (let i = 0; i < length; i++) texts[i] = values[i] == null ? '' : JSON.stringify(values[i]);
+      return variable(base, type, texts);
+    }
     case 'fixed':
     case 'uuid': {
-      const data = new Uint8Array(length * type.width);
-      values.forEach((v, i) => {
-        if (v == null) return;
+      const width = type.width;
+      const data = new Uint8Array(length * width);
+      for (let i = 0; i < length; i++) {
+        const v = values[i];
+        if (v == null) continue;
         const bytes = type.kind === 'uuid' && typeof v === 'string' ? uuidBytes(v) : bytesValue(v);
-        if (bytes.length !== type.width) throw new Error(`row ${i} holds ${bytes.length} bytes, not ${type.width}`);
-        data.set(bytes, i * type.width);
-      });
-      return makeData({ ...base, data });
+        if (bytes.length !== width) throw new Error(`row ${i} holds ${bytes.length} bytes, not ${width}`);
+        data.set(bytes, i * width);
+      }
+      base.data = data;
+      return makeData(base);
     }
     case 'list': {
       const offsets = new Int32Array(length + 1);
-      const items = [];
-      values.forEach((v, i) => {
+      let total = 0;
+      for (let i = 0; i < length; i++) {
+        const v = values[i];
         if (v != null) {
           if (!Array.isArray(v)) throw new Error(`row ${i} is not an array`);
-          for (const item of v) items.push(item);
+          total += v.length;
         }
-        offsets[i + 1] = items.length;
-      });
-      const child = encode(type.item, arrowField.type.children[0], items);
-      return makeData({ ...base, valueOffsets: offsets, child });
+        offsets[i + 1] = total;
+      }
+      const items = new Array(total);
+      let at = 0;
+      for (let i = 0; i < length; i++) {
+        const v = values[i];
+        if (v == null) continue;
+        for (let k = 0; k < v.length; k++) items[at++] = v[k];
+      }
+      base.valueOffsets = offsets;
+      base.child = encode(type.item, arrowField.type.children[0], items);
+      return makeData(base);
     }
     default:
       throw new Error(`no encoder for ${type}`);
   }
 }
+
+const EMPTY = new Uint8Array();
 
 function integerValue(type, v, row) {
   if (v == null) return 0;
@@ -200,18 +266,18 @@ function floatValue(v) {
 
 function bigints(type, values) {
   const out = new type.Array(values.length);
-  values.forEach((v, i) => {
-    if (v == null) return;
-    if (typeof v === 'number' && !Number.isSafeInteger(v)) {
-      throw new RangeError(`row ${i}: ${v} is not an exact integer; pass a BigInt`);
-    }
-    if (typeof v !== 'number' && typeof v !== 'bigint') {
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i];
+    if (v == null) continue;
+    if (typeof v === 'number') {
+      if (!Number.isSafeInteger(v)) throw new RangeError(`row ${i}: ${v} is not an exact integer; pass a BigInt`);
+    } else if (typeof v !== 'bigint') {
       throw new TypeError(`row ${i}: ${JSON.stringify(v)} is not an integer`);
     }
     const big = BigInt(v);
     if (big < type.min || big > type.max) throw new RangeError(`row ${i}: ${big} is out of range`);
     out[i] = big;
-  });
+  }
   return out;
 }
 
@@ -238,11 +304,6 @@ function dateValue(v) {
   throw new TypeError(`a date is a Date, YYYY-MM-DD text or days since 1970, not ${JSON.stringify(v)}`);
 }
 
-function stringValue(v) {
-  if (typeof v !== 'string') throw new TypeError(`${JSON.stringify(v)} is not a string`);
-  return v;
-}
-
 function bytesValue(v) {
   if (v instanceof Uint8Array) return v;
   if (ArrayBuffer.isView(v)) return new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
@@ -261,39 +322,43 @@ export function uuidBytes(text) {
 
 /** Strings (or byte arrays) as one value buffer and its offsets. */
 function variable(base, type, values) {
-  const Offsets = type.Offsets;
-  const big = Offsets === BigInt64Array;
-  const offsets = new Offsets(values.length + 1);
+  const big = type.Offsets === BigInt64Array;
+  const n = values.length;
+  const offsets = new type.Offsets(n + 1);
   let data;
-  if (typeof values[0] === 'string' || values.length === 0) {
+  if (n === 0 || typeof values[0] === 'string') {
     const joined = values.join('');
     data = encoder.encode(joined);
     if (data.length === joined.length) {
       // ASCII only: a string's length in UTF-16 units is its length in bytes.
       let at = 0;
-      for (let i = 0; i < values.length; i++) {
+      for (let i = 0; i < n; i++) {
         at += values[i].length;
         offsets[i + 1] = big ? BigInt(at) : at;
       }
       return finish(base, offsets, data);
     }
-    values = values.map((v) => encoder.encode(v));
+    const encoded = new Array(n);
+    for (let i = 0; i < n; i++) encoded[i] = encoder.encode(values[i]);
+    values = encoded;
   }
   let total = 0;
-  for (let i = 0; i < values.length; i++) {
+  for (let i = 0; i < n; i++) {
     total += values[i].length;
     offsets[i + 1] = big ? BigInt(total) : total;
   }
   if (!big && total > 0x7fffffff) throw new RangeError('more than 2 GiB of values in one batch: send smaller batches');
   data = new Uint8Array(total);
   let at = 0;
-  for (const v of values) {
-    data.set(v, at);
-    at += v.length;
+  for (let i = 0; i < n; i++) {
+    data.set(values[i], at);
+    at += values[i].length;
   }
   return finish(base, offsets, data);
 }
 
 function finish(base, valueOffsets, data) {
-  return makeData({ ...base, valueOffsets, data });
+  base.valueOffsets = valueOffsets;
+  base.data = data;
+  return makeData(base);
 }

@@ -273,7 +273,8 @@ export class SyncContext {
 function columnsOf(table, rows) {
   const names = table.columns.map((c) => c.name);
   const columns = names.map(() => new Array(rows.length));
-  rows.forEach((row, r) => {
+  for (let r = 0; r < rows.length; r++) {
+    const row = rows[r];
     if (Array.isArray(row)) {
       if (row.length !== names.length) {
         throw QuarryError.internal(`table \`${table.name}\` has ${names.length} columns, but a row has ${row.length} values`);
@@ -287,7 +288,7 @@ function columnsOf(table, rows) {
       }
       for (let i = 0; i < names.length; i++) columns[i][r] = row[names[i]] ?? null;
     }
-  });
+  }
   return columns;
 }
 
