@@ -131,7 +131,7 @@ class Example(q.Plugin):
                                    "`title` and `tags`, for `py_http`"},
         },
     }
-    needs = q.Needs(network=["spec:url"], files=["the directory of `file`"])
+    needs = q.Needs(network=["spec:url"], files=["file"])
 
     def __init__(self, spec):
         super().__init__(spec)

@@ -172,6 +172,10 @@ function encode(type, arrowField, values) {
       base.data = bigints(type, values);
       return makeData(base);
     case 'bool':
+      for (let i = 0; i < length; i++) {
+        const v = values[i];
+        if (v != null && v !== true && v !== false) throw new TypeError(`row ${i}: ${JSON.stringify(v)} is not a boolean`);
+      }
       base.data = trueBits(values);
       return makeData(base);
     case 'timestamp': {
@@ -284,8 +288,9 @@ function bigints(type, values) {
 function timestampValue(v, unit) {
   if (v == null) return 0n;
   if (v instanceof Date) {
-    const ms = BigInt(v.getTime());
-    return unit === 's' ? ms / 1000n : ms * PER_MILLISECOND[unit];
+    const ms = v.getTime();
+    // Seconds round down, as they do in the Python SDK (-1.5 s is -2).
+    return unit === 's' ? BigInt(Math.floor(ms / 1000)) : BigInt(ms) * PER_MILLISECOND[unit];
   }
   if (typeof v === 'number' && !Number.isSafeInteger(v)) {
     throw new RangeError(`${v} is not an exact integer; pass a BigInt`);
@@ -299,7 +304,15 @@ function timestampValue(v, unit) {
 function dateValue(v) {
   if (v == null) return 0;
   if (v instanceof Date) return Math.floor(v.getTime() / 86400000);
-  if (typeof v === 'string' && /^\d{4}-\d{2}-\d{2}$/.test(v)) return Date.parse(`${v}T00:00:00Z`) / 86400000;
+  if (typeof v === 'string') {
+    const m = /^(\d{4})-(\d{2})-(\d{2})$/.exec(v);
+    const ms = m ? Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3])) : NaN;
+    // Date.UTC rolls 2024-02-30 over to March: a date that does not read back is not a date.
+    if (Number.isNaN(ms) || new Date(ms).toISOString().slice(0, 10) !== v) {
+      throw new TypeError(`\`${v}\` is not a date (YYYY-MM-DD)`);
+    }
+    return ms / 86400000;
+  }
   if (Number.isInteger(v)) return v;
   throw new TypeError(`a date is a Date, YYYY-MM-DD text or days since 1970, not ${JSON.stringify(v)}`);
 }

@@ -159,9 +159,7 @@ class Prepared {
 /** Where a source's rows go during `sync`. */
 export class SyncContext {
   constructor(plugin, sink, deterministicCqId = false) {
-    if (deterministicCqId) {
-      throw QuarryError.notSupported('deterministic_cq_id is not supported by JavaScript plugins yet: turn it off for this source');
-    }
+    this.deterministicCqId = deterministicCqId;
     this.plugin = plugin;
     this.sink = sink;
     this.tables = new Map();
@@ -170,6 +168,13 @@ export class SyncContext {
 
   prepare(tables) {
     for (const table of tables) {
+      if (this.deterministicCqId && table.primaryKeys.length) {
+        // The spec asks for it; a table without a primary key gets random ids, as in Rust.
+        throw QuarryError.invalidSpec(`deterministic_cq_id: table \`${table.name}\` has a primary key, and JavaScript plugins cannot derive ids from it yet; turn deterministic_cq_id off for this source`);
+      }
+      if (table.parent && typeof this.plugin.resolve !== 'function') {
+        throw QuarryError.internal(`table \`${table.name}\` is a child of \`${table.parent}\`, but the plugin has no \`resolve\` that yields its rows`);
+      }
       const prepared = new Prepared(table);
       this.tables.set(table.name, prepared);
       this.sink.migrate(prepared.schema);
@@ -187,6 +192,7 @@ export class SyncContext {
    */
   insert(table, rows) {
     const prepared = this.prepared(table);
+    if (!Array.isArray(rows)) rows = Array.from(rows);
     if (rows.length) this.send(prepared, columnsOf(prepared.table, rows), rows.length, null);
   }
 
@@ -195,9 +201,7 @@ export class SyncContext {
     const prepared = this.prepared(table);
     const names = prepared.table.columns.map((c) => c.name);
     const unknown = Object.keys(columns).filter((k) => !names.includes(k));
-    if (unknown.length) {
-      throw QuarryError.internal(`table \`${prepared.table.name}\` has no column ${unknown.map((u) => `\`${u}\``).join(', ')}; its columns are ${names.join(', ')}`);
-    }
+    if (unknown.length) throw unknownColumns(prepared.table, unknown);
     const rows = Object.values(columns)[0]?.length ?? 0;
     const list = names.map((n) => {
       const values = columns[n] ?? new Array(rows).fill(null);
@@ -258,15 +262,23 @@ export class SyncContext {
   resolve(child, parents, parentIds) {
     const rows = [];
     const ids = [];
-    for (const [index, row] of this.plugin.resolve(child, parents)) {
-      if (!(index >= 0 && index < parents.length)) {
-        throw QuarryError.internal(`resolving table \`${child.name}\`: a child row names parent row ${index}, but the batch has ${parents.length}`);
+    try {
+      for (const [index, row] of this.plugin.resolve(child, parents)) {
+        if (!(Number.isInteger(index) && index >= 0 && index < parents.length)) {
+          throw QuarryError.internal(`a child row names parent row ${JSON.stringify(index)}, but the parent batch has rows 0 to ${parents.length - 1}`);
+        }
+        ids.push(parentIds[index]);
+        rows.push(row);
       }
-      ids.push(parentIds[index]);
-      rows.push(row);
+    } catch (e) {
+      throw new QuarryError(e instanceof QuarryError ? e.kind : 'internal', `resolving table \`${child.name}\`: ${e.message}`);
     }
     if (rows.length) this.send(this.tables.get(child.name), columnsOf(child, rows), rows.length, ids);
   }
+}
+
+function unknownColumns(table, unknown) {
+  return QuarryError.internal(`table \`${table.name}\` has no column ${unknown.sort().map((u) => `\`${u}\``).join(', ')}; its columns are ${table.columns.map((c) => c.name).join(', ')}`);
 }
 
 /** Rows (arrays in column order, or objects by column name) as one array per column. */
@@ -281,11 +293,8 @@ function columnsOf(table, rows) {
       }
       for (let i = 0; i < names.length; i++) columns[i][r] = row[i];
     } else {
-      for (const key of Object.keys(row)) {
-        if (!names.includes(key)) {
-          throw QuarryError.internal(`table \`${table.name}\` has no column \`${key}\`; its columns are ${names.join(', ')}`);
-        }
-      }
+      const unknown = Object.keys(row).filter((k) => !names.includes(k));
+      if (unknown.length) throw unknownColumns(table, unknown);
       for (let i = 0; i < names.length; i++) columns[i][r] = row[names[i]] ?? null;
     }
   }

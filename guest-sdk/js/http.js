@@ -11,8 +11,14 @@ const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 const METHODS = new Set(['get', 'head', 'post', 'put', 'delete', 'connect', 'options', 'trace', 'patch']);
 
+// componentize-js gives each resource handle a disposer under this symbol; calling it drops the
+// handle now (the host caps a plugin's live handles) instead of whenever it is collected.
+const DISPOSE = Symbol.dispose || Symbol.for('dispose');
+
 function drop(resource) {
-  resource[Symbol.dispose]?.();
+  if (resource == null) return;
+  if (typeof resource[DISPOSE] !== 'function') throw new Error('quarry-sdk/http: a wasi:http resource has no disposer');
+  resource[DISPOSE]();
 }
 
 /**
@@ -33,12 +39,6 @@ export function request(method, url, { headers = {}, body = null, timeoutMs = 60
   outgoing.setAuthority(parsed.host);
   outgoing.setPathWithQuery(`${parsed.pathname}${parsed.search}`);
   const outgoingBody = outgoing.body();
-  if (body != null) {
-    const data = typeof body === 'string' ? encoder.encode(body) : body;
-    const stream = outgoingBody.write();
-    for (let at = 0; at < data.length; at += 4096) stream.blockingWriteAndFlush(data.subarray(at, at + 4096));
-    drop(stream);
-  }
   const options = new RequestOptions();
   const nanos = BigInt(timeoutMs) * 1000000n;
   options.setConnectTimeout(nanos);
@@ -48,54 +48,60 @@ export function request(method, url, { headers = {}, body = null, timeoutMs = 60
   try {
     future = handle(outgoing, options);
   } catch (e) {
+    drop(outgoingBody);
     throw failure(method, url, e.payload);
+  }
+  // The body is written after `handle`: the host takes only a few chunks before the request is
+  // under way, so writing a large body first would wait forever.
+  if (body != null) {
+    const data = typeof body === 'string' ? encoder.encode(body) : body;
+    const stream = outgoingBody.write();
+    try {
+      for (let at = 0; at < data.length; at += 4096) stream.blockingWriteAndFlush(data.subarray(at, at + 4096));
+    } catch (e) {
+      throw QuarryError.unavailable(`${method} ${url}: sending the body failed`);
+    } finally {
+      drop(stream);
+    }
   }
   OutgoingBody.finish(outgoingBody, undefined);
   let answer;
-  for (;;) {
-    answer = future.get();
-    if (answer !== undefined) break;
-    const pollable = future.subscribe();
-    pollable.block();
-    drop(pollable);
+  try {
+    for (;;) {
+      answer = future.get();
+      if (answer !== undefined) break;
+      const pollable = future.subscribe();
+      try {
+        pollable.block();
+      } finally {
+        drop(pollable);
+      }
+    }
+  } finally {
+    drop(future);
   }
-  drop(future);
   if (answer.tag === 'err' || answer.val.tag === 'err') {
     throw failure(method, url, answer.tag === 'ok' ? answer.val.val : undefined);
   }
   const incoming = answer.val.val;
-  const headerFields = incoming.headers();
+  let status;
+  let data;
   const answerHeaders = {};
-  for (const [name, value] of headerFields.entries()) {
-    const key = name.toLowerCase();
-    const text = decoder.decode(value);
-    answerHeaders[key] = key in answerHeaders ? `${answerHeaders[key]}, ${text}` : text;
-  }
-  drop(headerFields);
-  const status = incoming.status();
-  const incomingBody = incoming.consume();
-  const stream = incomingBody.stream();
-  const chunks = [];
-  let total = 0;
-  for (;;) {
-    let chunk;
+  try {
+    const headerFields = incoming.headers();
     try {
-      chunk = stream.blockingRead(65536n);
-    } catch (e) {
-      if (e.payload && e.payload.tag === 'closed') break;
-      throw QuarryError.unavailable(`${method} ${url}: the answer's body broke off`);
+      for (const [name, value] of headerFields.entries()) {
+        const key = name.toLowerCase();
+        const text = decoder.decode(value);
+        answerHeaders[key] = key in answerHeaders ? `${answerHeaders[key]}, ${text}` : text;
+      }
+    } finally {
+      drop(headerFields);
     }
-    chunks.push(chunk);
-    total += chunk.length;
-  }
-  drop(stream);
-  drop(IncomingBody.finish(incomingBody));
-  drop(incoming);
-  const data = new Uint8Array(total);
-  let at = 0;
-  for (const c of chunks) {
-    data.set(c, at);
-    at += c.length;
+    status = incoming.status();
+    data = readBody(method, url, incoming.consume());
+  } finally {
+    drop(incoming);
   }
   const response = { url, status, headers: answerHeaders, body: data };
   if (check && status >= 400) {
@@ -108,6 +114,39 @@ export function request(method, url, { headers = {}, body = null, timeoutMs = 60
   return response;
 }
 
+/** The whole body; its stream, the body and its trailers are dropped whatever happens. */
+function readBody(method, url, incomingBody) {
+  const chunks = [];
+  let total = 0;
+  try {
+    const stream = incomingBody.stream();
+    try {
+      for (;;) {
+        let chunk;
+        try {
+          chunk = stream.blockingRead(65536n);
+        } catch (e) {
+          if (e.payload && e.payload.tag === 'closed') break;
+          throw QuarryError.unavailable(`${method} ${url}: the answer's body broke off`);
+        }
+        chunks.push(chunk);
+        total += chunk.length;
+      }
+    } finally {
+      drop(stream);
+    }
+  } finally {
+    drop(IncomingBody.finish(incomingBody));
+  }
+  const data = new Uint8Array(total);
+  let at = 0;
+  for (let i = 0; i < chunks.length; i++) {
+    data.set(chunks[i], at);
+    at += chunks[i].length;
+  }
+  return data;
+}
+
 /** GET `url` and parse its JSON answer. */
 export function getJson(url, headers = { accept: 'application/json' }) {
   const response = request('GET', url, { headers });
@@ -118,13 +157,19 @@ export function getJson(url, headers = { accept: 'application/json' }) {
   }
 }
 
+/**
+ * The SDK's error for a transport failure, as the Rust SDK maps them: the host's own words for a
+ * denial (what was refused, and the grant that would allow it) as `unauthorized`, what cannot be
+ * reached now as `unavailable`.
+ */
 function failure(method, url, code) {
   const tag = code && code.tag ? code.tag : 'unknown';
+  const detail = code ? code.val : undefined;
+  if (tag === 'internal-error' && typeof detail === 'string' && detail) {
+    return detail.includes(' was denied: ') ? QuarryError.unauthorized(detail) : QuarryError.unavailable(detail);
+  }
   if (tag === 'HTTP-request-denied') {
-    return QuarryError.unauthorized(`${method} ${url} was denied by the sandbox (HttpRequestDenied)`);
+    return QuarryError.unauthorized(`${method} ${url}: denied by the sandbox; grant its host under permissions.network`);
   }
-  if (['connection-refused', 'connection-timeout', 'DNS-timeout', 'DNS-error', 'connection-terminated', 'HTTP-response-timeout'].includes(tag)) {
-    return QuarryError.unavailable(`${method} ${url} failed: ${tag}`);
-  }
-  return QuarryError.internal(`${method} ${url} failed: ${tag}${code && code.val !== undefined ? ` (${JSON.stringify(code.val)})` : ''}`);
+  return QuarryError.unavailable(`${method} ${url} failed: ${tag}${detail !== undefined ? ` (${JSON.stringify(detail)})` : ''}`);
 }

@@ -273,7 +273,7 @@ fn a_python_plugin_reaches_only_granted_hosts() {
     assert_eq!(run.code, 1, "{run:?}");
     assert!(
         run.stderr.contains(&format!(
-            "GET {url} was denied: plugin `py` has no network grant for {}",
+            "error: plugin `py` failed in sync: GET {url} was denied: plugin `py` has no network grant for {}",
             server.address
         )) && run.stderr.contains(&format!(
             "`permissions: {{ network: [\"{}\"] }}`",
@@ -454,9 +454,49 @@ fn a_javascript_plugin_reaches_only_granted_hosts() {
     assert_eq!(run.code, 1, "{run:?}");
     assert!(
         run.stderr.contains(&format!(
-            "GET {url}/items/1.json was denied: plugin `py` has no network grant for {}",
+            "error: plugin `py` failed in sync: GET {url}/items/1.json was denied: plugin `py` has no network grant for {}",
             server.address
         )),
         "{run:?}"
+    );
+}
+
+/// More requests than a plugin may hold handles (4,096): the SDK drops every handle of a request
+/// and the host frees the request options it was handed, so none accumulate.
+#[test]
+fn a_javascript_plugin_sends_more_requests_than_it_may_hold_handles() {
+    const PAGES: usize = 4_200;
+    let server = FileServer::start(0);
+    let dir = server.dir.path().join("v1/items");
+    std::fs::create_dir_all(&dir).unwrap();
+    for page in 1..=PAGES {
+        let next = if page < PAGES {
+            format!("\"{}.json\"", page + 1)
+        } else {
+            "null".into()
+        };
+        let text = format!(r#"{{"items": [{{"id": {page}, "title": "p"}}], "next": {next}}}"#);
+        std::fs::write(dir.join(format!("{page}.json")), text).unwrap();
+    }
+    let w = Workdir::new();
+    std::fs::create_dir(w.path().join("data")).unwrap();
+    let spec = source_of(
+        &js_example(),
+        "[js_items]",
+        &format!(
+            "base_url: 'http://{}/v1', max_pages: {PAGES}",
+            server.address
+        ),
+        &format!("network: ['{}']", server.address),
+        "[lite]",
+    ) + SQLITE;
+    let run = sync(&w, &spec);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(
+        sqlite_query(
+            &w.path().join("data/py.db"),
+            "SELECT count(*), max(page) FROM js_items"
+        ),
+        format!("{PAGES}\t{PAGES}")
     );
 }

@@ -140,7 +140,30 @@ test('rows for unknown columns or tables are refused', () => {
   assert.throws(() => q.runSync({ ...family, sync: (t, out) => out.insert(t[0], [{ id: 1, nmae: 'typo' }]) }), /table `parents` has no column `nmae`/);
   assert.throws(() => q.runSync({ ...family, sync: (t, out) => out.insert(t[0], [[1]]) }), /table `parents` has 2 columns, but a row has 1/);
   assert.throws(() => q.runSync({ ...family, sync: (t, out) => out.insert('loose', [[1]]) }, { tables: ['parents'] }), /table `loose`, which is not one of the tables/);
-  assert.throws(() => q.runSync(family, { deterministicCqId: true }), /deterministic_cq_id is not supported/);
+  assert.throws(() => q.runSync(family, { deterministicCqId: true }), /deterministic_cq_id: table `parents` has a primary key/);
+  assert.equal(q.runSync({ ...family, sync() {} }, { tables: ['loose'], deterministicCqId: true }).messages.length, 1);
+});
+
+test('child rows must name a parent row of the batch', () => {
+  for (const index of [-1, 3, '0', 0.5]) {
+    const stray = { ...family, *resolve() { yield [index, [1, 0]]; } };
+    assert.throws(() => q.runSync(stray), /resolving table `children`: a child row names parent row/);
+  }
+  const broken = { ...family, resolve() { throw q.QuarryError.unavailable('the API is down'); } };
+  assert.throws(() => q.runSync(broken), (e) => e.kind === 'unavailable' && e.message === 'resolving table `children`: the API is down');
+  const childless = { ...family, resolve: undefined };
+  assert.throws(() => q.runSync(childless), /`children` is a child of `parents`, but the plugin has no `resolve`/);
+});
+
+test('values of the wrong kind are refused, not stored as something else', () => {
+  const one = (type, value) => q.encodeBatch(q.schema([q.field('c', type, true)]), [type], [[value]], 1);
+  assert.throws(() => one(q.boolean(), 1), /row 0: 1 is not a boolean/);
+  assert.throws(() => one(q.date32(), '2024-13-45'), /`2024-13-45` is not a date/);
+  assert.throws(() => one(q.date32(), '2024-02-30'), /`2024-02-30` is not a date/);
+  const seconds = read(one(q.timestamp('s', null), new Date(-1500)));
+  assert.equal(seconds.getChild('c').data[0].values[0], -2n);
+  const generated = { ...family, sync(t, out) { out.insert(t[0], (function* rows() { yield [1, 'a']; })()); } };
+  assert.equal(rowsOf(q.runSync(generated, { tables: ['parents'], skipDependentTables: true }), 'parents').length, 1);
 });
 
 test('a batch over the emit limit goes as several, in order', () => {

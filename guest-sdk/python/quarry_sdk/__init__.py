@@ -154,8 +154,8 @@ class Table:
 
 class Needs:
     """What the plugin asks the user to grant: `network` entries are grants (`host`, `host:port`,
-    `*.domain`, or `spec:FIELD` for the host of the URL in that spec field); `files` and `env`
-    document what to grant."""
+    `*.domain`, or `spec:FIELD` for the host of the URL in that spec field); `files` names the
+    spec fields that hold paths the plugin reads or writes, `env` the variables it reads."""
 
     def __init__(self, network=(), files=(), env=()):
         self.network, self.files, self.env = list(network), list(files), list(env)
@@ -224,6 +224,10 @@ class SyncContext:
             self._tables[table.name] = prepared
             self._sink.migrate(prepared.schema)
             if table.parent:
+                if type(self._plugin).resolve is Plugin.resolve:
+                    raise Error.internal(
+                        "table `%s` is a child of `%s`, but the plugin has no `resolve` that "
+                        "yields its rows" % (table.name, table.parent))
                 self._children.setdefault(table.parent, []).append(table)
 
     def insert(self, table, rows):
@@ -244,10 +248,8 @@ class SyncContext:
         prepared = self._prepared(table)
         names = [c.name for c in prepared.table.columns]
         if isinstance(columns, dict):
-            unknown = sorted(set(columns) - set(names))
-            if unknown:
-                raise Error.internal("table `%s` has no column %s; its columns are %s" % (
-                    table_name(table), ", ".join("`%s`" % u for u in unknown), ", ".join(names)))
+            if not set(names).issuperset(columns):
+                raise _unknown_columns(prepared.table, set(columns) - set(names))
             rows = len(next(iter(columns.values()), ()))
             columns = [columns[n] if n in columns else [None] * rows for n in names]
         if len(columns) != len(names):
@@ -306,11 +308,13 @@ class SyncContext:
         rows, ids = [], []
         try:
             for index, row in self._plugin.resolve(child, parents):
+                if not (type(index) is int and 0 <= index < len(parents)):
+                    raise Error.internal("a child row names parent row %r, but the parent "
+                                         "batch has rows 0 to %d" % (index, len(parents) - 1))
                 ids.append(parent_ids[index])
                 rows.append(row)
-        except IndexError:
-            raise Error.internal("resolving table `%s`: a child row names a parent row that is "
-                                 "not in the batch of %d" % (child.name, len(parents))) from None
+        except Error as e:
+            raise Error(e.kind, "resolving table `%s`: %s" % (child.name, e.message)) from None
         if not rows:
             return
         try:
@@ -324,9 +328,16 @@ class SyncContext:
             try:
                 return deterministic_ids(
                     [(c.name, c.type, columns[i]) for i, c in prepared.keys], rows)
-            except ValueError as e:
-                raise Error.internal("table `%s`: %s" % (prepared.table.name, e)) from None
+            except (ValueError, Error) as e:
+                raise Error(getattr(e, "kind", "internal"), "table `%s`: %s" % (
+                    prepared.table.name, getattr(e, "message", e))) from None
         return random_ids(rows)
+
+
+def _unknown_columns(table, unknown):
+    return Error.internal("table `%s` has no column %s; its columns are %s" % (
+        table.name, ", ".join("`%s`" % u for u in sorted(unknown)),
+        ", ".join(c.name for c in table.columns)))
 
 
 def _columns_of(table, rows):
@@ -338,9 +349,7 @@ def _columns_of(table, rows):
     for row in rows:
         if isinstance(row, dict):
             if not known.issuperset(row):
-                unknown = sorted(set(row) - known)
-                raise Error.internal("table `%s` has no column %s; its columns are %s" % (
-                    table.name, ", ".join("`%s`" % u for u in unknown), ", ".join(names)))
+                raise _unknown_columns(table, set(row) - known)
             row = [row.get(name) for name in names]
         elif len(row) != width:
             raise Error.internal("table `%s` has %d columns, but a row has %d values"
@@ -405,6 +414,8 @@ def deterministic_ids(keys, rows):
             except (TypeError, ValueError, AttributeError, OverflowError) as e:
                 raise ValueError("column `%s` (%r): row %d: %s" % (name, data_type, row, e)) \
                     from None
+            except Error as e:
+                raise Error(e.kind, "column `%s`: %s" % (name, e.message)) from None
             digest.update(_struct.pack("<I", len(name)) + name.encode())
             digest.update(_struct.pack("<I", len(encoded)) + encoded)
         raw = bytearray(digest.digest()[:16])

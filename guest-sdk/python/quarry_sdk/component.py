@@ -39,8 +39,11 @@ def _call(function, *args):
     """Runs plugin code, turning what it raises into the contract's `error`."""
     try:
         return function(*args)
-    except Err:
-        raise  # an error from the host (a cancelled emit): pass it on as it is
+    except Err as e:
+        if isinstance(e.value, _t.Error):
+            raise  # the contract's error from the host (a cancelled emit): pass it on as it is
+        message = "%s%s" % (e.value, _where(e))
+        raise Err(_t.Error(_t.ErrorKind.INTERNAL, message)) from None
     except _q.Error as e:
         raise Err(_t.Error(_KINDS.get(e.kind, _t.ErrorKind.INTERNAL), e.message)) from None
     except Exception as e:

@@ -72,16 +72,18 @@ def request(method, url, headers=None, body=None, timeout=60.0, check=True):
         outgoing.set_method(_METHODS[method.upper()])
     else:
         outgoing.set_method(_h.Method_Other(method))
-    outgoing.set_scheme(_h.Scheme_Https() if parts.scheme == "https" else _h.Scheme_Http())
-    outgoing.set_authority(parts.netloc)
-    outgoing.set_path_with_query((parts.path or "/") + ("?" + parts.query if parts.query else ""))
+    try:
+        outgoing.set_scheme(_h.Scheme_Https() if parts.scheme == "https" else _h.Scheme_Http())
+        outgoing.set_authority(parts.netloc)
+    except Err:
+        raise Error.invalid_spec("`%s`: the host is not valid" % url) from None
+    try:
+        outgoing.set_path_with_query((parts.path or "/") +
+                                     ("?" + parts.query if parts.query else ""))
+    except Err:
+        raise Error.invalid_spec("`%s`: the path is not valid (escape spaces and the like)"
+                                 % url) from None
     outgoing_body = outgoing.body()
-    if body:
-        data = body.encode() if isinstance(body, str) else bytes(body)
-        stream = outgoing_body.write()
-        for at in range(0, len(data), 4096):
-            stream.blocking_write_and_flush(data[at:at + 4096])
-        stream.__exit__(None, None, None)
     options = _h.RequestOptions()
     nanos = int(timeout * _NANOS)
     for setter in (options.set_connect_timeout, options.set_first_byte_timeout,
@@ -91,6 +93,18 @@ def request(method, url, headers=None, body=None, timeout=60.0, check=True):
         future = _handler.handle(outgoing, options)
     except Err as e:
         raise _failure(method, url, e.value) from None
+    # The body is written after `handle`: the host takes only a few chunks before the request is
+    # under way, so writing a large body first would wait forever.
+    if body:
+        data = body.encode() if isinstance(body, str) else bytes(body)
+        stream = outgoing_body.write()
+        try:
+            for at in range(0, len(data), 4096):
+                stream.blocking_write_and_flush(data[at:at + 4096])
+        except Err:
+            raise Error.unavailable("%s %s: sending the body failed" % (method, url)) from None
+        finally:
+            stream.__exit__(None, None, None)
     _h.OutgoingBody.finish(outgoing_body, None)
     answer = None
     while answer is None:
@@ -135,14 +149,17 @@ def _read_body(method, url, incoming_body):
 
 
 def _failure(method, url, code):
-    name = type(code).__name__.split("_", 1)[-1]
-    if isinstance(code, _h.ErrorCode_HttpRequestDenied):
-        return Error.unauthorized("%s %s was denied by the sandbox (HttpRequestDenied)"
-                                  % (method, url))
-    if isinstance(code, (_h.ErrorCode_ConnectionRefused, _h.ErrorCode_ConnectionTimeout,
-                         _h.ErrorCode_DnsTimeout, _h.ErrorCode_DnsError,
-                         _h.ErrorCode_ConnectionTerminated, _h.ErrorCode_HttpResponseTimeout)):
-        return Error.unavailable("%s %s failed: %s" % (method, url, name))
+    """The SDK's error for a transport failure, as the Rust SDK maps them: the host's own words
+    for a denial (what was refused, and the grant that would allow it) as `unauthorized`, what
+    cannot be reached now as `unavailable`."""
     detail = getattr(code, "value", None)
-    return Error.internal("%s %s failed: %s%s" % (method, url, name,
-                                                   " (%s)" % detail if detail else ""))
+    if isinstance(code, _h.ErrorCode_InternalError) and detail:
+        if " was denied: " in detail:
+            return Error.unauthorized(detail)
+        return Error.unavailable(detail)
+    if isinstance(code, _h.ErrorCode_HttpRequestDenied):
+        return Error.unauthorized("%s %s: denied by the sandbox; grant its host under "
+                                  "permissions.network" % (method, url))
+    name = type(code).__name__.split("_", 1)[-1]
+    return Error.unavailable("%s %s failed: %s%s" % (method, url, name,
+                                                      " (%s)" % (detail,) if detail else ""))

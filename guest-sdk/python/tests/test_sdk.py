@@ -219,6 +219,29 @@ class Syncs(unittest.TestCase):
         with self.assertRaisesRegex(q.Error, "table `loose`, which is not one of the tables"):
             q.run_sync(Elsewhere({}), tables=["parents"])
 
+    def test_child_rows_must_name_a_parent_row_of_the_batch(self):
+        for index in (-1, 3, "0", 0.5):
+            class Stray(Family):
+                def resolve(self, table, parents, index=index):
+                    yield index, (1, 0)
+            with self.assertRaisesRegex(q.Error, "resolving table `children`: a child row "
+                                                 "names parent row %r" % (index,)):
+                q.run_sync(Stray({}))
+
+        class Broken(Family):
+            def resolve(self, table, parents):
+                raise q.Error.unavailable("the API is down")
+        with self.assertRaises(q.Error) as caught:
+            q.run_sync(Broken({}))
+        self.assertEqual((caught.exception.kind, caught.exception.message),
+                         ("unavailable", "resolving table `children`: the API is down"))
+
+        class Childless(Family):
+            resolve = q.Plugin.resolve
+        with self.assertRaisesRegex(q.Error, "`children` is a child of `parents`, but the "
+                                             "plugin has no `resolve`"):
+            q.run_sync(Childless({}))
+
     def test_a_batch_over_the_emit_limit_goes_as_several_in_order(self):
         class Big(Family):
             def sync(self, tables, out):
