@@ -375,3 +375,36 @@ function finish(base, valueOffsets, data) {
   base.data = data;
   return makeData(base);
 }
+
+/**
+ * A primary-key value's canonical bytes, as the Rust SDK hashes them for a deterministic
+ * `_cq_id` (fixed-width values little-endian, text as UTF-8, bytes as they are).
+ */
+export function keyBytes(type, value) {
+  switch (type.kind) {
+    case 'int':
+      return new Uint8Array(new type.Array([integerValue(type, value, 0)]).buffer);
+    case 'float':
+      return new Uint8Array(new type.Array([floatValue(value)]).buffer);
+    case 'bigint':
+      return new Uint8Array(bigints(type, [value]).buffer);
+    case 'bool':
+      return new Uint8Array([value ? 1 : 0]);
+    case 'utf8':
+    case 'text':
+      return encoder.encode(value);
+    case 'json':
+      return encoder.encode(JSON.stringify(value));
+    case 'binary':
+    case 'fixed':
+      return bytesValue(value);
+    case 'uuid':
+      return typeof value === 'string' ? uuidBytes(value) : bytesValue(value);
+    case 'timestamp':
+      return new Uint8Array(new BigInt64Array([timestampValue(value, type.unit)]).buffer);
+    case 'date':
+      return new Uint8Array(new Int32Array([dateValue(value)]).buffer);
+    default:
+      throw new TypeError(`a primary key of type ${type} cannot derive an id`);
+  }
+}

@@ -16,6 +16,7 @@
 // need the component's imports.
 
 import * as arrow from './arrow.js';
+import { sha256 } from './sha256.js';
 
 export * from './arrow.js';
 
@@ -147,12 +148,69 @@ export function randomIds(rows) {
   return out;
 }
 
+const utf8 = new TextEncoder();
+
+function byteOrder(a, b) {
+  const [x, y] = [utf8.encode(a), utf8.encode(b)];
+  for (let i = 0; i < Math.min(x.length, y.length); i++) if (x[i] !== y[i]) return x[i] - y[i];
+  return x.length - y.length;
+}
+
+function u32(n) {
+  return new Uint8Array(new Uint32Array([n]).buffer);
+}
+
+/**
+ * Version-8 UUIDs from SHA-256 over each key's name and value, keys in name order: the ids the
+ * Rust and Python SDKs derive for the same keys. `keys` are `[name, type, values]`.
+ */
+export function deterministicIds(keys, rows) {
+  const sorted = [...keys].sort((a, b) => byteOrder(a[0], b[0]));
+  const names = sorted.map(([name]) => utf8.encode(name));
+  const out = new Array(rows);
+  for (let row = 0; row < rows; row++) {
+    const parts = [];
+    for (let k = 0; k < sorted.length; k++) {
+      const [name, type, values] = sorted[k];
+      const value = values[row];
+      let encoded;
+      if (value == null) {
+        encoded = new Uint8Array([0xff]);
+      } else {
+        let bytes;
+        try {
+          bytes = arrow.keyBytes(type, value);
+        } catch (e) {
+          throw new TypeError(`column \`${name}\` (${type}): row ${row}: ${e.message}`);
+        }
+        encoded = new Uint8Array(bytes.length + 1);
+        encoded.set(bytes, 1);
+      }
+      parts.push(u32(names[k].length), names[k], u32(encoded.length), encoded);
+    }
+    let total = 0;
+    for (const p of parts) total += p.length;
+    const message = new Uint8Array(total);
+    let at = 0;
+    for (const p of parts) {
+      message.set(p, at);
+      at += p.length;
+    }
+    const id = sha256(message).slice(0, 16);
+    id[6] = (id[6] & 0x0f) | 0x80;
+    id[8] = (id[8] & 0x3f) | 0x80;
+    out[row] = id;
+  }
+  return out;
+}
+
 class Prepared {
   constructor(table) {
     this.table = table;
     this.full = table.withIdColumns();
     this.schema = this.full.schema();
     this.types = this.full.columns.map((c) => c.type);
+    this.keys = table.columns.map((c, i) => [c, i]).filter(([c]) => c.primaryKey);
   }
 }
 
@@ -168,10 +226,6 @@ export class SyncContext {
 
   prepare(tables) {
     for (const table of tables) {
-      if (this.deterministicCqId && table.primaryKeys.length) {
-        // The spec asks for it; a table without a primary key gets random ids, as in Rust.
-        throw QuarryError.invalidSpec(`deterministic_cq_id: table \`${table.name}\` has a primary key, and JavaScript plugins cannot derive ids from it yet; turn deterministic_cq_id off for this source`);
-      }
       if (table.parent && typeof this.plugin.resolve !== 'function') {
         throw QuarryError.internal(`table \`${table.name}\` is a child of \`${table.parent}\`, but the plugin has no \`resolve\` that yields its rows`);
       }
@@ -233,7 +287,7 @@ export class SyncContext {
   }
 
   send(prepared, columns, rows, parentIds) {
-    const ids = randomIds(rows);
+    const ids = this.ids(prepared, columns, rows);
     const full = [ids, parentIds ?? new Array(rows).fill(null), ...columns];
     this.emit(prepared, full, rows);
     const children = this.children.get(prepared.table.name);
@@ -241,6 +295,15 @@ export class SyncContext {
     const names = prepared.full.columns.map((c) => c.name);
     const parents = Array.from({ length: rows }, (_, r) => Object.fromEntries(names.map((n, i) => [n, full[i][r]])));
     for (const child of children) this.resolve(child, parents, ids);
+  }
+
+  ids(prepared, columns, rows) {
+    if (!(this.deterministicCqId && prepared.keys.length)) return randomIds(rows);
+    try {
+      return deterministicIds(prepared.keys.map(([c, i]) => [c.name, c.type, columns[i]]), rows);
+    } catch (e) {
+      throw QuarryError.invalidSpec(`deterministic_cq_id: table \`${prepared.table.name}\`: ${e.message}; turn deterministic_cq_id off for this source`);
+    }
   }
 
   emit(prepared, columns, rows) {

@@ -89,6 +89,9 @@ export type Row = unknown[] | Record<string, unknown>;
 
 /** Where a source's rows go during `sync`. */
 export class SyncContext {
+  /** For unit tests: a context over `sink` (a `MemorySink`); call `prepare(tables)` first. */
+  constructor(plugin: Plugin, sink: MemorySink, deterministicCqId?: boolean);
+  prepare(tables: Table[]): void;
   /** Sends rows; `_cq_id` and `_cq_parent_id` are filled in. Blocks while the host is busy. */
   insert(table: Table | string, rows: Row[]): void;
   /** Sends rows column by column (the fast way): column name to values. */
@@ -120,6 +123,9 @@ export interface PluginDefinition extends Partial<Plugin> {
   /** Makes the plugin for a spec; without it the definition is the plugin (with `init`). */
   create?(spec: Record<string, unknown>): Plugin;
 }
+
+/** Version-8 UUIDs derived from primary-key values, as every Quarry SDK derives them. */
+export function deterministicIds(keys: Array<[string, DataType, unknown[]]>, rows: number): Uint8Array[];
 
 export function selectTables(all: Table[], tables?: string[], skipTables?: string[], skipDependentTables?: boolean): Table[];
 export function matchesGlob(pattern: string, name: string): boolean;

@@ -65,17 +65,9 @@ impl Server {
 
     /// The item ids requested since the last call, and empties the log.
     fn take_requested_items(&self) -> Vec<u64> {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let items = requested_items(&self.0);
         std::fs::write(&self.log, "").expect("truncate the log");
-        text.lines()
-            .filter_map(|line| {
-                line.strip_prefix("GET /v0/item/")?
-                    .split_once(".json")?
-                    .0
-                    .parse()
-                    .ok()
-            })
-            .collect()
+        items
     }
 }
 
@@ -435,12 +427,12 @@ spec:
     );
     let run = w.quarry(&["sync", "spec.yml"]);
     assert_eq!(run.code, 0, "{run:?}");
-    let fetched: BTreeSet<u64> = server_items(&server);
+    let fetched: BTreeSet<u64> = requested_items(&server).into_iter().collect();
     assert_eq!(fetched, (1..=ITEMS).collect::<BTreeSet<u64>>());
 }
 
-/// The distinct item ids `server` was asked for.
-fn server_items(server: &FileServer) -> BTreeSet<u64> {
+/// The item ids `server` was asked for, in the order of the requests.
+fn requested_items(server: &FileServer) -> Vec<u64> {
     let log = std::fs::read_to_string(&server.log).unwrap_or_default();
     log.lines()
         .filter_map(|l| {

@@ -95,6 +95,31 @@ fn rust_test_rows(w: &Workdir, rows: u64) -> PathBuf {
     w.path().join("rust.duckdb")
 }
 
+/// 25,000 `test_rows` in both databases, the same values as the Rust `test` source's, every one
+/// of them (and the last row spelled out, for whoever reads a failure).
+fn assert_test_rows(w: &Workdir, duck: &Path, lite: &Path) {
+    assert_eq!(
+        test_rows_digest(duck),
+        test_rows_digest(&rust_test_rows(w, 25000))
+    );
+    let last = "SELECT count(*), max(id), min(name), sum(flag::int), max(payload) FROM test_rows";
+    assert_eq!(
+        duckdb_query(duck, last),
+        "25000\t24999\tname_00000000000\t8334\t{\"ref\":\"00000024999\",\"name\":\"name_00000024999\",\"score\":\"999\",\"group\":\"g70\",\"active\":1,\"note\":\"lorem\"}"
+    );
+    assert_eq!(
+        duckdb_query(
+            duck,
+            "SELECT value, created_at, tags FROM test_rows WHERE id = 24999"
+        ),
+        "3571.285714285714\t2024-01-01 06:56:39.000999+00\t[a4, b49, c499]"
+    );
+    assert_eq!(
+        sqlite_query(lite, "SELECT count(*), sum(flag), max(id) FROM test_rows"),
+        "25000\t8334\t24999"
+    );
+}
+
 fn sync(w: &Workdir, spec: &str) -> Run {
     w.write("spec.yml", spec);
     w.quarry(&["sync", "spec.yml"])
@@ -165,27 +190,7 @@ fn the_python_example_syncs_every_type_into_duckdb_and_sqlite() {
         )
     );
 
-    // The workload rows: the same values as the `test` plugin's, every one of them.
-    assert_eq!(
-        test_rows_digest(&duck),
-        test_rows_digest(&rust_test_rows(&w, 25000))
-    );
-    let last = "SELECT count(*), max(id), min(name), sum(flag::int), max(payload) FROM test_rows";
-    assert_eq!(
-        duckdb_query(&duck, last),
-        "25000\t24999\tname_00000000000\t8334\t{\"ref\":\"00000024999\",\"name\":\"name_00000024999\",\"score\":\"999\",\"group\":\"g70\",\"active\":1,\"note\":\"lorem\"}"
-    );
-    assert_eq!(
-        duckdb_query(
-            &duck,
-            "SELECT value, created_at, tags FROM test_rows WHERE id = 24999"
-        ),
-        "3571.285714285714\t2024-01-01 06:56:39.000999+00\t[a4, b49, c499]"
-    );
-    assert_eq!(
-        sqlite_query(&lite, "SELECT count(*), sum(flag), max(id) FROM test_rows"),
-        "25000\t8334\t24999"
-    );
+    assert_test_rows(&w, &duck, &lite);
 
     // Children point at their parents.
     for (query, name) in [
@@ -348,6 +353,28 @@ fn the_javascript_sdk_passes_its_unit_tests() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+    // The SDK's declared types are valid TypeScript (tsc comes with the build tools).
+    let out = Command::new(modules.join("node_modules/.bin/tsc"))
+        .args([
+            "--noEmit",
+            "--strict",
+            "--target",
+            "es2022",
+            "--module",
+            "nodenext",
+            "--moduleResolution",
+            "nodenext",
+            "node_modules/quarry-sdk/index.d.ts",
+            "node_modules/quarry-sdk/http.d.ts",
+        ])
+        .current_dir(dir.path())
+        .output()
+        .expect("run tsc");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 }
 
 /// The paginated API the JavaScript example reads: three pages of items.
@@ -403,22 +430,7 @@ fn the_javascript_example_syncs_into_duckdb_and_sqlite() {
         "1\t9223372036854775813\t0001ff\t12345678-1234-5678-9abc-def012345678\t{\"a\":[1,2],\"b\":null}\t2024-02-29\t2024-01-02 03:04:05.678000\t[\"x\",\"y\"]\n\
          3\t0\t\t00000000-0000-0000-0000-000000000001\t\"text\"\t1969-12-31\t2024-01-01 00:00:00.000001\t[]"
     );
-    assert_eq!(
-        test_rows_digest(&duck),
-        test_rows_digest(&rust_test_rows(&w, 25000))
-    );
-    let last = "SELECT count(*), max(id), min(name), sum(flag::int), max(payload) FROM test_rows";
-    assert_eq!(
-        duckdb_query(&duck, last),
-        "25000\t24999\tname_00000000000\t8334\t{\"ref\":\"00000024999\",\"name\":\"name_00000024999\",\"score\":\"999\",\"group\":\"g70\",\"active\":1,\"note\":\"lorem\"}"
-    );
-    assert_eq!(
-        duckdb_query(
-            &duck,
-            "SELECT value, created_at, tags FROM test_rows WHERE id = 24999"
-        ),
-        "3571.285714285714\t2024-01-01 06:56:39.000999+00\t[a4, b49, c499]"
-    );
+    assert_test_rows(&w, &duck, &lite);
     for db in [
         duckdb_query(
             &duck,

@@ -140,8 +140,18 @@ test('rows for unknown columns or tables are refused', () => {
   assert.throws(() => q.runSync({ ...family, sync: (t, out) => out.insert(t[0], [{ id: 1, nmae: 'typo' }]) }), /table `parents` has no column `nmae`/);
   assert.throws(() => q.runSync({ ...family, sync: (t, out) => out.insert(t[0], [[1]]) }), /table `parents` has 2 columns, but a row has 1/);
   assert.throws(() => q.runSync({ ...family, sync: (t, out) => out.insert('loose', [[1]]) }, { tables: ['parents'] }), /table `loose`, which is not one of the tables/);
-  assert.throws(() => q.runSync(family, { deterministicCqId: true }), /deterministic_cq_id: table `parents` has a primary key/);
-  assert.equal(q.runSync({ ...family, sync() {} }, { tables: ['loose'], deterministicCqId: true }).messages.length, 1);
+});
+
+test('deterministic ids follow the primary key and match the Rust and Python SDKs', () => {
+  const ids = (sink) => rowsOf(sink, 'parents').map((r) => Buffer.from(r._cq_id).toString('hex'));
+  const first = ids(q.runSync(family, { deterministicCqId: true }));
+  assert.deepEqual(ids(q.runSync(family, { deterministicCqId: true })), first);
+  assert.ok(first.every((id) => id[12] === '8'));
+  // The id `quarry_sdk::cq_id::deterministic_ids` derives for `id` = 1 (int64): guest-sdk/src/cq_id.rs,
+  // `an_id_from_one_int64_key_is_the_same_in_every_sdk`, and the Python SDK's test.
+  assert.equal(first[1], '81bac35508aa85edbc5c4f9b2e3736cd');
+  const listKey = { ...family, tables: () => [new q.Table('parents', [new q.Column('id', q.list(q.int64()), { primaryKey: true })])], sync: (t, out) => out.insert(t[0], [[[1]]]) };
+  assert.throws(() => q.runSync(listKey, { deterministicCqId: true }), /deterministic_cq_id: table `parents`: column `id` \(list<int64>\): row 0: a primary key of type list<int64> cannot derive an id/);
 });
 
 test('child rows must name a parent row of the batch', () => {

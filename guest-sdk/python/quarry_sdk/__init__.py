@@ -390,6 +390,8 @@ def _key_bytes(data_type, value):
         return value.encode()
     if kind in ("binary", "fixed"):
         return bytes(value)
+    if kind == "json":
+        return arrow._json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
     if kind == "uuid":
         return value.bytes if isinstance(value, _uuid_module.UUID) else (
             _uuid_module.UUID(value).bytes if isinstance(value, str) else bytes(value))

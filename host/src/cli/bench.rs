@@ -68,6 +68,8 @@ const HACKERNEWS: &str = "  path: quarry/hackernews\n  tables: [hackernews_items
 const HN_ITEMS: u64 = 10_000;
 const HN_LATENCY_MS: u64 = 50;
 
+/// The `test` destination, which decodes each batch and discards it.
+const DISCARD: &str = "  path: quarry/test\n  write_mode: append\n";
 const PARQUET: &str = "  path: quarry/file\n  write_mode: append\n  spec:\n    path: out/{{TABLE}}/{{UUID}}.{{FORMAT}}\n    format: parquet\n  permissions:\n    files: { ./out: write }\n";
 
 const SCENARIOS: &[Scenario] = &[
@@ -96,7 +98,7 @@ const SCENARIOS: &[Scenario] = &[
     Scenario {
         name: "python -> test (discard)",
         source: PYTHON,
-        destination: "  path: quarry/test\n  write_mode: append\n",
+        destination: DISCARD,
     },
     Scenario {
         name: "javascript -> file (parquet)",
@@ -106,17 +108,17 @@ const SCENARIOS: &[Scenario] = &[
     Scenario {
         name: "javascript -> test (discard)",
         source: JAVASCRIPT,
-        destination: "  path: quarry/test\n  write_mode: append\n",
+        destination: DISCARD,
     },
     Scenario {
         name: "test -> test (discard)",
         source: IN_PROCESS,
-        destination: "  path: quarry/test\n  write_mode: append\n",
+        destination: DISCARD,
     },
     Scenario {
         name: "hackernews (50 ms) -> discard",
         source: HACKERNEWS,
-        destination: "  path: quarry/test\n  write_mode: append\n",
+        destination: DISCARD,
     },
     // DuckDB, a native plugin over gRPC, into a file in the working directory that the runs
     // share: append grows it, overwrite replaces every row.
