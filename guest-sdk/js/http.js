@@ -22,11 +22,43 @@ function drop(resource) {
 }
 
 /**
- * Sends one request and reads the whole answer: `{ status, headers, body }` (headers by
- * lower-case name, body a Uint8Array). A status of 400 or more throws (`unauthorized` for 401
- * and 403, `unavailable` for 429 and 5xx) unless `check` is false.
+ * Sends one request and reads the whole answer: `{ url, status, headers, body }` (headers by
+ * lower-case name, body a Uint8Array, `url` where the answer came from). Redirects are followed
+ * (at most 10; a 303, or a 301/302 of a POST, continues as a GET without the body). A status of
+ * 400 or more throws (`unauthorized` for 401 and 403, `unavailable` for 429 and 5xx) unless
+ * `check` is false.
  */
 export function request(method, url, { headers = {}, body = null, timeoutMs = 60000, check = true } = {}) {
+  const asked = url;
+  let response;
+  for (let hop = 0; ; hop++) {
+    response = send(method, url, headers, body, timeoutMs);
+    const location = response.headers.location;
+    if (!REDIRECTS.has(response.status) || !location) break;
+    if (hop === MAX_REDIRECTS) throw QuarryError.internal(`${asked}: more than ${MAX_REDIRECTS} redirects (the last to ${url})`);
+    url = new URL(location, url).href;
+    if (response.status === 303 || ((response.status === 301 || response.status === 302) && method.toUpperCase() === 'POST')) {
+      method = 'GET';
+      body = null;
+    }
+  }
+  const { status, body: data } = response;
+  if (check && status >= 400) {
+    const detail = decoder.decode(data.subarray(0, 300)).trim();
+    const message = `${method} ${url} answered ${status}${detail ? `: ${detail}` : ''}`;
+    if (status === 401 || status === 403) throw QuarryError.unauthorized(message);
+    if (status === 429 || status >= 500) throw QuarryError.unavailable(message);
+    throw QuarryError.internal(message);
+  }
+  return response;
+}
+
+/** How many redirects one request follows before it fails; each hop is held to the grants. */
+const MAX_REDIRECTS = 10;
+const REDIRECTS = new Set([301, 302, 303, 307, 308]);
+
+/** One request and its whole answer, whatever the status. */
+function send(method, url, headers, body, timeoutMs) {
   const parsed = new URL(url);
   if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
     throw QuarryError.invalidSpec(`\`${url}\` is not an http(s) URL`);
@@ -103,15 +135,7 @@ export function request(method, url, { headers = {}, body = null, timeoutMs = 60
   } finally {
     drop(incoming);
   }
-  const response = { url, status, headers: answerHeaders, body: data };
-  if (check && status >= 400) {
-    const detail = decoder.decode(data.subarray(0, 300)).trim();
-    const message = `${method} ${url} answered ${status}${detail ? `: ${detail}` : ''}`;
-    if (status === 401 || status === 403) throw QuarryError.unauthorized(message);
-    if (status === 429 || status >= 500) throw QuarryError.unavailable(message);
-    throw QuarryError.internal(message);
-  }
-  return response;
+  return { url, status, headers: answerHeaders, body: data };
 }
 
 /** The whole body; its stream, the body and its trailers are dropped whatever happens. */

@@ -287,9 +287,11 @@ fn a_python_plugin_reaches_only_granted_hosts() {
         "{run:?}"
     );
 
+    // Asked at its old address, the list answers 302 to its new one: the SDK follows.
+    std::fs::write(server.dir.path().join("old.json.redirect"), "/items.json").unwrap();
     let granted = source(
         "[py_http]",
-        &format!("url: '{url}'"),
+        &format!("url: 'http://{}/old.json'", server.address),
         &format!("network: ['{}']", server.address),
         "[lite]",
     ) + SQLITE;
@@ -389,6 +391,9 @@ fn item_pages(server: &FileServer) {
     for (i, page) in pages.iter().enumerate() {
         std::fs::write(dir.join(format!("{}.json", i + 1)), page).expect("write a page");
     }
+    // Page 2 has moved: its old address answers 302, which the SDK follows.
+    std::fs::rename(dir.join("2.json"), dir.join("moved-2.json")).expect("move page 2");
+    std::fs::write(dir.join("2.json.redirect"), "/v1/items/moved-2.json").expect("redirect");
 }
 
 #[test]

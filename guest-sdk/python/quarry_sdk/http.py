@@ -4,11 +4,13 @@ granted, and a denial comes back as an `Error` (the host adds which grant would 
     from quarry_sdk import http
     items = http.get("https://api.example.com/items", headers={"accept": "application/json"}).json()
 
-Requests block until the answer's body has been read. A status of 400 or more is an `Error`
+Requests block until the answer's body has been read; redirects are followed (at most 10). A
+status of 400 or more is an `Error`
 (`unauthorized` for 401 and 403, `unavailable` for 429 and 5xx) unless `check=False`.
 """
 
 import json as _json
+from urllib.parse import urljoin as _urljoin
 from urllib.parse import urlsplit as _urlsplit
 
 from componentize_py_types import Err, Ok
@@ -57,8 +59,41 @@ def post(url, body=b"", headers=None, timeout=60.0, check=True):
     return request("POST", url, headers=headers, body=body, timeout=timeout, check=check)
 
 
+MAX_REDIRECTS = 10
+_REDIRECTS = (301, 302, 303, 307, 308)
+
+
 def request(method, url, headers=None, body=None, timeout=60.0, check=True):
-    """Sends one request and reads the whole answer. `body` is bytes, or a str (sent as UTF-8)."""
+    """Sends one request and reads the whole answer. `body` is bytes, or a str (sent as UTF-8).
+    Redirects are followed (at most 10; each hop is held to the grants like any request; a 303,
+    or a 301/302 of a POST, continues as a GET without the body); `Response.url` is where the
+    answer came from."""
+    asked = url
+    for _ in range(MAX_REDIRECTS + 1):
+        response = _send(method, url, headers, body, timeout)
+        location = response.headers.get("location")
+        if response.status not in _REDIRECTS or not location:
+            break
+        url = _urljoin(url, location)
+        if response.status == 303 or (response.status in (301, 302) and method.upper() == "POST"):
+            method, body = "GET", None
+    else:
+        raise Error.internal("%s: more than %d redirects (the last to %s)"
+                             % (asked, MAX_REDIRECTS, url))
+    if check and response.status >= 400:
+        detail = response.text[:300].strip()
+        message = "%s %s answered %d%s" % (method, url, response.status,
+                                           ": " + detail if detail else "")
+        if response.status in (401, 403):
+            raise Error.unauthorized(message)
+        if response.status == 429 or response.status >= 500:
+            raise Error.unavailable(message)
+        raise Error.internal(message)
+    return response
+
+
+def _send(method, url, headers, body, timeout):
+    """One request and its whole answer, whatever the status."""
     parts = _urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise Error.invalid_spec("`%s` is not an http(s) URL" % url)
@@ -120,16 +155,7 @@ def request(method, url, headers=None, body=None, timeout=60.0, check=True):
         text = value.decode("latin-1")
         headers[key] = headers[key] + ", " + text if key in headers else text
     status = incoming.status()
-    response = Response(url, status, headers, _read_body(method, url, incoming.consume()))
-    if check and status >= 400:
-        detail = response.text[:300].strip()
-        message = "%s %s answered %d%s" % (method, url, status, ": " + detail if detail else "")
-        if status in (401, 403):
-            raise Error.unauthorized(message)
-        if status == 429 or status >= 500:
-            raise Error.unavailable(message)
-        raise Error.internal(message)
-    return response
+    return Response(url, status, headers, _read_body(method, url, incoming.consume()))
 
 
 def _read_body(method, url, incoming_body):
