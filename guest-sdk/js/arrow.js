@@ -303,17 +303,29 @@ function timestampValue(v, unit) {
 
 function dateValue(v) {
   if (v == null) return 0;
-  if (v instanceof Date) return Math.floor(v.getTime() / 86400000);
+  if (v instanceof Date) {
+    if (Number.isNaN(v.getTime())) throw new TypeError('an invalid Date is not a date');
+    return Math.floor(v.getTime() / 86400000);
+  }
   if (typeof v === 'string') {
     const m = /^(\d{4})-(\d{2})-(\d{2})$/.exec(v);
-    const ms = m ? Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3])) : NaN;
-    // Date.UTC rolls 2024-02-30 over to March: a date that does not read back is not a date.
-    if (Number.isNaN(ms) || new Date(ms).toISOString().slice(0, 10) !== v) {
-      throw new TypeError(`\`${v}\` is not a date (YYYY-MM-DD)`);
+    let days = NaN;
+    if (m) {
+      // setUTCFullYear, not Date.UTC: that one reads years 0 to 99 as 1900 to 1999.
+      const d = new Date(0);
+      d.setUTCFullYear(Number(m[1]), Number(m[2]) - 1, Number(m[3]));
+      // A date that rolls over (2024-02-30 is March 1st) does not read back: it is not a date.
+      if (d.getUTCFullYear() === Number(m[1]) && d.getUTCMonth() === Number(m[2]) - 1 && d.getUTCDate() === Number(m[3])) {
+        days = d.getTime() / 86400000;
+      }
     }
-    return ms / 86400000;
+    if (Number.isNaN(days)) throw new TypeError(`\`${v}\` is not a date (YYYY-MM-DD)`);
+    return days;
   }
-  if (Number.isInteger(v)) return v;
+  if (Number.isInteger(v)) {
+    if (v < -(2 ** 31) || v >= 2 ** 31) throw new RangeError(`${v} days is out of range`);
+    return v;
+  }
   throw new TypeError(`a date is a Date, YYYY-MM-DD text or days since 1970, not ${JSON.stringify(v)}`);
 }
 
@@ -404,7 +416,10 @@ export function keyBytes(type, value) {
       return new Uint8Array(new BigInt64Array([timestampValue(value, type.unit)]).buffer);
     case 'date':
       return new Uint8Array(new Int32Array([dateValue(value)]).buffer);
-    default:
-      throw new TypeError(`a primary key of type ${type} cannot derive an id`);
+    default: {
+      const e = new TypeError(`a primary key of type ${type} cannot derive an id`);
+      e.unsupportedKey = true;
+      throw e;
+    }
   }
 }

@@ -181,7 +181,9 @@ export function deterministicIds(keys, rows) {
         try {
           bytes = arrow.keyBytes(type, value);
         } catch (e) {
-          throw new TypeError(`column \`${name}\` (${type}): row ${row}: ${e.message}`);
+          const error = new TypeError(`column \`${name}\` (${type}): ${e.message.startsWith('row ') ? '' : `row ${row}: `}${e.message}`);
+          error.unsupportedKey = e.unsupportedKey;
+          throw error;
         }
         encoded = new Uint8Array(bytes.length + 1);
         encoded.set(bytes, 1);
@@ -302,7 +304,9 @@ export class SyncContext {
     try {
       return deterministicIds(prepared.keys.map(([c, i]) => [c.name, c.type, columns[i]]), rows);
     } catch (e) {
-      throw QuarryError.invalidSpec(`deterministic_cq_id: table \`${prepared.table.name}\`: ${e.message}; turn deterministic_cq_id off for this source`);
+      // A key type no id derives from is the user's setting to change; a bad value is the plugin's.
+      if (e.unsupportedKey) throw QuarryError.invalidSpec(`deterministic_cq_id: table \`${prepared.table.name}\`: ${e.message}; turn deterministic_cq_id off for this source`);
+      throw QuarryError.internal(`table \`${prepared.table.name}\`: ${e.message}`);
     }
   }
 

@@ -15,6 +15,12 @@ const METHODS = new Set(['get', 'head', 'post', 'put', 'delete', 'connect', 'opt
 // handle now (the host caps a plugin's live handles) instead of whenever it is collected.
 const DISPOSE = Symbol.dispose || Symbol.for('dispose');
 
+/** A stream's `last-operation-failed` error carries a handle of its own. */
+function dropPayload(e) {
+  const error = e && e.payload && e.payload.tag === 'last-operation-failed' ? e.payload.val : null;
+  if (error && typeof error[DISPOSE] === 'function') error[DISPOSE]();
+}
+
 function drop(resource) {
   if (resource == null) return;
   if (typeof resource[DISPOSE] !== 'function') throw new Error('quarry-sdk/http: a wasi:http resource has no disposer');
@@ -35,11 +41,13 @@ export function request(method, url, { headers = {}, body = null, timeoutMs = 60
     response = send(method, url, headers, body, timeoutMs);
     const location = response.headers.location;
     if (!REDIRECTS.has(response.status) || !location) break;
-    if (hop === MAX_REDIRECTS) throw QuarryError.internal(`${asked}: more than ${MAX_REDIRECTS} redirects (the last to ${url})`);
-    url = new URL(location, url).href;
-    if (response.status === 303 || ((response.status === 301 || response.status === 302) && method.toUpperCase() === 'POST')) {
+    url = new URL(location.split(', ')[0], url).href;
+    if (hop === MAX_REDIRECTS) throw QuarryError.unavailable(`${asked}: more than ${MAX_REDIRECTS} redirects (the last to ${url})`);
+    const upper = method.toUpperCase();
+    if ((response.status === 303 && upper !== 'HEAD') || ((response.status === 301 || response.status === 302) && upper === 'POST')) {
       method = 'GET';
       body = null;
+      headers = Object.fromEntries(Object.entries(headers).filter(([k]) => !BODY_HEADERS.has(k.toLowerCase())));
     }
   }
   const { status, body: data } = response;
@@ -56,6 +64,8 @@ export function request(method, url, { headers = {}, body = null, timeoutMs = 60
 /** How many redirects one request follows before it fails; each hop is held to the grants. */
 const MAX_REDIRECTS = 10;
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
+/** What describes a body, dropped with it when a redirect continues as a GET. */
+const BODY_HEADERS = new Set(['content-length', 'content-type', 'transfer-encoding']);
 
 /** One request and its whole answer, whatever the status. */
 function send(method, url, headers, body, timeoutMs) {
@@ -63,42 +73,57 @@ function send(method, url, headers, body, timeoutMs) {
   if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
     throw QuarryError.invalidSpec(`\`${url}\` is not an http(s) URL`);
   }
+  if (!(Number.isFinite(timeoutMs) && timeoutMs > 0)) throw new TypeError(`timeoutMs must be a positive number, not ${timeoutMs}`);
+  const nanos = BigInt(Math.ceil(timeoutMs)) * 1000000n;
+  const payload = body == null ? null : typeof body === 'string' ? encoder.encode(body) : body;
   const fields = Fields.fromList(Object.entries(headers).map(([k, v]) => [k.toLowerCase(), encoder.encode(String(v))]));
   const outgoing = new OutgoingRequest(fields);
-  const m = method.toLowerCase();
-  outgoing.setMethod(METHODS.has(m) ? { tag: m } : { tag: 'other', val: method });
-  outgoing.setScheme({ tag: parsed.protocol === 'https:' ? 'HTTPS' : 'HTTP' });
-  outgoing.setAuthority(parsed.host);
-  outgoing.setPathWithQuery(`${parsed.pathname}${parsed.search}`);
-  const outgoingBody = outgoing.body();
+  let outgoingBody;
+  let future;
+  try {
+    const m = method.toLowerCase();
+    outgoing.setMethod(METHODS.has(m) ? { tag: m } : { tag: 'other', val: method });
+    outgoing.setScheme({ tag: parsed.protocol === 'https:' ? 'HTTPS' : 'HTTP' });
+    outgoing.setAuthority(parsed.host);
+    outgoing.setPathWithQuery(`${parsed.pathname}${parsed.search}`);
+    outgoingBody = outgoing.body();
+  } catch (e) {
+    drop(outgoing);
+    throw QuarryError.invalidSpec(`${method} ${url}: not a request wasi:http accepts (${e.message})`);
+  }
   const options = new RequestOptions();
-  const nanos = BigInt(timeoutMs) * 1000000n;
   options.setConnectTimeout(nanos);
   options.setFirstByteTimeout(nanos);
   options.setBetweenBytesTimeout(nanos);
-  let future;
   try {
     future = handle(outgoing, options);
   } catch (e) {
     drop(outgoingBody);
     throw failure(method, url, e.payload);
   }
-  // The body is written after `handle`: the host takes only a few chunks before the request is
-  // under way, so writing a large body first would wait forever.
-  if (body != null) {
-    const data = typeof body === 'string' ? encoder.encode(body) : body;
-    const stream = outgoingBody.write();
-    try {
-      for (let at = 0; at < data.length; at += 4096) stream.blockingWriteAndFlush(data.subarray(at, at + 4096));
-    } catch (e) {
-      throw QuarryError.unavailable(`${method} ${url}: sending the body failed`);
-    } finally {
-      drop(stream);
-    }
-  }
-  OutgoingBody.finish(outgoingBody, undefined);
   let answer;
+  let bodyFailed = false;
   try {
+    // The body is written after `handle`: the host takes only a few chunks before the request
+    // is under way, so writing a large body first would wait forever.
+    if (payload != null) {
+      const stream = outgoingBody.write();
+      try {
+        for (let at = 0; at < payload.length; at += 4096) stream.blockingWriteAndFlush(payload.subarray(at, at + 4096));
+      } catch (e) {
+        dropPayload(e);
+        bodyFailed = true;
+      } finally {
+        drop(stream);
+      }
+    }
+    try {
+      OutgoingBody.finish(outgoingBody, undefined);
+    } catch (e) {
+      bodyFailed = true;
+    }
+    // A body that could not be sent usually means the request failed (denied, refused): the
+    // answer says why, so it is read first.
     for (;;) {
       answer = future.get();
       if (answer !== undefined) break;
@@ -114,6 +139,10 @@ function send(method, url, headers, body, timeoutMs) {
   }
   if (answer.tag === 'err' || answer.val.tag === 'err') {
     throw failure(method, url, answer.tag === 'ok' ? answer.val.val : undefined);
+  }
+  if (bodyFailed) {
+    drop(answer.val.val);
+    throw QuarryError.unavailable(`${method} ${url}: sending the body failed`);
   }
   const incoming = answer.val.val;
   let status;
@@ -151,6 +180,7 @@ function readBody(method, url, incomingBody) {
           chunk = stream.blockingRead(65536n);
         } catch (e) {
           if (e.payload && e.payload.tag === 'closed') break;
+          dropPayload(e);
           throw QuarryError.unavailable(`${method} ${url}: the answer's body broke off`);
         }
         chunks.push(chunk);

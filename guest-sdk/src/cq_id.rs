@@ -221,5 +221,13 @@ mod tests {
         let id = ids.as_fixed_size_binary().value(0);
         let hex: String = id.iter().map(|b| format!("{b:02x}")).collect();
         assert_eq!(hex, "81bac35508aa85edbc5c4f9b2e3736cd");
+        // A key named outside ASCII: its name's length counts bytes.
+        let key: ArrayRef = Arc::new(arrow_array::Int32Array::from(vec![7]));
+        let ids = deterministic_ids(&[("é", &key)], 1).unwrap();
+        let hex: String = ids.as_fixed_size_binary().value(0)[..4]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(hex, "4131b48f");
     }
 }

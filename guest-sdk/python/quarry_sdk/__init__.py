@@ -418,7 +418,8 @@ def deterministic_ids(keys, rows):
                     from None
             except Error as e:
                 raise Error(e.kind, "column `%s`: %s" % (name, e.message)) from None
-            digest.update(_struct.pack("<I", len(name)) + name.encode())
+            encoded_name = name.encode()  # its length in bytes, as Rust's `str::len`
+            digest.update(_struct.pack("<I", len(encoded_name)) + encoded_name)
             digest.update(_struct.pack("<I", len(encoded)) + encoded)
         raw = bytearray(digest.digest()[:16])
         raw[6] = _VERSION_8[raw[6]]

@@ -61,6 +61,8 @@ def post(url, body=b"", headers=None, timeout=60.0, check=True):
 
 MAX_REDIRECTS = 10
 _REDIRECTS = (301, 302, 303, 307, 308)
+# What describes a body, dropped with it when a redirect continues as a GET.
+_BODY_HEADERS = ("content-length", "content-type", "transfer-encoding")
 
 
 def request(method, url, headers=None, body=None, timeout=60.0, check=True):
@@ -74,12 +76,15 @@ def request(method, url, headers=None, body=None, timeout=60.0, check=True):
         location = response.headers.get("location")
         if response.status not in _REDIRECTS or not location:
             break
-        url = _urljoin(url, location)
-        if response.status == 303 or (response.status in (301, 302) and method.upper() == "POST"):
+        url = _urljoin(url, location.split(", ")[0])
+        if (response.status == 303 and method.upper() != "HEAD") or (
+                response.status in (301, 302) and method.upper() == "POST"):
             method, body = "GET", None
+            headers = {k: v for k, v in (headers or {}).items()
+                       if k.lower() not in _BODY_HEADERS}
     else:
-        raise Error.internal("%s: more than %d redirects (the last to %s)"
-                             % (asked, MAX_REDIRECTS, url))
+        raise Error.unavailable("%s: more than %d redirects (the last to %s)"
+                                % (asked, MAX_REDIRECTS, url))
     if check and response.status >= 400:
         detail = response.text[:300].strip()
         message = "%s %s answered %d%s" % (method, url, response.status,
@@ -130,6 +135,7 @@ def _send(method, url, headers, body, timeout):
         raise _failure(method, url, e.value) from None
     # The body is written after `handle`: the host takes only a few chunks before the request is
     # under way, so writing a large body first would wait forever.
+    body_failed = False
     if body:
         data = body.encode() if isinstance(body, str) else bytes(body)
         stream = outgoing_body.write()
@@ -137,10 +143,15 @@ def _send(method, url, headers, body, timeout):
             for at in range(0, len(data), 4096):
                 stream.blocking_write_and_flush(data[at:at + 4096])
         except Err:
-            raise Error.unavailable("%s %s: sending the body failed" % (method, url)) from None
+            body_failed = True
         finally:
             stream.__exit__(None, None, None)
-    _h.OutgoingBody.finish(outgoing_body, None)
+    try:
+        _h.OutgoingBody.finish(outgoing_body, None)
+    except Err:
+        body_failed = True
+    # A body that could not be sent usually means the request failed (denied, refused): the
+    # answer says why, so it is read first.
     answer = None
     while answer is None:
         future.subscribe().block()
@@ -148,6 +159,8 @@ def _send(method, url, headers, body, timeout):
     if isinstance(answer, Err) or isinstance(answer.value, Err):
         code = answer.value.value if isinstance(answer, Ok) else answer.value
         raise _failure(method, url, code)
+    if body_failed:
+        raise Error.unavailable("%s %s: sending the body failed" % (method, url))
     incoming = answer.value.value
     headers = {}
     for name, value in incoming.headers().entries():
@@ -159,18 +172,23 @@ def _send(method, url, headers, body, timeout):
 
 
 def _read_body(method, url, incoming_body):
-    stream = incoming_body.stream()
+    """The whole body; the stream is closed before its body is finished, whatever happens."""
     chunks = []
-    while True:
+    try:
+        stream = incoming_body.stream()
         try:
-            chunks.append(stream.blocking_read(_CHUNK))
-        except Err as e:
-            if isinstance(e.value, StreamError_Closed):
-                break
-            raise Error.unavailable("%s %s: the answer's body broke off" % (method, url)) \
-                from None
-    stream.__exit__(None, None, None)
-    _h.IncomingBody.finish(incoming_body)
+            while True:
+                try:
+                    chunks.append(stream.blocking_read(_CHUNK))
+                except Err as e:
+                    if isinstance(e.value, StreamError_Closed):
+                        break
+                    raise Error.unavailable("%s %s: the answer's body broke off"
+                                            % (method, url)) from None
+        finally:
+            stream.__exit__(None, None, None)
+    finally:
+        _h.IncomingBody.finish(incoming_body)
     return b"".join(chunks)
 
 

@@ -185,6 +185,8 @@ class Syncs(unittest.TestCase):
         # The same value `quarry_sdk::cq_id::deterministic_ids` derives for `id` = 1 (int64)
         # (guest-sdk/src/cq_id.rs, `an_id_from_one_int64_key_is_the_same_in_every_sdk`).
         self.assertEqual(str(ids[1]), RUST_ID_OF_INT64_KEY_1)
+        # A key column named outside ASCII hashes its name's UTF-8 bytes, as Rust's `str::len`.
+        self.assertEqual(q.deterministic_ids([("é", q.int32(), [7])], 1)[0].hex()[:8], "4131b48f")
 
     def test_selection_follows_patterns_and_parents(self):
         all_tables = Family({}).tables()
