@@ -120,6 +120,13 @@ fn assert_test_rows(w: &Workdir, duck: &Path, lite: &Path) {
     );
 }
 
+/// Syncs `spec` (into `SQLITE`), which must succeed, and answers `sql` from its database.
+fn synced_rows(w: &Workdir, spec: &str, sql: &str) -> String {
+    let run = sync(w, spec);
+    assert_eq!(run.code, 0, "{run:?}");
+    sqlite_query(&w.path().join("data/py.db"), sql)
+}
+
 fn sync(w: &Workdir, spec: &str) -> Run {
     w.write("spec.yml", spec);
     w.quarry(&["sync", "spec.yml"])
@@ -250,11 +257,10 @@ fn a_python_plugin_reads_a_file_only_when_granted() {
         "files: { ./in: read }",
         "[lite]",
     ) + SQLITE;
-    let run = sync(&w, &granted);
-    assert_eq!(run.code, 0, "{run:?}");
     assert_eq!(
-        sqlite_query(
-            &w.path().join("data/py.db"),
+        synced_rows(
+            &w,
+            &granted,
             "SELECT line, text FROM py_lines ORDER BY line"
         ),
         "1\tfirst\n2\tsecond"
@@ -295,11 +301,10 @@ fn a_python_plugin_reaches_only_granted_hosts() {
         &format!("network: ['{}']", server.address),
         "[lite]",
     ) + SQLITE;
-    let run = sync(&w, &granted);
-    assert_eq!(run.code, 0, "{run:?}");
     assert_eq!(
-        sqlite_query(
-            &w.path().join("data/py.db"),
+        synced_rows(
+            &w,
+            &granted,
             "SELECT id, title, tags FROM py_http ORDER BY id"
         ),
         "1\tone\t[\"a\"]\n2\ttwo\tNULL"
@@ -507,13 +512,8 @@ fn a_javascript_plugin_sends_more_requests_than_it_may_hold_handles() {
         &format!("network: ['{}']", server.address),
         "[lite]",
     ) + SQLITE;
-    let run = sync(&w, &spec);
-    assert_eq!(run.code, 0, "{run:?}");
     assert_eq!(
-        sqlite_query(
-            &w.path().join("data/py.db"),
-            "SELECT count(*), max(page) FROM js_items"
-        ),
+        synced_rows(&w, &spec, "SELECT count(*), max(page) FROM js_items"),
         format!("{PAGES}\t{PAGES}")
     );
 }
