@@ -257,6 +257,73 @@ fn a_failing_transformer_stops_only_its_destination_with_a_clear_error() {
     }
 }
 
+/// A transformer may return more rows than it was given (one batch in, several out), but only as
+/// many as fit in its own memory cap (what one call returns is copied out of that memory): one
+/// that answers each batch 200,000 times over is stopped naming the limit, and its destination
+/// alone fails. One that answers each batch three times has every copy written.
+#[test]
+fn an_amplifying_transformer_is_held_to_its_memory_cap() {
+    let w = Workdir::new();
+    let fixture = transformer_fixture().display().to_string();
+    w.write("data/.keep", "");
+    let spec = |copies: u32| {
+        format!(
+            r#"{}---
+kind: destination
+spec:
+  name: good
+  path: quarry/sqlite
+  write_mode: append
+  spec: {{ connection_string: ./data/good.db }}
+  permissions: {{ files: {{ ./data: write }} }}
+---
+kind: destination
+spec:
+  name: amplified
+  path: quarry/sqlite
+  write_mode: append
+  transformers: [amplifier]
+  spec: {{ connection_string: ./data/amplified.db }}
+  permissions: {{ files: {{ ./data: write }} }}
+---
+kind: transformer
+spec:
+  name: amplifier
+  registry: local
+  path: {fixture}
+  spec: {{ amplify: {copies} }}
+"#,
+            store_source(
+                "[{ name: id, type: int64 }]",
+                "[[1], [2], [3]]",
+                "good, amplified"
+            )
+        )
+    };
+    let run = sync(&w, &spec(3));
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(
+        sqlite_query(
+            &w.path().join("data/amplified.db"),
+            "SELECT id, count(*) FROM items GROUP BY id ORDER BY id"
+        ),
+        "1\t3\n2\t3\n3\t3"
+    );
+
+    let run = sync(&w, &spec(200_000));
+    assert_eq!(run.code, 3, "{run:?}");
+    assert!(
+        run.stderr.contains(
+            "plugin `amplifier` failed in transform of table `items`: it exceeded its memory limit of 1GiB"
+        ),
+        "{run:?}"
+    );
+    assert_eq!(
+        sqlite_query(&w.path().join("data/good.db"), "SELECT count(*) FROM items"),
+        "6"
+    );
+}
+
 /// A transformer stuck in one call is stopped after `QUARRY_CALL_TIMEOUT`, and only its
 /// destination fails: the source and the other destination finish.
 #[test]
