@@ -124,7 +124,7 @@ pub fn close<P: Plugin>() -> Result<(), wit::Error> {
 pub fn tables<P: Source>(options: wit::TableOptions) -> Result<Vec<Vec<u8>>, wit::Error> {
     Ok(with_plugin::<P, _>(|p, _| {
         crate::select_tables(
-            &p.tables(),
+            &p.discover()?,
             &options.tables,
             &options.skip_tables,
             options.skip_dependent_tables,

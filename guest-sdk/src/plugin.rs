@@ -148,6 +148,13 @@ pub trait Source: Plugin {
     /// Every table this source can produce. The SDK applies the user's table selection.
     fn tables(&self) -> Vec<Table>;
 
+    /// Every table this source can produce, for a source that must do work that can fail to
+    /// know them (read a database's catalog). The SDK calls this, not [`Source::tables`], before
+    /// it lists or syncs tables; the default returns [`Source::tables`].
+    fn discover(&mut self) -> Result<Vec<Table>> {
+        Ok(self.tables())
+    }
+
     /// Sends the rows of `tables` through `out`: the selected top-level tables (already
     /// migrated). Child tables are not in the list: their rows come from [`Source::relation`],
     /// resolved for each batch of their parent.

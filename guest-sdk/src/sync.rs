@@ -200,7 +200,7 @@ pub(crate) fn sync_into<S: Source>(
     sink: &mut dyn Sink,
 ) -> Result<()> {
     let tables = select_tables(
-        &source.tables(),
+        &source.discover()?,
         &options.tables,
         &options.skip_tables,
         options.skip_dependent_tables,

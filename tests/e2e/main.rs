@@ -13,6 +13,7 @@ mod hackernews;
 mod languages;
 mod oci;
 mod postgresql;
+mod postgresql_source;
 mod roundtrip;
 mod sandbox;
 mod semantics;

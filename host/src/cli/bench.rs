@@ -15,6 +15,11 @@
 //! price the transport against the in-process component. The peak RSS is the kernel's account of
 //! the `quarry sync` child, which takes in the native plugin processes it started and reaped.
 //!
+//! The `postgresql` source scenarios read N rows of `test_rows` that the bench first loads into
+//! the local PostgreSQL (schema `quarry_bench_source`, keyed on `id`, analyzed): whole, and cut
+//! into two key ranges read at once; next to them, `psql`'s `\copy ... TO (FORMAT binary)` of
+//! the same columns into /dev/null, the limit of reading that table.
+//!
 //! The distribution scenarios (`--only oci`, or all) start Debian's `docker-registry` on a free
 //! loopback port, push the `test` plugin padded to 10 MB with a custom section, and time, as wall
 //! clock of child processes: `quarry plugin pull` into an empty store; the first sync with it
@@ -64,6 +69,17 @@ const JAVASCRIPT: &str = "  registry: local\n  path: {{JS}}\n  tables: [test_row
 /// The `hackernews` source against the fixture server, every item from the first (no cursor:
 /// the destination keeps no state).
 const HACKERNEWS: &str = "  path: quarry/hackernews\n  tables: [hackernews_items]\n  spec: { item_concurrency: 100, base_url: \"http://{{HN}}\" }\n  permissions: { network: [\"{{HN}}\"] }\n";
+/// The `postgresql` source reading the table [`load_pg_source`] fills, whole (no table is as
+/// large as `split_rows`).
+const PG_SOURCE: &str = "  path: quarry/postgresql\n  tables: [test_rows]\n  spec:\n    connection_string: postgres://postgres@127.0.0.1:5432/test\n    tables: [quarry_bench_source.test_rows]\n    split_rows: 1000000000000\n  permissions:\n    network: [\"127.0.0.1:5432\"]\n";
+/// The same, cut into two ranges of its key read at once (`split_rows` a little under half the
+/// rows, as PostgreSQL's estimate of them may fall short).
+const PG_SOURCE_SPLIT: &str = "  path: quarry/postgresql\n  tables: [test_rows]\n  spec:\n    connection_string: postgres://postgres@127.0.0.1:5432/test\n    tables: [quarry_bench_source.test_rows]\n    split_rows: {{HALF}}\n  permissions:\n    network: [\"127.0.0.1:5432\"]\n";
+/// The schema [`load_pg_source`] fills.
+const PG_SOURCE_SCHEMA: &str = "quarry_bench_source";
+/// The columns of `test_rows` (not Quarry's own), as `psql`'s copy reads them.
+const TEST_ROWS_COLUMNS: &str = "id, name, value, flag, created_at, payload, tags";
+
 /// Items served to the `hackernews` scenario, and the latency of each answer.
 const HN_ITEMS: u64 = 10_000;
 const HN_LATENCY_MS: u64 = 50;
@@ -155,6 +171,26 @@ const SCENARIOS: &[Scenario] = &[
         source: IN_PROCESS,
         destination: "  path: quarry/postgresql\n  write_mode: overwrite\n  spec:\n    connection_string: postgres://postgres@127.0.0.1:5432/test\n    schema: quarry_bench_overwrite\n  permissions:\n    network: [\"127.0.0.1:5432\"]\n",
     },
+    Scenario {
+        name: "postgresql -> test (discard)",
+        source: PG_SOURCE,
+        destination: DISCARD,
+    },
+    Scenario {
+        name: "postgresql (2 ranges) -> test (discard)",
+        source: PG_SOURCE_SPLIT,
+        destination: DISCARD,
+    },
+    Scenario {
+        name: "postgresql -> file (parquet)",
+        source: PG_SOURCE,
+        destination: PARQUET,
+    },
+    Scenario {
+        name: "postgresql -> postgresql (append)",
+        source: PG_SOURCE,
+        destination: "  path: quarry/postgresql\n  write_mode: append\n  spec:\n    connection_string: postgres://postgres@127.0.0.1:5432/test\n    schema: quarry_bench_copy\n  permissions:\n    network: [\"127.0.0.1:5432\"]\n",
+    },
 ];
 
 struct Sample {
@@ -179,11 +215,27 @@ pub async fn run(args: BenchArgs) -> Result<Exit, CliError> {
     );
     let mut exit = Exit::Ok;
     let mut hn_server: Option<HnServer> = None;
-    for scenario in SCENARIOS.iter().filter(|s| {
-        args.only
-            .as_ref()
-            .is_none_or(|o| s.name.contains(o.as_str()))
-    }) {
+    let selected: Vec<&Scenario> = SCENARIOS
+        .iter()
+        .filter(|s| {
+            args.only
+                .as_ref()
+                .is_none_or(|o| s.name.contains(o.as_str()))
+        })
+        .collect();
+    let mut pg_loaded = None;
+    for scenario in selected {
+        if scenario.name.starts_with("postgresql") && pg_loaded.is_none() {
+            let loaded = load_pg_source(&exe, &work, &args);
+            if let Err(e) = &loaded {
+                eprintln!("error: loading {PG_SOURCE_SCHEMA}.test_rows: {e}");
+                exit = Exit::Failure;
+            }
+            pg_loaded = Some(loaded.is_ok());
+        }
+        if scenario.name.starts_with("postgresql") && pg_loaded != Some(true) {
+            continue;
+        }
         let spec_path = match write_spec(scenario, &args, &exe, &work, &mut hn_server) {
             Ok(path) => path,
             Err(e) => {
@@ -207,6 +259,15 @@ pub async fn run(args: BenchArgs) -> Result<Exit, CliError> {
         }
         print_medians(scenario.name, &samples);
     }
+    if pg_loaded == Some(true) {
+        match psql_copy_out(&args) {
+            Ok(samples) => print_medians("limit: psql \\copy to (binary)", &samples),
+            Err(e) => {
+                eprintln!("error: psql \\copy: {e}");
+                exit = Exit::Failure;
+            }
+        }
+    }
     drop(hn_server);
     if args
         .only
@@ -228,6 +289,69 @@ pub async fn run(args: BenchArgs) -> Result<Exit, CliError> {
     }
     let _ = std::fs::remove_dir_all(&work);
     Ok(exit)
+}
+
+/// Runs `sql` with `psql` against the local PostgreSQL.
+fn psql(sql: &str) -> Result<(), String> {
+    let out = Command::new("psql")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "postgres",
+            "-d",
+            "test",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-qc",
+        ])
+        .arg(sql)
+        .output()
+        .map_err(|e| format!("cannot run psql (PostgreSQL's client): {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "psql -c {sql:?}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    Ok(())
+}
+
+/// Fills `quarry_bench_source.test_rows` with the run's rows, keyed on `id` (a sync with
+/// `write_mode: overwrite` into a new schema), and analyzes it so its size is known.
+fn load_pg_source(exe: &Path, work: &Path, args: &BenchArgs) -> Result<(), String> {
+    psql(&format!("drop schema if exists {PG_SOURCE_SCHEMA} cascade"))?;
+    let spec = format!(
+        "kind: source\nspec:\n  name: bench_load\n{}  destinations: [load]\n---\nkind: destination\nspec:\n  name: load\n  path: quarry/postgresql\n  write_mode: overwrite\n  spec:\n    connection_string: postgres://postgres@127.0.0.1:5432/test\n    schema: {PG_SOURCE_SCHEMA}\n  permissions:\n    network: [\"127.0.0.1:5432\"]\n",
+        IN_PROCESS
+            .replace("{{ROWS}}", &args.rows.to_string())
+            .replace("{{BATCH}}", &args.batch_size.to_string())
+    );
+    let path = work.join("bench-load.yml");
+    std::fs::write(&path, spec).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    run_once(exe, work, &path)?;
+    psql(&format!("analyze {PG_SOURCE_SCHEMA}.test_rows"))
+}
+
+/// `psql`'s `\copy` of the loaded table's columns to /dev/null in the binary format: the rows/s
+/// of reading that table with nothing done to them, measured as the scenarios are.
+fn psql_copy_out(args: &BenchArgs) -> Result<Vec<Sample>, String> {
+    let mut samples = Vec::new();
+    for i in 0..=args.runs {
+        let started = Instant::now();
+        psql(&format!(
+            "\\copy (select {TEST_ROWS_COLUMNS} from {PG_SOURCE_SCHEMA}.test_rows) to '/dev/null' with (format binary)"
+        ))?;
+        if i > 0 {
+            samples.push(Sample {
+                seconds: started.elapsed().as_secs_f64(),
+                ipc_bytes: 0,
+                rows: args.rows,
+                peak_rss_kib: 0,
+            });
+        }
+    }
+    Ok(samples)
 }
 
 /// A native-plugin stand-in for the gRPC scenario: `quarry serve quarry/test` behind a script.
@@ -257,6 +381,7 @@ fn write_spec(
 ) -> Result<PathBuf, String> {
     let mut source = scenario
         .source
+        .replace("{{HALF}}", &(args.rows * 45 / 100).max(1).to_string())
         .replace("{{ROWS}}", &args.rows.to_string())
         .replace("{{BATCH}}", &args.batch_size.to_string());
     for (placeholder, file) in [

@@ -44,6 +44,8 @@ enum Encoder<'a> {
     Interval(Box<dyn Fn(usize) -> (i64, i32, i32) + 'a>),
     /// An unscaled integer and its scale.
     Numeric(Box<dyn Fn(usize) -> i128 + 'a>, i8),
+    /// A `Decimal256`'s unscaled integer and its scale.
+    WideNumeric(Box<dyn Fn(usize) -> arrow_buffer::i256 + 'a>, i8),
     /// A one-dimensional array: each row's range of items, and how items are written.
     List {
         ranges: Ranges<'a>,
@@ -191,6 +193,10 @@ impl<'a> Encoder<'a> {
                 let a = array.as_primitive::<Decimal128Type>();
                 Encoder::Numeric(Box::new(move |i| a.value(i)), *scale)
             }
+            DataType::Decimal256(_, scale) if *scale >= 0 => {
+                let a = array.as_primitive::<arrow_array::types::Decimal256Type>();
+                Encoder::WideNumeric(Box::new(move |i| a.value(i)), *scale)
+            }
             DataType::Float16 => {
                 let a = array.as_primitive::<Float16Type>();
                 Encoder::Float4(Box::new(move |i| a.value(i).to_f32()))
@@ -337,6 +343,7 @@ impl<'a> Encoder<'a> {
                 out.put_i32(months);
             }
             Encoder::Numeric(v, scale) => numeric(v(i), *scale, out),
+            Encoder::WideNumeric(v, scale) => wide_numeric(v(i), *scale, out),
             Encoder::List {
                 ranges,
                 items,
@@ -439,6 +446,46 @@ fn numeric(unscaled: i128, scale: i8, out: &mut BytesMut) {
     out.put_u16(if negative { 0x4000 } else { 0 });
     out.put_i16(scale as i16);
     for &d in digits {
+        out.put_i16(d);
+    }
+}
+
+/// [`numeric`] for a `Decimal256` (up to 76 digits), through the value's decimal digits: rarer
+/// and wider, so simplicity wins over speed here.
+fn wide_numeric(unscaled: arrow_buffer::i256, scale: i8, out: &mut BytesMut) {
+    let text = unscaled.to_string();
+    let (negative, digits) = match text.strip_prefix('-') {
+        Some(digits) => (true, digits),
+        None => (false, text.as_str()),
+    };
+    let scale = usize::try_from(scale).unwrap_or(0);
+    // At least one integer digit, then both sides padded to whole base-10000 digits.
+    let digits = format!("{digits:0>width$}", width = scale + 1);
+    let (integer, fraction) = digits.split_at(digits.len() - scale);
+    let integer = format!("{integer:0>width$}", width = integer.len().div_ceil(4) * 4);
+    let fraction = format!(
+        "{fraction:0<width$}",
+        width = fraction.len().div_ceil(4) * 4
+    );
+    let group = |c: &[u8]| c.iter().fold(0i16, |n, d| n * 10 + i16::from(d - b'0'));
+    let mut groups: Vec<i16> = integer
+        .as_bytes()
+        .chunks(4)
+        .chain(fraction.as_bytes().chunks(4))
+        .map(group)
+        .collect();
+    let mut weight = (integer.len() / 4) as i16 - 1;
+    let leading = groups.iter().take_while(|&&d| d == 0).count();
+    groups.drain(..leading);
+    weight -= leading as i16;
+    while groups.last() == Some(&0) {
+        groups.pop();
+    }
+    out.put_i16(groups.len() as i16);
+    out.put_i16(if groups.is_empty() { 0 } else { weight });
+    out.put_u16(if negative { 0x4000 } else { 0 });
+    out.put_i16(scale as i16);
+    for d in groups {
         out.put_i16(d);
     }
 }

@@ -1,4 +1,4 @@
-//! The destination: tables in one schema, created and migrated from Arrow schemas, loaded with
+//! The plugin's spec and its destination side: tables in one schema, created and migrated from Arrow schemas, loaded with
 //! binary COPY. With a primary key, rows are copied into a session-local staging table and merged
 //! with `INSERT ... ON CONFLICT DO UPDATE`, in one transaction per batch; without one they are
 //! copied straight into the table. Every batch is committed when `insert` returns, so `flush`
@@ -14,9 +14,11 @@ use quarry_sdk::{
 use schemars::JsonSchema;
 use serde::Deserialize;
 
+use std::collections::BTreeMap;
+
 use crate::config::Config;
 use crate::wire::Connection;
-use crate::{copy, types};
+use crate::{copy, source, types};
 
 /// The PostgreSQL destination's `spec:`.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -26,18 +28,72 @@ pub struct Spec {
     /// Keep the password out of the file with `${PG_PASSWORD}`. The host must be granted under
     /// `permissions: { network: ["host:port"] }`.
     pub connection_string: String,
-    /// The schema (namespace) the tables are created in; created if missing.
+    /// Destination: the schema (namespace) the tables are created in; created if missing.
     #[serde(default = "default_schema")]
     pub schema: String,
+    /// Source: the tables and views to read, globs over `schema.table` (`*` any run of
+    /// characters, `?` one); each becomes a Quarry table of its own name.
+    #[serde(default = "default_tables")]
+    pub tables: Vec<String>,
+    /// Source: per table (`name` or `schema.name`), a column that grows with every change (an
+    /// `updated_at`, a serial id): each sync reads only rows past the last value it saved.
+    #[serde(default)]
+    pub incremental: BTreeMap<String, String>,
+    /// Source: the rows per batch sent (also cut at 32 MiB of row data).
+    #[serde(default = "default_rows_per_batch")]
+    pub rows_per_batch: usize,
+    /// Source: how many connections read one large table at once, each a range of its integer
+    /// primary key (a source's `concurrency:` sets it).
+    #[serde(default = "default_concurrency")]
+    pub concurrency: usize,
+    /// Source: a table is split into key ranges only with at least this many rows per range
+    /// (by PostgreSQL's estimate, `pg_class.reltuples`, which ANALYZE keeps).
+    #[serde(default = "default_split_rows")]
+    pub split_rows: u64,
 }
 
 fn default_schema() -> String {
     "public".into()
 }
 
+fn default_tables() -> Vec<String> {
+    vec!["public.*".into()]
+}
+
+fn default_rows_per_batch() -> usize {
+    50_000
+}
+
+fn default_concurrency() -> usize {
+    4
+}
+
+fn default_split_rows() -> u64 {
+    1_000_000
+}
+
+impl Spec {
+    /// A spec with every default: the server, and nothing else said.
+    pub fn new(connection_string: &str) -> Spec {
+        Spec {
+            connection_string: connection_string.into(),
+            schema: default_schema(),
+            tables: default_tables(),
+            incremental: BTreeMap::new(),
+            rows_per_batch: default_rows_per_batch(),
+            concurrency: default_concurrency(),
+            split_rows: default_split_rows(),
+        }
+    }
+}
+
 pub struct PostgreSql {
-    conn: Connection,
+    pub(crate) conn: Connection,
+    pub(crate) config: Config,
     schema: String,
+    pub(crate) settings: source::Settings,
+    /// The source's tables, once the catalog has been read.
+    pub(crate) discovered: Option<Vec<source::SourceTable>>,
 }
 
 pub use quarry_sdk::sql::{ident, literal};
@@ -114,12 +170,18 @@ impl Plugin for PostgreSql {
         Info::new(
             "postgresql",
             env!("CARGO_PKG_VERSION"),
-            "PostgreSQL destination: binary COPY, upserts on primary keys, migrations",
+            "PostgreSQL: a destination (binary COPY, upserts on primary keys, migrations) and a \
+             source (binary COPY out, key-range splits, incremental cursors)",
         )
         .preferred_batch(50_000, 0)
     }
 
     fn new(spec: Spec) -> Result<Self> {
+        if spec.rows_per_batch == 0 || spec.concurrency == 0 || spec.split_rows == 0 {
+            return Err(quarry_sdk::Error::invalid_spec(
+                "rows_per_batch, concurrency and split_rows must be at least 1",
+            ));
+        }
         let config = Config::parse(&spec.connection_string)?;
         let mut conn = Connection::connect(&config)?;
         let created = conn.query(&format!(
@@ -139,7 +201,16 @@ impl Plugin for PostgreSql {
         }
         Ok(PostgreSql {
             conn,
+            config,
             schema: spec.schema,
+            settings: source::Settings {
+                tables: spec.tables,
+                incremental: spec.incremental,
+                rows_per_batch: spec.rows_per_batch,
+                concurrency: spec.concurrency,
+                split_rows: spec.split_rows,
+            },
+            discovered: None,
         })
     }
 

@@ -1,16 +1,52 @@
-//! Quarry's PostgreSQL destination, as a sandboxed component: it reaches the server through
-//! `wasi:sockets`, so only the hosts granted under `permissions.network`.
+//! Quarry's PostgreSQL plugin, destination and source, as a sandboxed component: it reaches the
+//! server through `wasi:sockets`, so only the hosts granted under `permissions.network`.
 
 pub mod config;
 pub mod copy;
 mod destination;
+pub mod read;
+mod source;
 pub mod tls;
 pub mod types;
 pub mod wire;
 
 pub use destination::{PostgreSql, Spec};
 
-quarry_sdk::export_destination!(PostgreSql);
+impl quarry_sdk::Source for PostgreSql {
+    fn tables(&self) -> Vec<quarry_sdk::Table> {
+        self.discovered
+            .iter()
+            .flatten()
+            .map(|t| t.table.clone())
+            .collect()
+    }
+
+    fn discover(&mut self) -> quarry_sdk::Result<Vec<quarry_sdk::Table>> {
+        if self.discovered.is_none() {
+            self.discovered = Some(source::discover(&mut self.conn, &self.settings)?);
+        }
+        Ok(self.tables())
+    }
+
+    fn sync(
+        &mut self,
+        tables: &[quarry_sdk::Table],
+        out: &mut quarry_sdk::SyncContext<'_>,
+    ) -> quarry_sdk::Result<()> {
+        let discovered = self.discovered.clone().unwrap_or_default();
+        for table in tables {
+            if let Some(found) = discovered.iter().find(|t| t.table.name == table.name) {
+                source::sync_table(&mut self.conn, &self.config, &self.settings, found, out)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+quarry_sdk::export_source_and_destination!(PostgreSql);
+
+#[cfg(test)]
+mod source_tests;
 
 #[cfg(test)]
 mod tests {
@@ -334,8 +370,8 @@ mod tests {
 
         let schema = format!("quarry_read_{}", std::process::id());
         let mut db = crate::PostgreSql::new(crate::Spec {
-            connection_string: "postgres://postgres@127.0.0.1:5432/test".into(),
             schema: schema.clone(),
+            ..crate::Spec::new("postgres://postgres@127.0.0.1:5432/test")
         })
         .expect("PostgreSQL on 127.0.0.1:5432 (database `test`)");
         let table = types::table();

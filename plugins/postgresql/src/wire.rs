@@ -1,8 +1,8 @@
 //! A small blocking PostgreSQL client over `std::net::TcpStream`, which on wasm32-wasip2 runs on
 //! `wasi:sockets` and so stays inside the sandbox's network grants. `postgres-protocol` encodes
 //! and decodes the messages and does the password exchanges; this module holds the conversation:
-//! startup and authentication (trust, cleartext, md5, SCRAM-SHA-256), simple queries, and
-//! `COPY ... FROM STDIN`.
+//! startup and authentication (trust, cleartext, md5, SCRAM-SHA-256), simple queries,
+//! `COPY ... FROM STDIN`, and `COPY ... TO STDOUT` read as a stream.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -394,6 +394,57 @@ impl Connection {
         match failed {
             Some(e) => Err(e.into_error(&format!("PostgreSQL at {}: COPY", self.target))),
             None => Ok(rows),
+        }
+    }
+
+    /// Starts `COPY ... TO STDOUT`; its data comes from [`Connection::copy_out_next`], which
+    /// must then be called until it returns `None`. A statement the server refuses is an error
+    /// here, and leaves the connection ready for the next query.
+    pub fn copy_out_start(&mut self, sql: &str) -> Result<()> {
+        frontend::query(sql, &mut self.write).map_err(|e| self.encode(e))?;
+        self.send()?;
+        let mut failed = None;
+        loop {
+            match self.receive()? {
+                backend::Message::CopyOutResponse(_) => return Ok(()),
+                backend::Message::ErrorResponse(body) => {
+                    failed = Some(ServerError::from_fields(body.fields()));
+                }
+                backend::Message::ReadyForQuery(_) => {
+                    return Err(match failed {
+                        Some(e) => e.into_error(&format!("PostgreSQL at {}", self.target)),
+                        None => Error::internal(format!(
+                            "PostgreSQL at {}: the statement started no COPY TO STDOUT",
+                            self.target
+                        )),
+                    });
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// The next message of data of the COPY [`Connection::copy_out_start`] started (in
+    /// PostgreSQL's COPY format: for `FORMAT binary`, the header, one row per message, the
+    /// trailer), or `None` once the server has sent everything and is ready for a new query.
+    pub fn copy_out_next(&mut self) -> Result<Option<bytes::Bytes>> {
+        let mut failed = None;
+        loop {
+            match self.receive()? {
+                backend::Message::CopyData(body) if failed.is_none() => {
+                    return Ok(Some(body.into_bytes()));
+                }
+                backend::Message::ErrorResponse(body) => {
+                    failed = Some(ServerError::from_fields(body.fields()));
+                }
+                backend::Message::ReadyForQuery(_) => {
+                    return match failed {
+                        Some(e) => Err(e.into_error(&format!("PostgreSQL at {}", self.target))),
+                        None => Ok(None),
+                    };
+                }
+                _ => {}
+            }
         }
     }
 
