@@ -26,18 +26,107 @@ use crate::{Error, ErrorKind, Result};
 #[cfg_attr(not(target_os = "wasi"), allow(dead_code))]
 const MAX_REDIRECTS: u32 = 10;
 
-/// An answer: its status and whole body.
+/// A request: a method, a URL, headers of its own (after the client's) and a body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    /// `GET`, `POST`, ... (upper case).
+    pub method: String,
+    /// An `http://` or `https://` URL, its query included.
+    pub url: String,
+    /// Headers sent after the client's, names in lower case.
+    pub headers: Vec<(String, String)>,
+    /// The body; `None` sends none.
+    pub body: Option<Vec<u8>>,
+}
+
+impl Request {
+    /// A GET of `url`.
+    pub fn get(url: &str) -> Self {
+        Request {
+            method: "GET".into(),
+            url: url.into(),
+            headers: Vec::new(),
+            body: None,
+        }
+    }
+
+    /// A POST of `body` to `url`.
+    pub fn post(url: &str, body: Vec<u8>) -> Self {
+        Request {
+            method: "POST".into(),
+            body: Some(body),
+            ..Request::get(url)
+        }
+    }
+
+    /// Adds a header.
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers
+            .push((name.to_ascii_lowercase(), value.to_string()));
+        self
+    }
+
+    /// What a redirect with `status` to `to` asks for next: a 303, and a 301 or 302 of a POST,
+    /// continue as a GET without the body (and without the headers that described it), as
+    /// browsers and curl do; the rest repeat the request at the new URL.
+    /// Credentials (`authorization`, `cookie`) go only to the origin they were meant for: a
+    /// redirect to another scheme, host or port drops them.
+    #[cfg_attr(not(target_os = "wasi"), allow(dead_code))]
+    fn redirected(&self, status: u16, to: String) -> Request {
+        let origin = |url: &str| {
+            split_url(url)
+                .ok()
+                .map(|(https, authority, _)| (https, authority.to_ascii_lowercase()))
+        };
+        let same_origin = origin(&self.url).is_some() && origin(&self.url) == origin(&to);
+        let as_get = status == 303 || (matches!(status, 301 | 302) && self.method == "POST");
+        let as_get = as_get && self.method != "HEAD";
+        let headers = self
+            .headers
+            .iter()
+            .filter(|(k, _)| !(as_get && k.starts_with("content-")))
+            .filter(|(k, _)| same_origin || (k != "authorization" && k != "cookie"))
+            .cloned()
+            .collect();
+        if as_get {
+            Request {
+                method: "GET".into(),
+                url: to,
+                headers,
+                body: None,
+            }
+        } else {
+            Request {
+                url: to,
+                headers,
+                ..self.clone()
+            }
+        }
+    }
+}
+
+/// An answer: its status, headers and whole body.
 #[derive(Debug, Clone)]
 pub struct Response {
     /// The URL that answered (the one asked for, or where redirects led).
     pub url: String,
     /// The HTTP status code.
     pub status: u16,
+    /// The headers, names in lower case, in the order received.
+    pub headers: Vec<(String, String)>,
     /// The body.
     pub body: Vec<u8>,
 }
 
 impl Response {
+    /// The first value of header `name` (any case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
     /// The body as JSON. A status other than 2xx is an error that quotes the body.
     pub fn json<T: DeserializeOwned>(&self) -> Result<T> {
         self.ok()?;
@@ -129,7 +218,20 @@ impl Client {
 
     /// GETs every URL with up to `concurrency` in flight; the results in the order of `urls`.
     pub fn get_all(&self, urls: &[String], concurrency: usize) -> Vec<Result<Response>> {
-        imp::get_all(self, urls, concurrency.max(1))
+        let requests: Vec<Request> = urls.iter().map(|u| Request::get(u)).collect();
+        self.send_all(&requests, concurrency)
+    }
+
+    /// One request.
+    pub fn send(&self, request: &Request) -> Result<Response> {
+        self.send_all(std::slice::from_ref(request), 1)
+            .pop()
+            .unwrap_or_else(|| Err(Error::internal("no response")))
+    }
+
+    /// Sends every request with up to `concurrency` in flight; the results in their order.
+    pub fn send_all(&self, requests: &[Request], concurrency: usize) -> Vec<Result<Response>> {
+        imp::send_all(self, requests, concurrency.max(1))
     }
 
     /// The wait before retry `attempt` (1-based): the backoff doubled each time, or what the
@@ -207,7 +309,7 @@ mod imp {
     use wasip2::io::poll::{Pollable, poll};
     use wasip2::io::streams::{InputStream, StreamError};
 
-    use super::{Client, Response, retryable, split_url};
+    use super::{Client, Request, Response, retryable, split_url};
     use crate::{Error, ErrorKind, Result};
 
     /// A body being read. Fields drop in order: the stream before its body, the body before
@@ -219,6 +321,7 @@ mod imp {
         status: u16,
         retry_after: Option<u64>,
         location: Option<String>,
+        headers: Vec<(String, String)>,
         bytes: Vec<u8>,
     }
 
@@ -232,13 +335,17 @@ mod imp {
         Done,
     }
 
-    pub fn get_all(client: &Client, urls: &[String], concurrency: usize) -> Vec<Result<Response>> {
-        // Where each request goes now (redirects move it), and how many hops it took.
-        let mut urls: Vec<String> = urls.to_vec();
-        let mut hops: Vec<u32> = urls.iter().map(|_| 0).collect();
-        let mut results: Vec<Option<Result<Response>>> = urls.iter().map(|_| None).collect();
-        let mut slots: Vec<Slot> = urls.iter().map(|_| Slot::Queued(0)).collect();
-        let mut queue: VecDeque<usize> = (0..urls.len()).collect();
+    pub fn send_all(
+        client: &Client,
+        requests: &[Request],
+        concurrency: usize,
+    ) -> Vec<Result<Response>> {
+        // What each request is now (redirects move it), and how many hops it took.
+        let mut requests: Vec<Request> = requests.to_vec();
+        let mut hops: Vec<u32> = requests.iter().map(|_| 0).collect();
+        let mut results: Vec<Option<Result<Response>>> = requests.iter().map(|_| None).collect();
+        let mut slots: Vec<Slot> = requests.iter().map(|_| Slot::Queued(0)).collect();
+        let mut queue: VecDeque<usize> = (0..requests.len()).collect();
         let mut active = 0usize;
         loop {
             // Start queued requests while there is room.
@@ -248,7 +355,7 @@ mod imp {
                     Slot::Queued(a) => a,
                     _ => continue,
                 };
-                match send(client, &urls[i]) {
+                match send(client, &requests[i]) {
                     Ok(future) => {
                         slots[i] = Slot::Sending(future, attempt);
                         active += 1;
@@ -295,7 +402,7 @@ mod imp {
             drop(waiting);
             for i in ready {
                 let slot = std::mem::replace(&mut slots[i], Slot::Done);
-                let (next, outcome) = advance(client, &urls[i], slot);
+                let (next, outcome) = advance(client, &requests[i].url, slot);
                 match outcome {
                     Some(Outcome::Finished(result)) => {
                         results[i] = Some(result);
@@ -313,18 +420,18 @@ mod imp {
                         queue.push_front(i);
                         continue;
                     }
-                    Some(Outcome::Redirect(to)) => {
+                    Some(Outcome::Redirect(status, to)) => {
                         active -= 1;
                         hops[i] += 1;
                         if hops[i] > super::MAX_REDIRECTS {
                             results[i] = Some(Err(Error::unavailable(format!(
                                 "{}: more than {} redirects (the last to {to})",
-                                urls[i],
+                                requests[i].url,
                                 super::MAX_REDIRECTS
                             ))));
                             continue;
                         }
-                        urls[i] = to;
+                        requests[i] = requests[i].redirected(status, to);
                         slots[i] = Slot::Queued(0);
                         queue.push_front(i);
                         continue;
@@ -346,8 +453,8 @@ mod imp {
         Retry(u32, std::time::Duration),
         /// Send again now (after a wait).
         Resend(u32),
-        /// Send to this URL instead (a redirect).
-        Redirect(String),
+        /// Send to this URL instead (a redirect with this status).
+        Redirect(u16, String),
     }
 
     fn advance(client: &Client, url: &str, slot: Slot) -> (Slot, Option<Outcome>) {
@@ -391,6 +498,7 @@ mod imp {
                             status,
                             retry_after,
                             location,
+                            headers,
                             bytes,
                         } = *reading;
                         drop(stream);
@@ -400,7 +508,7 @@ mod imp {
                         drop(_response);
                         if let (301 | 302 | 303 | 307 | 308, Some(location)) = (status, location) {
                             let outcome = match super::redirect_target(url, &location) {
-                                Ok(to) => Outcome::Redirect(to),
+                                Ok(to) => Outcome::Redirect(status, to),
                                 Err(e) => Outcome::Finished(Err(
                                     e.context(format!("{url}: HTTP {status} to `{location}`"))
                                 )),
@@ -419,6 +527,7 @@ mod imp {
                         let response = Response {
                             url: url.to_string(),
                             status,
+                            headers,
                             body: bytes,
                         };
                         return (Slot::Done, Some(Outcome::Finished(Ok(response))));
@@ -463,6 +572,16 @@ mod imp {
         };
         let retry_after = header("retry-after").and_then(|v| v.trim().parse().ok());
         let location = header("location");
+        let all = headers
+            .entries()
+            .into_iter()
+            .map(|(k, v)| {
+                (
+                    k.to_ascii_lowercase(),
+                    String::from_utf8_lossy(&v).into_owned(),
+                )
+            })
+            .collect();
         drop(headers);
         let body = response
             .consume()
@@ -477,23 +596,41 @@ mod imp {
             status,
             retry_after,
             location,
+            headers: all,
             bytes: Vec::new(),
         })
     }
 
-    fn send(client: &Client, url: &str) -> Result<FutureIncomingResponse> {
+    fn send(client: &Client, request: &Request) -> Result<FutureIncomingResponse> {
+        let url = request.url.as_str();
         let (https, authority, path) = split_url(url)?;
-        let headers: Vec<(String, Vec<u8>)> = client
+        // The request's own headers replace the client's of the same name.
+        let mut headers: Vec<(String, Vec<u8>)> = client
             .headers
             .iter()
+            .filter(|(k, _)| !request.headers.iter().any(|(own, _)| own == k))
+            .chain(request.headers.iter())
             .map(|(k, v)| (k.clone(), v.as_bytes().to_vec()))
             .collect();
+        // A body of known length says so: without it the host sends it chunked, which many
+        // servers (and form parsers) do not read.
+        if let Some(body) = &request.body
+            && !headers.iter().any(|(k, _)| k == "content-length")
+        {
+            headers.push(("content-length".into(), body.len().to_string().into_bytes()));
+        }
         let fields = Fields::from_list(&headers)
             .map_err(|e| Error::invalid_spec(format!("a header of the request to {url}: {e:?}")))?;
-        let request = OutgoingRequest::new(fields);
+        let outgoing = OutgoingRequest::new(fields);
         let invalid = |what: &str| Error::invalid_spec(format!("{url}: invalid {what}"));
+        let method = match request_method(&request.method) {
+            Some(m) => m,
+            None => Method::Other(request.method.clone()),
+        };
+        let wanted = request;
+        let request = outgoing;
         request
-            .set_method(&Method::Get)
+            .set_method(&method)
             .map_err(|()| invalid("method"))?;
         let scheme = if https { Scheme::Https } else { Scheme::Http };
         request
@@ -516,8 +653,33 @@ mod imp {
         let _ = options.set_between_bytes_timeout(Some(nanos));
         let future = outgoing_handler::handle(request, Some(options))
             .map_err(|code| transport_error(url, &code))?;
-        OutgoingBody::finish(body, None).map_err(|code| transport_error(url, &code))?;
+        if let Some(bytes) = &wanted.body {
+            // A body the host will not take (the request was refused) is left: the refusal is
+            // what the response future reports.
+            if let Ok(stream) = body.write() {
+                for chunk in bytes.chunks(4096) {
+                    if stream.blocking_write_and_flush(chunk).is_err() {
+                        break;
+                    }
+                }
+                drop(stream);
+            }
+        }
+        let _ = OutgoingBody::finish(body, None);
         Ok(future)
+    }
+
+    fn request_method(name: &str) -> Option<Method> {
+        Some(match name {
+            "GET" => Method::Get,
+            "HEAD" => Method::Head,
+            "POST" => Method::Post,
+            "PUT" => Method::Put,
+            "DELETE" => Method::Delete,
+            "PATCH" => Method::Patch,
+            "OPTIONS" => Method::Options,
+            _ => return None,
+        })
     }
 
     /// Failures that may pass: worth another attempt.
@@ -568,16 +730,18 @@ mod imp {
 
 #[cfg(not(target_os = "wasi"))]
 mod imp {
-    use super::{Client, Response};
+    use super::{Client, Request, Response};
     use crate::{Error, Result};
 
     /// Outside a component there is no host to send through.
-    pub fn get_all(_: &Client, urls: &[String], _: usize) -> Vec<Result<Response>> {
-        urls.iter()
-            .map(|u| {
-                let _ = super::split_url(u);
+    pub fn send_all(_: &Client, requests: &[Request], _: usize) -> Vec<Result<Response>> {
+        requests
+            .iter()
+            .map(|r| {
+                let _ = super::split_url(&r.url);
                 Err(Error::not_supported(format!(
-                    "{u}: outbound HTTP needs the Quarry host (build for wasm32-wasip2)"
+                    "{}: outbound HTTP needs the Quarry host (build for wasm32-wasip2)",
+                    r.url
                 )))
             })
             .collect()
@@ -604,6 +768,44 @@ mod tests {
         );
         assert!(split_url("ftp://x/").is_err());
         assert!(split_url("https:///x").is_err());
+    }
+
+    #[test]
+    fn a_redirected_post_continues_as_a_get_only_where_clients_do_so() {
+        let post = Request::post("http://a/token", b"x=1".to_vec())
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .header("Authorization", "Basic abc");
+        for status in [301, 302, 303] {
+            let next = post.redirected(status, "http://a/other".into());
+            assert_eq!(next.method, "GET", "{status}");
+            assert_eq!(next.body, None);
+            assert_eq!(next.headers, [("authorization".into(), "Basic abc".into())]);
+        }
+        for status in [307, 308] {
+            let next = post.redirected(status, "http://a/other".into());
+            assert_eq!(
+                next,
+                Request {
+                    url: "http://a/other".into(),
+                    ..post.clone()
+                }
+            );
+        }
+        let get = Request::get("http://a/x").redirected(303, "http://a/y".into());
+        assert_eq!(get, Request::get("http://a/y"));
+        // Credentials stay with their origin.
+        let elsewhere = post.redirected(307, "https://a/other".into());
+        assert_eq!(
+            elsewhere.headers,
+            [(
+                "content-type".into(),
+                "application/x-www-form-urlencoded".into()
+            )]
+        );
+        let port = Request::get("http://a/x")
+            .header("Cookie", "c")
+            .redirected(302, "http://a:8080/y".into());
+        assert!(port.headers.is_empty());
     }
 
     #[test]
@@ -634,8 +836,11 @@ mod tests {
         let response = Response {
             url: "http://x/y".into(),
             status: 503,
+            headers: vec![("retry-after".into(), "1".into())],
             body: b"busy".to_vec(),
         };
+        assert_eq!(response.header("Retry-After"), Some("1"));
+        assert_eq!(response.header("link"), None);
         let err = response.json::<u64>().unwrap_err();
         assert_eq!(err.message, "http://x/y: HTTP 503: busy");
         let ok = Response {

@@ -39,6 +39,10 @@ pub const FIRST_PARTY: &[FirstParty] = &[
         native: false,
     },
     FirstParty {
+        name: "rest",
+        native: false,
+    },
+    FirstParty {
         name: "sqlite",
         native: false,
     },

@@ -14,6 +14,7 @@ mod languages;
 mod oci;
 mod postgresql;
 mod postgresql_source;
+mod rest;
 mod roundtrip;
 mod sandbox;
 mod semantics;

@@ -197,8 +197,8 @@ fn consent(plugin: PluginRef<'_>, resolved: &Resolved) -> Result<(), SpecError> 
 }
 
 /// What a plugin declares it needs, as grants: its network hosts, where an entry `spec:FIELD`
-/// stands for the host (and port, if the URL names one) of the URL in that field of its spec,
-/// when the spec sets it; and its environment variables. Files are never granted this way: a
+/// stands for the host (and port, if the URL names one) of the URL in that field of its spec
+/// (a dot path for a nested field: `spec:client.base_url`), when the spec sets it; and its environment variables. Files are never granted this way: a
 /// declared file need names a spec field, and the user grants the directory.
 pub(crate) fn declared_grants(
     info: &crate::runtime::PluginInfo,
@@ -208,7 +208,11 @@ pub(crate) fn declared_grants(
         .needs_network
         .iter()
         .filter_map(|need| match need.strip_prefix("spec:") {
-            Some(field) => spec.get(field)?.as_str().and_then(url_host),
+            Some(field) => field
+                .split('.')
+                .try_fold(spec, |v, key| v.get(key))?
+                .as_str()
+                .and_then(url_host),
             None => Some(need.clone()),
         })
         .collect();
@@ -509,6 +513,8 @@ mod tests {
                 "spec:base_url".into(),
                 "spec:unset".into(),
                 "spec:not_text".into(),
+                "spec:client.base_url".into(),
+                "spec:client.auth.token_url".into(),
             ],
             needs_env: vec!["API_TOKEN".into()],
             needs_files: vec!["path".into()],
@@ -517,11 +523,12 @@ mod tests {
         let spec = serde_json::json!({
             "base_url": "https://user:secret@mirror.internal:8443/v0?x=1",
             "not_text": 5,
+            "client": {"base_url": "http://127.0.0.1:9000/api"},
         });
         let declared = declared_grants(&info, &spec);
         assert_eq!(
             declared.network,
-            ["api.example.com", "mirror.internal:8443"]
+            ["api.example.com", "mirror.internal:8443", "127.0.0.1:9000"]
         );
         assert_eq!(declared.env, ["API_TOKEN"]);
         let without = declared_grants(&info, &serde_json::Value::Null);
