@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use crate::support::{Workdir, sqlite_query};
+use crate::support::{Workdir, listening_address, sqlite_query};
 
 /// The fixture APIs, stopped when dropped.
 struct Api {
@@ -17,7 +17,6 @@ struct Api {
 
 impl Api {
     fn start() -> Api {
-        use std::io::{BufRead, BufReader};
         let script =
             Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/rest-api/server.py");
         let state = tempfile::tempdir().expect("tempdir");
@@ -27,15 +26,7 @@ impl Api {
             .stdout(Stdio::piped())
             .spawn()
             .expect("python3 (Debian's) for the fixture API");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut line)
-            .expect("read the server's address");
-        let address = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line `{line}`"))
-            .to_string();
+        let address = listening_address(&mut child);
         Api {
             child,
             address,
@@ -370,6 +361,21 @@ spec:
     assert!(
         inspect.stdout.contains("spec:client.base_url"),
         "{inspect:?}"
+    );
+    let init = w.quarry(&[
+        "init",
+        "--source",
+        "quarry/rest",
+        "--destination",
+        "quarry/sqlite",
+        "--spec-path",
+        "-",
+    ]);
+    assert_eq!(init.code, 0, "{init:?}");
+    assert!(
+        init.stdout
+            .contains("# and the host of client.base_url, client.auth.access_token_url"),
+        "{init:?}"
     );
     let run = w.quarry(&["sync", "spec.yml", "--grant-declared"]);
     assert_eq!(run.code, 0, "{run:?}");

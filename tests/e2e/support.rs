@@ -593,7 +593,6 @@ pub struct FileServer {
 impl FileServer {
     /// Starts the server, each answer delayed by `latency_ms`.
     pub fn start(latency_ms: u64) -> Self {
-        use std::io::{BufRead, BufReader};
         let binary = Path::new(QUARRY).with_file_name("quarry-fixture-http");
         assert!(
             binary.exists(),
@@ -611,15 +610,7 @@ impl FileServer {
             .stdout(Stdio::piped())
             .spawn()
             .expect("start quarry-fixture-http");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut line)
-            .expect("read the server's address");
-        let address = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line `{line}`"))
-            .to_string();
+        let address = listening_address(&mut child);
         FileServer {
             child,
             address,
@@ -627,6 +618,19 @@ impl FileServer {
             log,
         }
     }
+}
+
+/// The `127.0.0.1:PORT` of a test server that prints `listening on 127.0.0.1:PORT` first.
+pub fn listening_address(child: &mut std::process::Child) -> String {
+    use std::io::{BufRead, BufReader};
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("read the server's address");
+    line.trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line `{line}`"))
+        .to_string()
 }
 
 impl Drop for FileServer {

@@ -6,6 +6,9 @@
 //! One scenario syncs the `hackernews` source from the fixture server (`quarry-fixture-http`,
 //! built beside the CLI) with 50 ms of latency per request and `item_concurrency: 100`: its
 //! rows/s are items/s, bounded by 100 / 50 ms = 2,000.
+//! The `rest` scenario reads 1,000 ids (one page) and each id's item (a child resource, 10
+//! requests in flight) from the same server: at most 10 / 50 ms = 200 items/s, its rows/s twice
+//! that (ids and items).
 //! One scenario puts the `basic` transformer between `test` and Parquet, to price that hop.
 //! The Python and JavaScript example sources (built by `scripts/plugins`) produce the same
 //! `test_rows` into Parquet and into the discarding destination, next to the Rust `test` source;
@@ -80,6 +83,12 @@ const PG_SOURCE_SCHEMA: &str = "quarry_bench_source";
 /// The columns of `test_rows` (not Quarry's own), as `psql`'s copy reads them.
 const TEST_ROWS_COLUMNS: &str = "id, name, value, flag, created_at, payload, tags";
 
+/// The `rest` source against the same fixture server: a list of [`REST_ITEMS`] ids (one page),
+/// and each id's item as a child resource, 10 requests at once (`concurrency`). Its rows are the
+/// ids and the items, so items/s are half its rows/s.
+const REST: &str = "  path: quarry/rest\n  tables: [\"*\"]\n  spec:\n    concurrency: 10\n    client: { base_url: \"http://{{HN}}\" }\n    resources:\n      - { name: ids, primary_key: id, endpoint: rest/ids.json }\n      - name: items\n        primary_key: id\n        endpoint:\n          path: \"v0/item/{id}.json\"\n          params: { id: { type: resolve, resource: ids, field: id } }\n  permissions: { network: [\"{{HN}}\"] }\n";
+const REST_ITEMS: u64 = 1_000;
+
 /// Items served to the `hackernews` scenario, and the latency of each answer.
 const HN_ITEMS: u64 = 10_000;
 const HN_LATENCY_MS: u64 = 50;
@@ -134,6 +143,11 @@ const SCENARIOS: &[Scenario] = &[
     Scenario {
         name: "hackernews (50 ms) -> discard",
         source: HACKERNEWS,
+        destination: DISCARD,
+    },
+    Scenario {
+        name: "rest (50 ms, 10 in flight) -> discard",
+        source: REST,
         destination: DISCARD,
     },
     // DuckDB, a native plugin over gRPC, into a file in the working directory that the runs
@@ -210,7 +224,7 @@ pub async fn run(args: BenchArgs) -> Result<Exit, CliError> {
         args.rows, args.batch_size, args.runs
     );
     println!(
-        "{:<32} {:>12} {:>10} {:>12} {:>10}",
+        "{:<40} {:>12} {:>10} {:>12} {:>10}",
         "scenario", "rows/s", "IPC MB/s", "peak RSS MB", "seconds"
     );
     let mut exit = Exit::Ok;
@@ -414,7 +428,7 @@ fn write_spec(
 /// The first use of each component the source scenarios run costs its compilation: the wall time
 /// of `quarry plugin inspect` (compile, instantiate, `info`) with an empty compile cache.
 fn first_compiles(exe: &Path, work: &Path) -> Result<(), String> {
-    println!("{:<32} {:>12} {:>10}", "first compile", "seconds", "MB");
+    println!("{:<40} {:>12} {:>10}", "first compile", "seconds", "MB");
     let plugins = [
         ("quarry/test (Rust)", "quarry_plugin_test.wasm"),
         ("python example", "quarry_python_example.wasm"),
@@ -443,7 +457,7 @@ fn first_compiles(exe: &Path, work: &Path) -> Result<(), String> {
             .metadata()
             .map(|m| format!("{:.1}", m.len() as f64 / 1e6))
             .unwrap_or_else(|_| "-".into());
-        println!("{name:<32} {seconds:>12.2} {size:>10}");
+        println!("{name:<40} {seconds:>12.2} {size:>10}");
     }
     let _ = std::fs::remove_dir_all(work.join("first-compile-cache"));
     Ok(())
@@ -485,7 +499,7 @@ fn print_medians(name: &str, samples: &[Sample]) {
     let rss = median(&|s| s.peak_rss_kib as f64 / 1024.0);
     let seconds = median(&|s| s.seconds);
     println!(
-        "{:<32} {:>12.0} {:>10.1} {:>12.1} {:>10.2}",
+        "{:<40} {:>12.0} {:>10.1} {:>12.1} {:>10.2}",
         name, rows_per_s, mb_per_s, rss, seconds
     );
 }
@@ -518,6 +532,18 @@ impl HnServer {
                 .map_err(|e| format!("{}: {e}", items.display()))?;
         }
         std::fs::write(dir.join("v0/maxitem.json"), HN_ITEMS.to_string())
+            .map_err(|e| format!("{}: {e}", dir.display()))?;
+        // The `rest` scenario's parent list.
+        let ids: Vec<serde_json::Value> = (1..=REST_ITEMS)
+            .map(|id| serde_json::json!({ "id": id }))
+            .collect();
+        std::fs::create_dir_all(dir.join("rest"))
+            .and_then(|()| {
+                std::fs::write(
+                    dir.join("rest/ids.json"),
+                    serde_json::Value::from(ids).to_string(),
+                )
+            })
             .map_err(|e| format!("{}: {e}", dir.display()))?;
         let mut child = Command::new(&binary)
             .arg("--dir")

@@ -242,7 +242,16 @@ fn permissions(out: &mut String, plugin: &Described) {
     // A need that stands for a spec field's URL (`spec:base_url`) is granted by what the user
     // writes there; the spec written here sets none of them.
     let network = crate::plan::declared_grants(needs, &serde_json::Value::Null).network;
-    if network.is_empty() && needs.needs_files.is_empty() && needs.needs_env.is_empty() {
+    let from_fields: Vec<&str> = needs
+        .needs_network
+        .iter()
+        .filter_map(|n| n.strip_prefix("spec:"))
+        .collect();
+    if network.is_empty()
+        && from_fields.is_empty()
+        && needs.needs_files.is_empty()
+        && needs.needs_env.is_empty()
+    {
         return;
     }
     commented(
@@ -250,9 +259,20 @@ fn permissions(out: &mut String, plugin: &Described) {
         "  permissions:",
         "what the sandbox lets the plugin reach",
     );
-    if !network.is_empty() {
+    if !network.is_empty() || !from_fields.is_empty() {
         let hosts: Vec<String> = network.iter().map(|h| format!("\"{h}\"")).collect();
-        let _ = writeln!(out, "    network: [{}]", hosts.join(", "));
+        let line = format!("    network: [{}]", hosts.join(", "));
+        if from_fields.is_empty() {
+            let _ = writeln!(out, "{line}");
+        } else {
+            // The hosts of URLs the user has yet to write: say which fields they come from
+            // (`quarry sync --grant-declared` grants them once set).
+            commented(
+                out,
+                &line,
+                &format!("and the host of {}", from_fields.join(", ")),
+            );
+        }
     }
     if !needs.needs_files.is_empty() {
         commented(

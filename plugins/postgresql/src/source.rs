@@ -296,24 +296,23 @@ fn read_table(
     if let Some(cursor) = &table.cursor {
         let key = table.state_key(cursor);
         let from = out.state_get(&key)?;
-        let sql = table_copy(table, from.as_deref(), None);
-        conn.copy_out_start(&sql).map_err(context)?;
-        let mut stream = CopyStream::default();
         let mut saved = from.clone();
-        while let Some(data) = conn.copy_out_next().map_err(context)? {
-            stream.feed(data, &mut reader).map_err(context)?;
-            if reader.full() {
-                reader.emit(out)?;
-                if let Some(safe) = reader.cursor.safe.clone()
-                    && saved.as_ref() != Some(&safe)
-                {
+        let sql = table_copy(table, from.as_deref(), None);
+        read_copy(
+            conn,
+            &sql,
+            &mut reader,
+            out,
+            &context,
+            |reader, out| match reader.cursor.safe.clone() {
+                Some(safe) if saved.as_ref() != Some(&safe) => {
                     out.state_set(&key, &safe)?;
                     saved = Some(safe);
+                    Ok(())
                 }
-            }
-        }
-        stream.finish().map_err(context)?;
-        reader.emit(out)?;
+                _ => Ok(()),
+            },
+        )?;
         if let Some(last) = reader.cursor.last_text()
             && saved.as_deref() != Some(last.as_str())
         {
@@ -323,19 +322,33 @@ fn read_table(
     }
     let ranges = ranges(conn, settings, table).map_err(context)?;
     if ranges.len() <= 1 {
-        conn.copy_out_start(&table_copy(table, None, None))
-            .map_err(context)?;
-        let mut stream = CopyStream::default();
-        while let Some(data) = conn.copy_out_next().map_err(context)? {
-            stream.feed(data, &mut reader).map_err(context)?;
-            if reader.full() {
-                reader.emit(out)?;
-            }
-        }
-        stream.finish().map_err(context)?;
-        return reader.emit(out);
+        let sql = table_copy(table, None, None);
+        return read_copy(conn, &sql, &mut reader, out, &context, |_, _| Ok(()));
     }
     read_ranges(conn, config, table, &ranges, &mut reader, out).map_err(context)?;
+    reader.emit(out)
+}
+
+/// Runs one COPY over `conn` into `reader`, sending a batch whenever one is full (then calling
+/// `sent`) and the rest at the end.
+fn read_copy(
+    conn: &mut Connection,
+    sql: &str,
+    reader: &mut Reader,
+    out: &mut SyncContext<'_>,
+    context: &dyn Fn(Error) -> Error,
+    mut sent: impl FnMut(&Reader, &mut SyncContext<'_>) -> Result<()>,
+) -> Result<()> {
+    conn.copy_out_start(sql).map_err(context)?;
+    let mut stream = CopyStream::default();
+    while let Some(data) = conn.copy_out_next().map_err(context)? {
+        stream.feed(data, reader).map_err(context)?;
+        if reader.full() {
+            reader.emit(out)?;
+            sent(reader, out)?;
+        }
+    }
+    stream.finish().map_err(context)?;
     reader.emit(out)
 }
 

@@ -177,7 +177,7 @@ pub fn run(exe: &Path, work: &Path, runs: usize) -> Result<(), String> {
     let mb = component.len() as f64 / 1e6;
     let line = |name: &str, seconds: f64| {
         println!(
-            "{name:<32} {:>12} {:>10} {:>12} {:>10.3}",
+            "{name:<40} {:>12} {:>10} {:>12} {:>10.3}",
             "-", "-", "-", seconds
         );
     };
