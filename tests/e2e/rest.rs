@@ -193,8 +193,13 @@ spec:
 {SQLITE}"#
     );
     w.write("spec.yml", &spec);
+    // The events API refuses a page once with 429: the client waits as `Retry-After` says and
+    // asks again.
+    api.write("rate_limit", "true");
+    let started = std::time::Instant::now();
     let run = w.quarry(&["sync", "spec.yml"]);
     assert_eq!(run.code, 0, "{run:?}");
+    assert!(started.elapsed() >= std::time::Duration::from_secs(1));
     let db = db(&w);
     assert_eq!(
         sqlite_query(&db, "SELECT count(*), sum(id) FROM events"),
@@ -217,6 +222,13 @@ spec:
     assert!(requests.contains("GET /crm/deals?after=3"), "{requests}");
     assert!(
         requests.contains("GET /v1/events?after=tok6&api_key=k3y"),
+        "{requests}"
+    );
+    assert_eq!(
+        requests
+            .matches("GET /v1/events?after=tok3&api_key=k3y\n")
+            .count(),
+        2,
         "{requests}"
     );
     assert!(requests.contains("GET /crm/contacts?page=4"), "{requests}");
