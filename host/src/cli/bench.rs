@@ -6,9 +6,10 @@
 //! One scenario syncs the `hackernews` source from the fixture server (`quarry-fixture-http`,
 //! built beside the CLI) with 50 ms of latency per request and `item_concurrency: 100`: its
 //! rows/s are items/s, bounded by 100 / 50 ms = 2,000.
-//! The `rest` scenario reads 1,000 ids (one page) and each id's item (a child resource, 10
-//! requests in flight) from the same server: at most 10 / 50 ms = 200 items/s, its rows/s twice
-//! that (ids and items).
+//! The `rest children` scenario reads 1,000 ids (one page) and each id's item (a child resource,
+//! 10 requests in flight) from the same server: at most 10 / 50 ms = 200 items/s, its rows/s
+//! twice that (ids and items). `rest pages` reads 100 pages of 10 items by page number, the page
+//! count in the first answer, 10 pages in flight: at most 2,000 items/s.
 //! One scenario puts the `basic` transformer between `test` and Parquet, to price that hop.
 //! The Python and JavaScript example sources (built by `scripts/plugins`) produce the same
 //! `test_rows` into Parquet and into the discarding destination, next to the Rust `test` source;
@@ -88,6 +89,11 @@ const TEST_ROWS_COLUMNS: &str = "id, name, value, flag, created_at, payload, tag
 /// ids and the items, so items/s are half its rows/s.
 const REST: &str = "  path: quarry/rest\n  tables: [\"*\"]\n  spec:\n    concurrency: 10\n    client: { base_url: \"http://{{HN}}\" }\n    resources:\n      - { name: ids, primary_key: id, endpoint: rest/ids.json }\n      - name: items\n        primary_key: id\n        endpoint:\n          path: \"v0/item/{id}.json\"\n          params: { id: { type: resolve, resource: ids, field: id } }\n  permissions: { network: [\"{{HN}}\"] }\n";
 const REST_ITEMS: u64 = 1_000;
+/// The `rest` source reading [`REST_PAGES`] pages of [`REST_PAGE_ITEMS`] items by page number,
+/// the page count in the first answer, so 10 pages are in flight at once.
+const REST_PAGED: &str = "  path: quarry/rest\n  tables: [\"*\"]\n  spec:\n    concurrency: 10\n    client: { base_url: \"http://{{HN}}\" }\n    resources:\n      - name: paged\n        primary_key: id\n        endpoint:\n          path: rest/pages.json\n          data_selector: items\n          paginator: { type: page_number, total_path: pages }\n  permissions: { network: [\"{{HN}}\"] }\n";
+const REST_PAGES: u64 = 100;
+const REST_PAGE_ITEMS: u64 = 10;
 
 /// Items served to the `hackernews` scenario, and the latency of each answer.
 const HN_ITEMS: u64 = 10_000;
@@ -146,8 +152,13 @@ const SCENARIOS: &[Scenario] = &[
         destination: DISCARD,
     },
     Scenario {
-        name: "rest (50 ms, 10 in flight) -> discard",
+        name: "rest children (50 ms) -> discard",
         source: REST,
+        destination: DISCARD,
+    },
+    Scenario {
+        name: "rest pages (50 ms) -> discard",
+        source: REST_PAGED,
         destination: DISCARD,
     },
     // DuckDB, a native plugin over gRPC, into a file in the working directory that the runs
@@ -545,6 +556,21 @@ impl HnServer {
                 )
             })
             .map_err(|e| format!("{}: {e}", dir.display()))?;
+        // The `rest pages` scenario's pages (`pages.json@page=N`).
+        for page in 1..=REST_PAGES {
+            let items: Vec<serde_json::Value> = (1..=REST_PAGE_ITEMS)
+                .map(|i| {
+                    let id = (page - 1) * REST_PAGE_ITEMS + i;
+                    serde_json::json!({ "id": id, "title": format!("Item {id}"), "score": id % 500 })
+                })
+                .collect();
+            let body = serde_json::json!({ "items": items, "pages": REST_PAGES });
+            std::fs::write(
+                dir.join(format!("rest/pages.json@page={page}")),
+                body.to_string(),
+            )
+            .map_err(|e| format!("{}: {e}", dir.display()))?;
+        }
         let mut child = Command::new(&binary)
             .arg("--dir")
             .arg(&dir)

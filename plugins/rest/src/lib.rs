@@ -439,6 +439,28 @@ fn read_pages(
         let records = records::select(&value, resource.data_selector.as_deref(), &resource.name)?;
         let count = records.len();
         page(records)?;
+        if number == 1
+            && let Some(later) = pager
+                .all_pages(&call, &value, count)
+                .map_err(|e| e.context(format!("resource `{}`, page 1", resource.name)))?
+        {
+            // The first answer told how many pages there are: the rest go out together,
+            // `concurrency` at a time, and are handed on in order (a failed page stops there,
+            // the pages before it kept).
+            let mut number = 1;
+            for window in later.chunks(shared.concurrency.max(1) * 4) {
+                for answer in shared.send(window) {
+                    number += 1;
+                    let (_, value) = body(&resource.name, number, answer)?;
+                    page(records::select(
+                        &value,
+                        resource.data_selector.as_deref(),
+                        &resource.name,
+                    )?)?;
+                }
+            }
+            return Ok(());
+        }
         match pager
             .next(&call, &response, &value, count)
             .map_err(|e| e.context(format!("resource `{}`, page {number}", resource.name)))?

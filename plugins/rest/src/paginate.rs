@@ -313,6 +313,59 @@ impl Pager {
     }
 }
 
+impl Pager {
+    /// Every page after the first, when the first answer says how many there are (an offset
+    /// paginator with `total_path`, page numbers with a page count): they can all be asked for
+    /// at once. An offset moves by what the first page held, so a server that caps its pages
+    /// below `limit` is still read whole. `None` for paginators that learn the next page only
+    /// from the one before.
+    pub fn all_pages(
+        &self,
+        first: &Call,
+        body: &Value,
+        records: usize,
+    ) -> Result<Option<Vec<Call>>> {
+        let with = |param: &str, value: u64| {
+            let mut call = first.clone();
+            call.set(param, value.to_string());
+            call
+        };
+        match self {
+            Pager::Offset {
+                offset,
+                offset_param,
+                total_path: Some(path),
+                ..
+            } => {
+                let total = number(body, path)?;
+                let step = records as u64;
+                if step == 0 {
+                    return Ok(Some(Vec::new()));
+                }
+                let starts = (1..)
+                    .map(|i| offset + i * step)
+                    .take_while(|at| *at < total);
+                Ok(Some(starts.map(|at| with(offset_param, at)).collect()))
+            }
+            Pager::Page {
+                page,
+                base,
+                param,
+                total_path: Some(path),
+            } => {
+                let pages = number(body, path)?;
+                if records == 0 {
+                    return Ok(Some(Vec::new()));
+                }
+                Ok(Some(
+                    (*page + 1..*base + pages).map(|p| with(param, p)).collect(),
+                ))
+            }
+            _ => Ok(None),
+        }
+    }
+}
+
 /// A number in the body (a total of records or pages).
 fn number(body: &Value, path: &str) -> Result<u64> {
     match at_path(body, path) {
@@ -508,6 +561,39 @@ mod tests {
         assert!(
             err.message.contains("total_path `total` is `missing`"),
             "{err}"
+        );
+
+        // With a total, every later page is known from the first answer.
+        let pager = Pager::new(Some(&spec));
+        let mut first = call("http://h/o");
+        pager.first(&mut first);
+        let later = pager
+            .all_pages(&first, &json!({"total": 7}), 2)
+            .unwrap()
+            .unwrap();
+        let urls: Vec<String> = later.iter().map(Call::full_url).collect();
+        assert_eq!(
+            urls,
+            [
+                "http://h/o?offset=2&limit=2",
+                "http://h/o?offset=4&limit=2",
+                "http://h/o?offset=6&limit=2"
+            ]
+        );
+        let pager = Pager::new(Some(&from_zero));
+        let mut first = call("http://h/p");
+        pager.first(&mut first);
+        let later = pager
+            .all_pages(&first, &json!({"pages": 3}), 5)
+            .unwrap()
+            .unwrap();
+        let urls: Vec<String> = later.iter().map(Call::full_url).collect();
+        assert_eq!(urls, ["http://h/p?p=1", "http://h/p?p=2"]);
+        assert!(
+            Pager::new(None)
+                .all_pages(&first, &json!({}), 5)
+                .unwrap()
+                .is_none()
         );
 
         // Page numbers until an empty page; a cursor until it is null.

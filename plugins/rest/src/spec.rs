@@ -18,7 +18,8 @@ pub struct Spec {
     pub resource_defaults: ResourceDefaults,
     /// The endpoints to read, a table each.
     pub resources: Vec<ResourceSpec>,
-    /// How many requests are in flight at once for one resource's child requests.
+    /// How many requests are in flight at once: children's first pages, and the pages of an
+    /// offset or page-number paginator whose total the first answer gives.
     #[serde(default = "default_concurrency")]
     #[schemars(range(min = 1, max = 1000))]
     pub concurrency: usize,
