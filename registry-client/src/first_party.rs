@@ -35,6 +35,10 @@ pub const FIRST_PARTY: &[FirstParty] = &[
         native: false,
     },
     FirstParty {
+        name: "mysql",
+        native: false,
+    },
+    FirstParty {
         name: "postgresql",
         native: false,
     },

@@ -359,7 +359,7 @@ mod tests {
             .unwrap_err();
         assert_eq!(
             err.to_string(),
-            "unknown plugin `quarry/nope`: the first-party plugins are quarry/basic, quarry/duckdb, quarry/file, quarry/hackernews, quarry/jsonflattener, quarry/postgresql, quarry/rest, quarry/sqlite, quarry/test"
+            "unknown plugin `quarry/nope`: the first-party plugins are quarry/basic, quarry/duckdb, quarry/file, quarry/hackernews, quarry/jsonflattener, quarry/mysql, quarry/postgresql, quarry/rest, quarry/sqlite, quarry/test"
         );
         let err = resolver
             .resolve(RegistryKind::Quarry, "quarry/file", Path::new("."))

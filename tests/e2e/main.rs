@@ -11,6 +11,7 @@ mod file_source;
 mod grpc;
 mod hackernews;
 mod languages;
+mod mysql_source;
 mod oci;
 mod postgresql;
 mod postgresql_source;

@@ -1,0 +1,200 @@
+//! Quarry's MySQL and MariaDB plugin, as a sandboxed component: it speaks the MySQL protocol
+//! itself (`wire.rs`) over `wasi:sockets`, so it reaches only the hosts granted under
+//! `permissions.network`. A source so far: tables found in `information_schema`, read with
+//! streamed queries, incrementally by a cursor column.
+
+mod source;
+pub mod wire;
+
+use std::collections::BTreeMap;
+
+use quarry_sdk::{Error, Info, Plugin, Result, Source, SyncContext, Table};
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+use crate::wire::{Config, Connection};
+
+/// The `mysql` plugin's `spec:`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Spec {
+    /// `mysql://user:password@host:port/database` (`mariadb://` too); keep the password out of
+    /// the file with `${MYSQL_PASSWORD}`. The host must be granted under
+    /// `permissions: { network: ["host:3306"] }`.
+    pub connection_string: String,
+    /// The tables and views to read, globs over `database.table`; by default every table of the
+    /// connection string's database.
+    #[serde(default)]
+    pub tables: Vec<String>,
+    /// Per table (`name` or `database.name`), a column that grows with every change (an
+    /// `updated_at`, an auto-increment id): each sync reads only rows past the last value saved.
+    #[serde(default)]
+    pub incremental: BTreeMap<String, String>,
+    /// The rows per batch sent.
+    #[serde(default = "default_rows_per_batch")]
+    pub rows_per_batch: usize,
+}
+
+fn default_rows_per_batch() -> usize {
+    50_000
+}
+
+/// `%XX` escapes decoded (a password with `@` or `/` in a URL).
+fn percent_decode(text: &str) -> Result<String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = text
+                .get(i + 1..i + 3)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .ok_or_else(|| {
+                    Error::invalid_spec(format!(
+                        "connection_string: `{}` is not a %-escape",
+                        &text[i..(i + 3).min(text.len())]
+                    ))
+                })?;
+            out.push(hex);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out)
+        .map_err(|_| Error::invalid_spec("connection_string: not UTF-8 once decoded"))
+}
+
+impl Config {
+    /// `mysql://user:password@host:port/database`.
+    pub fn parse(text: &str) -> Result<Config> {
+        let invalid = |why: &str| Error::invalid_spec(format!("connection_string: {why}"));
+        let rest = text
+            .trim()
+            .strip_prefix("mysql://")
+            .or_else(|| text.trim().strip_prefix("mariadb://"))
+            .ok_or_else(|| invalid("write it as mysql://user:password@host:3306/database"))?;
+        let rest = rest.split(['?', '#']).next().unwrap_or_default();
+        let (authority, database) = rest.split_once('/').unwrap_or((rest, ""));
+        let (credentials, host) = match authority.rsplit_once('@') {
+            Some((c, h)) => (Some(c), h),
+            None => (None, authority),
+        };
+        let (user, password) = match credentials {
+            Some(c) => match c.split_once(':') {
+                Some((u, p)) => (percent_decode(u)?, Some(percent_decode(p)?)),
+                None => (percent_decode(c)?, None),
+            },
+            None => ("root".to_string(), None),
+        };
+        let (host, port) = match host.rsplit_once(':') {
+            Some((h, p)) => (
+                h,
+                p.parse::<u16>().ok().filter(|p| *p > 0).ok_or_else(|| {
+                    invalid(&format!("port `{p}` is not a number from 1 to 65535"))
+                })?,
+            ),
+            None => (host, 3306),
+        };
+        if host.is_empty() {
+            return Err(invalid("it names no host"));
+        }
+        Ok(Config {
+            host: host.to_string(),
+            port,
+            user,
+            password,
+            database: (!database.is_empty())
+                .then(|| percent_decode(database))
+                .transpose()?,
+        })
+    }
+}
+
+pub struct MySql {
+    conn: Connection,
+    config: Config,
+    settings: source::Settings,
+    discovered: Option<Vec<source::SourceTable>>,
+}
+
+impl Plugin for MySql {
+    type Spec = Spec;
+
+    fn info() -> Info {
+        Info::new(
+            "mysql",
+            env!("CARGO_PKG_VERSION"),
+            "MySQL and MariaDB: tables read with streamed queries, incrementally by a cursor column",
+        )
+    }
+
+    fn new(spec: Spec) -> Result<Self> {
+        if spec.rows_per_batch == 0 {
+            return Err(Error::invalid_spec("rows_per_batch must be at least 1"));
+        }
+        let config = Config::parse(&spec.connection_string)?;
+        let tables = if spec.tables.is_empty() {
+            match &config.database {
+                Some(db) => vec![format!("{db}.*")],
+                None => {
+                    return Err(Error::invalid_spec(
+                        "tables: say which tables to read (globs over database.table), or name a \
+                         database in connection_string",
+                    ));
+                }
+            }
+        } else {
+            spec.tables
+        };
+        let mut conn = Connection::connect(&config)?;
+        conn.query(source::SESSION)?;
+        Ok(MySql {
+            conn,
+            config,
+            settings: source::Settings {
+                tables,
+                incremental: spec.incremental,
+                rows_per_batch: spec.rows_per_batch,
+            },
+            discovered: None,
+        })
+    }
+
+    fn test_connection(&mut self) -> Result<()> {
+        self.conn.query("select 1").map(drop)
+    }
+}
+
+impl Source for MySql {
+    fn tables(&self) -> Vec<Table> {
+        self.discovered
+            .iter()
+            .flatten()
+            .map(|t| t.table.clone())
+            .collect()
+    }
+
+    fn discover(&mut self) -> Result<Vec<Table>> {
+        if self.discovered.is_none() {
+            self.discovered = Some(source::discover(&mut self.conn, &self.settings)?);
+        }
+        Ok(self.tables())
+    }
+
+    fn sync(&mut self, tables: &[Table], out: &mut SyncContext<'_>) -> Result<()> {
+        let discovered = self.discovered.clone().unwrap_or_default();
+        for table in tables {
+            if let Some(found) = discovered.iter().find(|t| t.table.name == table.name) {
+                source::sync_table(&mut self.conn, &self.config, &self.settings, found, out)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+quarry_sdk::export_source!(MySql);
+
+#[cfg(test)]
+mod tests;

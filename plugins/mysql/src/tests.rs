@@ -1,0 +1,281 @@
+//! The source against the MariaDB this machine runs on 127.0.0.1:3306 (root, no password):
+//! each test in a database of its own, dropped at the end.
+
+use quarry_sdk::{ErrorKind, Message, Plugin, Result, Source, SyncOptions, run_sync};
+
+use crate::wire::{Config, Connection};
+use crate::{MySql, Spec};
+
+struct Scratch {
+    name: String,
+    conn: Connection,
+}
+
+impl Scratch {
+    fn new(test: &str) -> Scratch {
+        let name = format!("quarry_src_{test}_{}", std::process::id());
+        let mut conn = Connection::connect(&Config::parse("mysql://root@127.0.0.1:3306").unwrap())
+            .expect("MariaDB on 127.0.0.1:3306");
+        conn.query(&format!(
+            "drop database if exists {name}; create database {name}"
+        ))
+        .unwrap();
+        Scratch { name, conn }
+    }
+
+    fn sql(&mut self, sql: &str) {
+        let sql = sql.replace("$d", &self.name);
+        self.conn
+            .query(&sql)
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+
+    fn source(&self, edit: impl FnOnce(&mut Spec)) -> Result<MySql> {
+        let mut spec = Spec {
+            connection_string: format!("mysql://root@127.0.0.1:3306/{}", self.name),
+            tables: Vec::new(),
+            incremental: Default::default(),
+            rows_per_batch: 50_000,
+        };
+        edit(&mut spec);
+        MySql::new(spec)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = self
+            .conn
+            .query(&format!("drop database if exists {}", self.name));
+    }
+}
+
+fn printed(messages: &[Message], table: &str) -> Vec<Vec<String>> {
+    let mut rows = Vec::new();
+    for m in messages {
+        if let Message::Insert(b) = m
+            && quarry_sdk::table_name(b.schema_ref()) == table
+        {
+            for i in 0..b.num_rows() {
+                rows.push(
+                    b.columns()
+                        .iter()
+                        .zip(b.schema().fields())
+                        .filter(|(_, f)| !f.name().starts_with("_cq_"))
+                        .map(|(c, f)| {
+                            // Without chrono-tz, Arrow prints zones given as offsets only.
+                            let c = match f.data_type() {
+                                arrow_schema::DataType::Timestamp(unit, Some(_)) => {
+                                    arrow_cast::cast(
+                                        c,
+                                        &arrow_schema::DataType::Timestamp(
+                                            *unit,
+                                            Some("+00:00".into()),
+                                        ),
+                                    )
+                                    .unwrap()
+                                }
+                                _ => c.clone(),
+                            };
+                            arrow_cast::display::ArrayFormatter::try_new(
+                                c.as_ref(),
+                                &Default::default(),
+                            )
+                            .unwrap()
+                            .value(i)
+                            .to_string()
+                        })
+                        .collect(),
+                );
+            }
+        }
+    }
+    rows
+}
+
+fn states(messages: &[Message]) -> Vec<(String, String)> {
+    messages
+        .iter()
+        .filter_map(|m| match m {
+            Message::State { key, value } => Some((key.clone(), value.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn every_type_reads_as_its_arrow_type_with_exact_values() {
+    let mut db = Scratch::new("types");
+    db.sql(
+        "create table $d.every_type (
+           id bigint primary key, t tinyint, tu tinyint unsigned, s smallint, m mediumint,
+           i int unsigned, b bigint unsigned, d decimal(12, 3), d50 decimal(50, 10),
+           f float, g double, c char(3), v varchar(20), tx text, e enum('a', 'b'),
+           bin varbinary(8), bl blob, bits bit(12), day date, dt datetime(6), ts timestamp(6) null,
+           tm time(6), y year, j json
+         );
+         set time_zone = '+00:00';
+         insert into $d.every_type values
+           (1, -128, 255, -32768, -8388608, 4294967295, 18446744073709551615, -1234.567,
+            1234567890123456789012345678901234567890.0123456789, 1.5, 3.141592653589793,
+            'abc', 'héllo', 'line\nbreak', 'b', x'00ff10', x'deadbeef', b'101010101010',
+            '2024-02-29', '1999-12-31 23:59:59.999999', '2024-01-01 00:00:00.000001',
+            '-838:59:59', 2155, '{\"a\": [1, 2]}'),
+           (2, null, null, null, null, null, null, null, null, null, null, null, null, null,
+            null, null, null, null, null, null, null, null, null, null);",
+    );
+    let mut source = db.source(|_| {}).unwrap();
+    let mut messages = Vec::new();
+    run_sync(&mut source, &SyncOptions::default(), &mut messages).unwrap();
+    // MariaDB's `json` is `longtext` with a check: text, as the catalog says.
+    let table = source.discover().unwrap().remove(0);
+    let types: Vec<String> = table
+        .columns
+        .iter()
+        .map(|c| match c.extension {
+            Some(e) => format!("{}={}", c.name, e.name()),
+            None => format!("{}={}", c.name, c.data_type),
+        })
+        .collect();
+    assert_eq!(
+        types.join(" "),
+        "id=Int64 t=Int8 tu=UInt8 s=Int16 m=Int32 i=UInt32 b=UInt64 d=Decimal128(12, 3) \
+         d50=Decimal256(50, 10) f=Float32 g=Float64 c=Utf8 v=Utf8 tx=Utf8 e=Utf8 bin=Binary \
+         bl=Binary bits=UInt64 day=Date32 dt=Timestamp(µs) ts=Timestamp(µs, \"UTC\") \
+         tm=Duration(µs) y=Int16 j=Utf8"
+    );
+    assert!(table.columns[0].primary_key);
+    let rows = printed(&messages, "every_type");
+    assert_eq!(
+        rows[0],
+        [
+            "1",
+            "-128",
+            "255",
+            "-32768",
+            "-8388608",
+            "4294967295",
+            "18446744073709551615",
+            "-1234.567",
+            "1234567890123456789012345678901234567890.0123456789",
+            "1.5",
+            "3.141592653589793",
+            "abc",
+            "héllo",
+            "line\nbreak",
+            "b",
+            "00ff10",
+            "deadbeef",
+            "2730",
+            "2024-02-29",
+            "1999-12-31T23:59:59.999999",
+            "2024-01-01T00:00:00.000001Z",
+            "-PT3020399S",
+            "2155",
+            "{\"a\": [1, 2]}",
+        ]
+    );
+    assert!(rows[1][1..].iter().all(|v| v.is_empty()), "{:?}", rows[1]);
+}
+
+#[test]
+fn incremental_tables_read_only_rows_past_the_saved_cursor() {
+    let mut db = Scratch::new("incremental");
+    db.sql(
+        "create table $d.events (id bigint primary key, updated_at datetime not null, note text);
+         insert into $d.events select seq, '2024-01-01 00:00:00' + interval (seq div 2) second,
+           concat('n', seq) from $d.seq_1_to_9;",
+    );
+    let mut source = db
+        .source(|s| {
+            s.incremental.insert("events".into(), "updated_at".into());
+            s.rows_per_batch = 4;
+        })
+        .unwrap();
+    let mut messages = Vec::new();
+    run_sync(&mut source, &SyncOptions::default(), &mut messages).unwrap();
+    assert_eq!(printed(&messages, "events").len(), 9);
+    let key = "events.updated_at".to_string();
+    assert_eq!(
+        states(&messages),
+        [
+            (key.clone(), "2024-01-01 00:00:01".to_string()),
+            (key.clone(), "2024-01-01 00:00:03".to_string()),
+            (key.clone(), "2024-01-01 00:00:04".to_string()),
+        ]
+    );
+    db.sql(
+        "insert into $d.events values (10, '2024-01-01 00:00:05', 'new');
+         update $d.events set updated_at = '2024-01-01 00:00:09', note = 'changed' where id = 1",
+    );
+    let before = messages.len();
+    run_sync(&mut source, &SyncOptions::default(), &mut messages).unwrap();
+    let ids: Vec<String> = printed(&messages[before..], "events")
+        .into_iter()
+        .map(|r| r[0].clone())
+        .collect();
+    assert_eq!(ids, ["10", "1"]);
+}
+
+#[test]
+fn what_cannot_be_read_is_named_and_refusals_are_unauthorized() {
+    let mut db = Scratch::new("refused");
+    db.sql("create table $d.shapes (id bigint, location point)");
+    let err = db.source(|_| {}).unwrap().discover().unwrap_err();
+    assert_eq!(err.kind, ErrorKind::NotSupported);
+    assert!(
+        err.message.contains(&format!(
+            "table `{}.shapes`, column `location` has type `point`",
+            db.name
+        )),
+        "{err}"
+    );
+    db.sql("drop table $d.shapes; create table $d.d (id bigint, day date); insert into $d.d values (1, '0000-00-00')");
+    let mut source = db.source(|_| {}).unwrap();
+    let err = run_sync(&mut source, &SyncOptions::default(), &mut Vec::new()).unwrap_err();
+    assert!(
+        err.message.contains(&format!("table `{}.d`", db.name)),
+        "{err}"
+    );
+    assert!(err.message.contains("column `day`"), "{err}");
+    // The source reconnected: it still answers.
+    source.test_connection().unwrap();
+    let err = MySql::new(Spec {
+        connection_string: "mysql://quarry_nobody:x@127.0.0.1:3306/test".into(),
+        tables: Vec::new(),
+        incremental: Default::default(),
+        rows_per_batch: 10,
+    })
+    .err()
+    .unwrap();
+    assert_eq!(err.kind, ErrorKind::Unauthorized, "{err}");
+}
+
+#[test]
+fn connection_strings_parse_as_urls() {
+    let c = Config::parse("mysql://app:p%40ss@db.example.com:3307/shop?ssl=off").unwrap();
+    assert_eq!(
+        (
+            c.user.as_str(),
+            c.password.as_deref(),
+            c.host.as_str(),
+            c.port,
+            c.database.as_deref()
+        ),
+        ("app", Some("p@ss"), "db.example.com", 3307, Some("shop"))
+    );
+    let c = Config::parse("mariadb://127.0.0.1").unwrap();
+    assert_eq!((c.user.as_str(), c.port, c.database), ("root", 3306, None));
+    assert!(
+        Config::parse("postgres://x")
+            .unwrap_err()
+            .message
+            .contains("mysql://user:password@host:3306/database")
+    );
+    assert!(
+        Config::parse("mysql://h:0/x")
+            .unwrap_err()
+            .message
+            .contains("port `0`")
+    );
+}
