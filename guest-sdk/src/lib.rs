@@ -40,6 +40,7 @@
 #![warn(missing_docs)]
 
 pub mod cq_id;
+pub mod cursor;
 mod error;
 mod export;
 #[doc(hidden)]

@@ -24,6 +24,10 @@
 //! into two key ranges read at once; next to them, `psql`'s `\copy ... TO (FORMAT binary)` of
 //! the same columns into /dev/null, the limit of reading that table.
 //!
+//! The `mysql` source scenarios read N rows made by SQL in the local MariaDB (database
+//! `quarry_bench_source`) into the discarding destination and into Parquet, next to the
+//! `mariadb` client selecting the same rows into /dev/null.
+//!
 //! The distribution scenarios (`--only oci`, or all) start Debian's `docker-registry` on a free
 //! loopback port, push the `test` plugin padded to 10 MB with a custom section, and time, as wall
 //! clock of child processes: `quarry plugin pull` into an empty store; the first sync with it
@@ -81,6 +85,11 @@ const PG_SOURCE: &str = "  path: quarry/postgresql\n  tables: [test_rows]\n  spe
 const PG_SOURCE_SPLIT: &str = "  path: quarry/postgresql\n  tables: [test_rows]\n  spec:\n    connection_string: postgres://postgres@127.0.0.1:5432/test\n    tables: [quarry_bench_source.test_rows]\n    split_rows: {{HALF}}\n  permissions:\n    network: [\"127.0.0.1:5432\"]\n";
 /// The schema [`load_pg_source`] fills.
 const PG_SOURCE_SCHEMA: &str = "quarry_bench_source";
+/// The `mysql` source reading the table [`load_mysql_source`] fills in the local MariaDB.
+const MYSQL_SOURCE: &str = "  path: quarry/mysql\n  tables: [test_rows]\n  spec:\n    connection_string: mysql://root@127.0.0.1:3306/quarry_bench_source\n  permissions:\n    network: [\"127.0.0.1:3306\"]\n";
+/// The database [`load_mysql_source`] fills.
+const MYSQL_SOURCE_DATABASE: &str = "quarry_bench_source";
+
 /// The columns of `test_rows` (not Quarry's own), as `psql`'s copy reads them.
 const TEST_ROWS_COLUMNS: &str = "id, name, value, flag, created_at, payload, tags";
 
@@ -216,6 +225,16 @@ const SCENARIOS: &[Scenario] = &[
         source: PG_SOURCE,
         destination: "  path: quarry/postgresql\n  write_mode: append\n  spec:\n    connection_string: postgres://postgres@127.0.0.1:5432/test\n    schema: quarry_bench_copy\n  permissions:\n    network: [\"127.0.0.1:5432\"]\n",
     },
+    Scenario {
+        name: "mysql -> test (discard)",
+        source: MYSQL_SOURCE,
+        destination: DISCARD,
+    },
+    Scenario {
+        name: "mysql -> file (parquet)",
+        source: MYSQL_SOURCE,
+        destination: PARQUET,
+    },
 ];
 
 struct Sample {
@@ -249,7 +268,19 @@ pub async fn run(args: BenchArgs) -> Result<Exit, CliError> {
         })
         .collect();
     let mut pg_loaded = None;
+    let mut mysql_loaded = None;
     for scenario in selected {
+        if scenario.name.starts_with("mysql") && mysql_loaded.is_none() {
+            let loaded = load_mysql_source(&args);
+            if let Err(e) = &loaded {
+                eprintln!("error: loading {MYSQL_SOURCE_DATABASE}.test_rows: {e}");
+                exit = Exit::Failure;
+            }
+            mysql_loaded = Some(loaded.is_ok());
+        }
+        if scenario.name.starts_with("mysql") && mysql_loaded != Some(true) {
+            continue;
+        }
         if scenario.name.starts_with("postgresql") && pg_loaded.is_none() {
             let loaded = load_pg_source(&exe, &work, &args);
             if let Err(e) = &loaded {
@@ -283,6 +314,15 @@ pub async fn run(args: BenchArgs) -> Result<Exit, CliError> {
             }
         }
         print_medians(scenario.name, &samples);
+    }
+    if mysql_loaded == Some(true) {
+        match mariadb_select_out(&args) {
+            Ok(samples) => print_medians("limit: mariadb select to /dev/null", &samples),
+            Err(e) => {
+                eprintln!("error: mariadb select: {e}");
+                exit = Exit::Failure;
+            }
+        }
     }
     if pg_loaded == Some(true) {
         match psql_copy_out(&args) {
@@ -340,6 +380,62 @@ fn psql(sql: &str) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// Runs `sql` with the `mariadb` client against the local MariaDB, its output thrown away.
+fn mariadb(sql: &str) -> Result<(), String> {
+    let out = Command::new("mariadb")
+        .args(["-h", "127.0.0.1", "-u", "root", "-N", "-B", "-e"])
+        .arg(sql)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .map_err(|e| format!("cannot run mariadb (MariaDB's client): {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "mariadb -e {sql:?}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    Ok(())
+}
+
+/// Fills the local MariaDB's `quarry_bench_source.test_rows` with the run's rows, the values of
+/// the `test` source's `test_rows` made by SQL (MariaDB's sequence engine), keyed on `id`.
+fn load_mysql_source(args: &BenchArgs) -> Result<(), String> {
+    let db = MYSQL_SOURCE_DATABASE;
+    mariadb(&format!(
+        "drop database if exists {db}; create database {db};
+         create table {db}.test_rows (id bigint primary key, name varchar(16), value double,
+           flag boolean, created_at datetime(6), payload text, tags json);
+         insert into {db}.test_rows select seq, concat('name_', lpad(seq, 11, '0')),
+           (seq % 100003) / 7, seq % 3 = 0,
+           timestamp '2024-01-01 00:00:00' + interval seq second + interval (seq % 1000) microsecond,
+           concat('{{\"id\":', seq, ',\"text\":\"', repeat('x', 80), '\"}}'),
+           json_array(concat('a', seq % 5), concat('b', seq % 50), concat('c', seq % 500))
+           from {db}.seq_1_to_{};
+         analyze table {db}.test_rows",
+        args.rows.max(1)
+    ))
+}
+
+/// The `mariadb` client reading the same rows over the text protocol into /dev/null: what the
+/// server hands out to a client that does nothing with them.
+fn mariadb_select_out(args: &BenchArgs) -> Result<Vec<Sample>, String> {
+    let mut samples = Vec::new();
+    for i in 0..=args.runs {
+        let started = Instant::now();
+        mariadb(&format!("select * from {MYSQL_SOURCE_DATABASE}.test_rows"))?;
+        if i > 0 {
+            samples.push(Sample {
+                seconds: started.elapsed().as_secs_f64(),
+                ipc_bytes: 0,
+                rows: args.rows,
+                peak_rss_kib: 0,
+            });
+        }
+    }
+    Ok(samples)
 }
 
 /// Fills `quarry_bench_source.test_rows` with the run's rows, keyed on `id` (a sync with

@@ -11,6 +11,7 @@ use arrow_array::builder::{
 };
 use arrow_array::{ArrayRef, StringArray};
 use arrow_schema::{DataType, Field, TimeUnit};
+use quarry_sdk::cursor::OrderedCursor;
 use quarry_sdk::{Column, Error, Extension, Result, SyncContext, Table, matches_glob};
 
 use crate::wire::{Config, Connection};
@@ -308,26 +309,6 @@ fn time_micros(v: &[u8]) -> std::result::Result<i64, String> {
     Ok(if negative { -total } else { total })
 }
 
-/// The last value of the cursor column read, and the last one safe to save: every row with a
-/// value up to it has been read (rows of the last value may still follow).
-#[derive(Default)]
-struct CursorTrack {
-    last: Option<Vec<u8>>,
-    safe: Option<String>,
-}
-
-impl CursorTrack {
-    fn see(&mut self, value: &[u8]) {
-        if self.last.as_deref() == Some(value) {
-            return;
-        }
-        if let Some(previous) = self.last.take() {
-            self.safe = Some(String::from_utf8_lossy(&previous).into_owned());
-        }
-        self.last = Some(value.to_vec());
-    }
-}
-
 /// Reads one table into batches. A read that stops early leaves the result half read: `conn`
 /// is then replaced by a new connection.
 pub fn sync_table(
@@ -380,7 +361,7 @@ fn read_table(
     let fields = schema.fields().clone();
     let mut values: Vec<Values> = table.decodes.iter().map(Values::new).collect();
     let mut rows = 0usize;
-    let mut track = CursorTrack::default();
+    let mut track = OrderedCursor::default();
     let mut saved = from.clone();
     let batch = settings.rows_per_batch.max(1);
     let emit = |values: &mut Vec<Values>, out: &mut SyncContext<'_>| -> Result<()> {
@@ -413,11 +394,11 @@ fn read_table(
             if rows >= batch {
                 emit(&mut values, out)?;
                 rows = 0;
-                if let (Some(key), Some(safe)) = (&key, &track.safe)
-                    && saved.as_ref() != Some(safe)
+                if let (Some(key), Some(safe)) = (&key, track.safe())
+                    && saved.as_deref() != Some(safe)
                 {
                     out.state_set(key, safe)?;
-                    saved = Some(safe.clone());
+                    saved = Some(safe.to_string());
                 }
             }
             Ok(())
@@ -427,11 +408,10 @@ fn read_table(
     if rows > 0 {
         emit(&mut values, out).map_err(context)?;
     }
-    if let (Some(key), Some(last)) = (&key, &track.last) {
-        let last = String::from_utf8_lossy(last).into_owned();
-        if saved.as_deref() != Some(last.as_str()) {
-            out.state_set(key, &last)?;
-        }
+    if let (Some(key), Some(last)) = (&key, track.last())
+        && saved.as_deref() != Some(last.as_str())
+    {
+        out.state_set(key, &last)?;
     }
     Ok(())
 }

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 
 use arrow_array::ArrayRef;
 use bytes::{Buf, Bytes, BytesMut};
+use quarry_sdk::cursor::OrderedCursor;
 use quarry_sdk::{Error, Result, SyncContext, Table, matches_glob};
 
 use crate::config::Config;
@@ -304,7 +305,7 @@ fn read_table(
             &mut reader,
             out,
             &context,
-            |reader, out| match reader.cursor.safe.clone() {
+            |reader, out| match reader.cursor.safe().map(str::to_string) {
                 Some(safe) if saved.as_ref() != Some(&safe) => {
                     out.state_set(&key, &safe)?;
                     saved = Some(safe);
@@ -313,7 +314,7 @@ fn read_table(
                 _ => Ok(()),
             },
         )?;
-        if let Some(last) = reader.cursor.last_text()
+        if let Some(last) = reader.cursor.last()
             && saved.as_deref() != Some(last.as_str())
         {
             out.state_set(&key, &last)?;
@@ -593,32 +594,6 @@ fn row_length(data: &[u8], fields: i16) -> Option<usize> {
     (at <= data.len()).then_some(at)
 }
 
-/// The last value of the cursor column read, and the last one safe to save: every row with a
-/// value up to it has been read (rows of the last value may still follow).
-#[derive(Default)]
-struct CursorTrack {
-    last: Option<Vec<u8>>,
-    safe: Option<String>,
-}
-
-impl CursorTrack {
-    fn see(&mut self, value: &[u8]) {
-        if self.last.as_deref() == Some(value) {
-            return;
-        }
-        if let Some(previous) = self.last.take() {
-            self.safe = Some(String::from_utf8_lossy(&previous).into_owned());
-        }
-        self.last = Some(value.to_vec());
-    }
-
-    fn last_text(&self) -> Option<String> {
-        self.last
-            .as_deref()
-            .map(|v| String::from_utf8_lossy(v).into_owned())
-    }
-}
-
 /// Decodes rows into the table's builders and sends them in batches.
 struct Reader<'t> {
     table: &'t SourceTable,
@@ -626,7 +601,7 @@ struct Reader<'t> {
     rows: usize,
     bytes: usize,
     rows_per_batch: usize,
-    cursor: CursorTrack,
+    cursor: OrderedCursor,
 }
 
 impl<'t> Reader<'t> {
@@ -641,7 +616,7 @@ impl<'t> Reader<'t> {
             rows: 0,
             bytes: 0,
             rows_per_batch: rows_per_batch.max(1),
-            cursor: CursorTrack::default(),
+            cursor: OrderedCursor::default(),
         }
     }
 
