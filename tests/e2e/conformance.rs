@@ -163,6 +163,85 @@ spec:
     }
 }
 
+/// A database of the test's own on the MariaDB at 127.0.0.1:3306, dropped when the test ends.
+struct Mysql(String);
+
+/// Runs SQL with the `mariadb` client; its rows tab-separated, without headers.
+fn mariadb(sql: &str) -> String {
+    let out = std::process::Command::new("mariadb")
+        .args(["-h", "127.0.0.1", "-u", "root", "-N", "-B", "-e", sql])
+        .output()
+        .expect("the mariadb client on PATH");
+    assert!(
+        out.status.success(),
+        "mariadb -e {sql}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim_end().to_string()
+}
+
+impl Dest for Mysql {
+    const INT64: &'static str = "bigint";
+
+    fn new() -> Self {
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let name = format!(
+            "quarry_conf_{}_{}",
+            std::process::id(),
+            NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+        );
+        mariadb(&format!(
+            "drop database if exists {name}; create database {name}"
+        ));
+        Mysql(name)
+    }
+
+    fn document(&self, write_mode: &str, migrate_mode: &str) -> String {
+        let database = &self.0;
+        format!(
+            r#"---
+kind: destination
+spec:
+  name: {DEST}
+  path: quarry/mysql
+  write_mode: {write_mode}
+  migrate_mode: {migrate_mode}
+  spec:
+    connection_string: mysql://root@127.0.0.1:3306/{database}
+  permissions: {{ network: ["127.0.0.1:3306"] }}
+"#
+        )
+    }
+
+    fn read(&self, _: &Workdir, columns: &[&str]) -> String {
+        let texts: Vec<String> = columns
+            .iter()
+            .map(|c| format!("coalesce(cast({c} as char), 'NULL')"))
+            .collect();
+        mariadb(&format!(
+            "select {} from {}.items order by id, name",
+            texts.join(", "),
+            self.0
+        ))
+    }
+
+    fn name_type(&self, _: &Workdir) -> String {
+        mariadb(&format!(
+            "select data_type from information_schema.columns where table_schema = '{}' and table_name = 'items' and column_name = 'name'",
+            self.0
+        ))
+    }
+}
+
+impl Drop for Mysql {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("mariadb")
+            .args(["-h", "127.0.0.1", "-u", "root", "-e"])
+            .arg(format!("drop database if exists {}", self.0))
+            .output();
+    }
+}
+
 /// The `store` fixture: one Arrow IPC file per table under `./db`.
 struct Store;
 
@@ -368,5 +447,6 @@ conformance!(
     sqlite: Sqlite,
     duckdb: DuckDb,
     postgresql: Postgresql,
+    mysql: Mysql,
     store: Store,
 );

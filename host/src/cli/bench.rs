@@ -225,6 +225,13 @@ const SCENARIOS: &[Scenario] = &[
         source: PG_SOURCE,
         destination: "  path: quarry/postgresql\n  write_mode: append\n  spec:\n    connection_string: postgres://postgres@127.0.0.1:5432/test\n    schema: quarry_bench_copy\n  permissions:\n    network: [\"127.0.0.1:5432\"]\n",
     },
+    // The local MariaDB (127.0.0.1:3306, root), database `quarry_bench_mysql`, which keeps the
+    // previous runs' rows.
+    Scenario {
+        name: "test -> mysql (append)",
+        source: IN_PROCESS,
+        destination: "  path: quarry/mysql\n  write_mode: append\n  spec:\n    connection_string: mysql://root@127.0.0.1:3306/quarry_bench_mysql\n  permissions:\n    network: [\"127.0.0.1:3306\"]\n",
+    },
     Scenario {
         name: "mysql -> test (discard)",
         source: MYSQL_SOURCE,

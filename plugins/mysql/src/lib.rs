@@ -1,8 +1,10 @@
 //! Quarry's MySQL and MariaDB plugin, as a sandboxed component: it speaks the MySQL protocol
 //! itself (`wire.rs`) over `wasi:sockets`, so it reaches only the hosts granted under
-//! `permissions.network`. A source so far: tables found in `information_schema`, read with
-//! streamed queries, incrementally by a cursor column.
+//! `permissions.network`. As a source, tables found in `information_schema`, read with streamed
+//! queries, incrementally by a cursor column (`source.rs`); as a destination, tables created and
+//! migrated from Arrow schemas and loaded with `LOAD DATA LOCAL INFILE` (`destination.rs`).
 
+mod destination;
 mod source;
 pub mod wire;
 
@@ -126,8 +128,10 @@ impl Plugin for MySql {
         Info::new(
             "mysql",
             env!("CARGO_PKG_VERSION"),
-            "MySQL and MariaDB: tables read with streamed queries, incrementally by a cursor column",
+            "MySQL and MariaDB: a source (streamed queries, incremental cursors) and a destination \
+             (LOAD DATA LOCAL INFILE, upserts on primary keys, migrations)",
         )
+        .preferred_batch(50_000, 0)
     }
 
     fn new(spec: Spec) -> Result<Self> {
@@ -135,21 +139,25 @@ impl Plugin for MySql {
             return Err(Error::invalid_spec("rows_per_batch must be at least 1"));
         }
         let config = Config::parse(&spec.connection_string)?;
-        let tables = if spec.tables.is_empty() {
-            match &config.database {
-                Some(db) => vec![format!("{db}.*")],
-                None => {
-                    return Err(Error::invalid_spec(
-                        "tables: say which tables to read (globs over database.table), or name a \
-                         database in connection_string",
-                    ));
-                }
-            }
-        } else {
-            spec.tables
+        // As a source without `tables`: every table of the URL's database (checked at discovery,
+        // a destination needs none).
+        let tables = match (spec.tables.is_empty(), &config.database) {
+            (true, Some(db)) => vec![format!("{db}.*")],
+            _ => spec.tables,
         };
-        let mut conn = Connection::connect(&config)?;
+        // The database may not exist yet (a destination creates it): select it after the
+        // handshake, which would refuse an unknown one.
+        let mut conn = Connection::connect(&Config {
+            database: None,
+            ..config.clone()
+        })?;
         conn.query(source::SESSION)?;
+        if let Some(db) = &config.database {
+            match conn.query(&format!("use {}", source::ident(db))) {
+                Err(e) if e.message.contains("ERROR 1049") => {}
+                other => drop(other?),
+            }
+        }
         Ok(MySql {
             conn,
             config,
@@ -177,6 +185,12 @@ impl Source for MySql {
     }
 
     fn discover(&mut self) -> Result<Vec<Table>> {
+        if self.settings.tables.is_empty() {
+            return Err(Error::invalid_spec(
+                "tables: say which tables to read (globs over database.table), or name a \
+                 database in connection_string",
+            ));
+        }
         if self.discovered.is_none() {
             self.discovered = Some(source::discover(&mut self.conn, &self.settings)?);
         }
@@ -194,7 +208,7 @@ impl Source for MySql {
     }
 }
 
-quarry_sdk::export_source!(MySql);
+quarry_sdk::export_source_and_destination!(MySql);
 
 #[cfg(test)]
 mod tests;

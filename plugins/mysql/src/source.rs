@@ -40,7 +40,7 @@ pub enum Decode {
 }
 
 impl Decode {
-    fn column(&self, name: &str) -> Column {
+    pub fn column(&self, name: &str) -> Column {
         match self {
             Decode::Text(t) => Column::new(name, t.clone()),
             Decode::Json => Column::extension(name, Extension::Json),
@@ -125,10 +125,11 @@ pub fn literal(text: &str) -> String {
     format!("'{}'", text.replace('\'', "''"))
 }
 
-/// Set on every source connection: UTC for `timestamp` values (read and compared as text) and
-/// backslashes that mean themselves in literals.
-pub const SESSION: &str =
-    "set time_zone = '+00:00', sql_mode = concat(@@sql_mode, ',NO_BACKSLASH_ESCAPES')";
+/// Set on every connection: UTC for `timestamp` values (read, compared and written as text),
+/// strict values, and standard identifiers and literals (`"name"`, backslashes that mean
+/// themselves), as `quarry_sdk::sql` writes them.
+pub const SESSION: &str = "set time_zone = '+00:00', sql_mode = concat(@@sql_mode, \
+    ',ANSI_QUOTES,NO_BACKSLASH_ESCAPES,STRICT_ALL_TABLES')";
 
 const CATALOG: &str = "select c.TABLE_SCHEMA, c.TABLE_NAME, c.COLUMN_NAME, c.DATA_TYPE, \
   c.COLUMN_TYPE, c.NUMERIC_PRECISION, c.NUMERIC_SCALE, c.IS_NULLABLE, c.COLUMN_KEY \
@@ -285,7 +286,7 @@ impl Values {
 }
 
 /// `[-]H+:MM:SS[.ffffff]` in microseconds.
-fn time_micros(v: &[u8]) -> std::result::Result<i64, String> {
+pub fn time_micros(v: &[u8]) -> std::result::Result<i64, String> {
     let text = std::str::from_utf8(v).map_err(|e| e.to_string())?;
     let bad = || format!("the time `{text}`");
     let (negative, rest) = match text.strip_prefix('-') {

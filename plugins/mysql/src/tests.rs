@@ -279,3 +279,134 @@ fn connection_strings_parse_as_urls() {
             .contains("port `0`")
     );
 }
+
+/// The destination, writing into the scratch database.
+fn destination(db: &Scratch) -> MySql {
+    MySql::new(Spec {
+        connection_string: format!("mysql://root@127.0.0.1:3306/{}", db.name),
+        tables: Vec::new(),
+        incremental: Default::default(),
+        rows_per_batch: 50_000,
+    })
+    .unwrap()
+}
+
+#[test]
+fn every_type_of_the_test_source_reads_back_as_it_was_written() {
+    use arrow_schema::{DataType, TimeUnit};
+    use quarry_plugin_test::types;
+    use quarry_sdk::{Destination, RecordBatch};
+
+    let db = Scratch::new("dest_types");
+    let mut dest = destination(&db);
+    let table = types::table();
+    dest.migrate_table(&table, false).unwrap();
+    let written = RecordBatch::try_new(table.schema(), types::columns(0, 30).unwrap()).unwrap();
+    dest.insert(&table, written.clone()).unwrap();
+    // Upserted on the key: the same rows again change nothing.
+    dest.insert(&table, written.clone()).unwrap();
+    dest.flush().unwrap();
+    let read = dest.read(&table).unwrap();
+    assert_eq!(read[0].num_rows(), 30);
+    // The catalog's account of the table is what was asked for: a second migration is a no-op.
+    let existing = dest.existing_table(&table).unwrap().unwrap();
+    assert_eq!(quarry_sdk::migrate::changes(&existing, &table), []);
+    for (i, field) in table.schema().fields().iter().enumerate() {
+        let (got, want) = (read[0].column(i), written.column(i));
+        match field.name().as_str() {
+            // json keeps the value, not its spelling.
+            "json" | "record" | "int_list" => {
+                let values = |a: &arrow_array::ArrayRef| -> Vec<Option<String>> {
+                    let text = quarry_sdk::json::json_text(
+                        &std::sync::Arc::new(field.as_ref().clone()),
+                        a.as_ref(),
+                    )
+                    .unwrap();
+                    let text = arrow_array::cast::AsArray::as_string::<i32>(&text).clone();
+                    text.iter().map(|v| v.map(serde_json_value)).collect()
+                };
+                assert_eq!(values(got), values(want), "column {}", field.name());
+            }
+            // MySQL keeps microseconds.
+            "timestamp_ns" => {
+                let micros = |a: &arrow_array::ArrayRef| {
+                    arrow_cast::cast(a, &DataType::Timestamp(TimeUnit::Microsecond, None)).unwrap()
+                };
+                assert_eq!(micros(got).as_ref(), micros(want).as_ref());
+            }
+            name => assert_eq!(got.as_ref(), want.as_ref(), "column {name}"),
+        }
+    }
+}
+
+/// A JSON text with its spelling normalised (key order kept, spaces dropped).
+fn serde_json_value(text: &str) -> String {
+    let mut out = Vec::new();
+    quarry_sdk::json::push_compact_json(text.as_bytes(), &mut out);
+    String::from_utf8(out).unwrap()
+}
+
+#[test]
+fn upserts_keep_the_last_row_of_a_key_and_stale_rows_are_deleted() {
+    use arrow_array::{Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
+    use quarry_sdk::{Column, DataType, Destination, Table, TimeUnit};
+
+    let mut db = Scratch::new("dest_upsert");
+    let mut dest = destination(&db);
+    let table = Table::new("items")
+        .column(Column::new("id", DataType::Int64).primary_key())
+        .column(Column::new("name", DataType::Utf8))
+        .column(Column::new("_cq_source_name", DataType::Utf8))
+        .column(Column::new(
+            "_cq_sync_time",
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+        ));
+    dest.migrate_table(&table, false).unwrap();
+    let batch = |ids: Vec<i64>, names: Vec<&str>, time: i64| {
+        let n = ids.len();
+        RecordBatch::try_new(
+            table.schema(),
+            vec![
+                std::sync::Arc::new(Int64Array::from(ids)),
+                std::sync::Arc::new(StringArray::from(names)),
+                std::sync::Arc::new(StringArray::from(vec!["src"; n])),
+                std::sync::Arc::new(
+                    TimestampMicrosecondArray::from(vec![time; n]).with_timezone("UTC"),
+                ),
+            ],
+        )
+        .unwrap()
+    };
+    let names = |dest: &mut MySql| -> Vec<String> {
+        let read = dest.read(&table).unwrap();
+        let mut names: Vec<String> =
+            arrow_array::cast::AsArray::as_string::<i32>(read[0].column(1))
+                .iter()
+                .map(|v| v.unwrap_or_default().to_string())
+                .collect();
+        names.sort();
+        names
+    };
+    // Tabs, line breaks, backslashes and `\N` survive LOAD DATA's escapes.
+    dest.insert(
+        &table,
+        batch(
+            vec![1, 2, 3],
+            vec!["a\nb", "tab\there", "back\\slash \\N"],
+            1_000_000,
+        ),
+    )
+    .unwrap();
+    assert_eq!(names(&mut dest), ["a\nb", "back\\slash \\N", "tab\there"]);
+    dest.insert(
+        &table,
+        batch(vec![2, 2, 4], vec!["b1", "b2", "d"], 2_000_000),
+    )
+    .unwrap();
+    dest.delete_stale("items", "src", 2_000_000).unwrap();
+    assert_eq!(names(&mut dest), ["b2", "d"]);
+    // A column added by a safe migration; the old rows get nulls.
+    let wider = table.clone().column(Column::new("note", DataType::Utf8));
+    dest.migrate_table(&wider, false).unwrap();
+    db.sql("select note from $d.items");
+}

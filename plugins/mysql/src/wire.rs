@@ -100,6 +100,8 @@ pub struct QueryResult {
     pub columns: Vec<ColumnDef>,
     pub rows: Vec<Vec<Option<Vec<u8>>>>,
     pub affected_rows: u64,
+    /// Warnings the statement raised (a value adjusted to fit its column, say).
+    pub warnings: u16,
 }
 
 impl QueryResult {
@@ -396,11 +398,15 @@ impl Connection {
                     let (affected, used) = lenenc(&first[1..]).unwrap_or((0, 1));
                     let at = 1 + used;
                     let (_, used_id) = lenenc(&first[at..]).unwrap_or((0, 1));
-                    let status = first
-                        .get(at + used_id..at + used_id + 2)
-                        .map_or(0, |s| u16::from_le_bytes([s[0], s[1]]));
+                    let word = |from: usize| {
+                        first
+                            .get(from..from + 2)
+                            .map_or(0, |s| u16::from_le_bytes([s[0], s[1]]))
+                    };
+                    let status = word(at + used_id);
                     results.push(QueryResult {
                         affected_rows: affected,
+                        warnings: word(at + used_id + 2),
                         ..QueryResult::default()
                     });
                     status & SERVER_MORE_RESULTS_EXISTS != 0
