@@ -240,6 +240,19 @@ fn what_cannot_be_read_is_named_and_refusals_are_unauthorized() {
     assert!(err.message.contains("column `day`"), "{err}");
     // The source reconnected: it still answers.
     source.test_connection().unwrap();
+    // A table dropped between discovery and its read is named with the server's error.
+    db.sql("drop table $d.d; create table $d.gone (id bigint); insert into $d.gone values (1)");
+    let mut source = db.source(|_| {}).unwrap();
+    source.discover().unwrap();
+    db.sql("drop table $d.gone");
+    let err = run_sync(&mut source, &SyncOptions::default(), &mut Vec::new()).unwrap_err();
+    assert!(
+        err.message.contains(&format!(
+            "table `{}.gone`: MySQL at 127.0.0.1:3306: ERROR 1146",
+            db.name
+        )),
+        "{err}"
+    );
     let err = MySql::new(Spec {
         connection_string: "mysql://quarry_nobody:x@127.0.0.1:3306/test".into(),
         tables: Vec::new(),
