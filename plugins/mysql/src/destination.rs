@@ -280,10 +280,32 @@ impl MySql {
         ))
     }
 
+    /// A binary collation without PAD SPACE, so `a`, `A` and `a ` are three keys (a case- or
+    /// space-insensitive key would merge distinct rows on upsert): MariaDB's
+    /// `utf8mb4_nopad_bin`, MySQL 8's `utf8mb4_0900_bin`.
+    fn collation(&mut self) -> Result<&'static str> {
+        let version = self
+            .conn
+            .query("select version()")?
+            .remove(0)
+            .text(0, 0)
+            .unwrap_or_default();
+        Ok(if version.contains("MariaDB") {
+            "utf8mb4_nopad_bin"
+        } else {
+            "utf8mb4_0900_bin"
+        })
+    }
+
     /// The session's staging table for `table`, in the destination's database.
     fn stage_name(&self, table: &str) -> Result<String> {
-        let mut name = format!("quarry_stage_{table}");
-        name.truncate(64);
+        // At most 64 characters, and distinct for tables whose names start alike: a prefix cut
+        // at a character boundary, then a hash of the whole name (FNV-1a).
+        let hash = table.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+        });
+        let prefix: String = table.chars().take(32).collect();
+        let name = format!("quarry_stage_{prefix}_{hash:016x}");
         Ok(format!(
             "{}.{}",
             crate::source::ident(self.database()?),
@@ -295,8 +317,9 @@ impl MySql {
         let name = self.table_name(&table.name)?;
         // The database too, as the PostgreSQL destination makes its schema.
         let database = crate::source::ident(self.database()?);
+        let collation = self.collation()?;
         self.conn.query(&format!(
-            "create database if not exists {database} character set utf8mb4 collate utf8mb4_bin; \
+            "create database if not exists {database} character set utf8mb4 collate {collation}; \
              use {database}"
         ))?;
         let mut parts = Vec::new();
@@ -320,7 +343,7 @@ impl MySql {
             .query(&format!(
                 // Binary collation: `a` and `A` are different keys (a case-insensitive key
                 // would merge distinct rows on upsert).
-                "create table if not exists {name} ({}) character set utf8mb4 collate utf8mb4_bin",
+                "create table if not exists {name} ({}) character set utf8mb4 collate {collation}",
                 parts.join(", ")
             ))
             .map(drop)
@@ -473,11 +496,20 @@ impl Destination for MySql {
         let target = self.table_name(&table.name)?;
         let keys = table.primary_keys();
         if keys.is_empty() {
-            return self.load(&target, table, &batch);
+            // In a transaction: a load the warning check refuses leaves nothing behind.
+            self.conn.query("start transaction")?;
+            return match self.load(&target, table, &batch) {
+                Ok(()) => self.conn.query("commit").map(drop),
+                Err(e) => {
+                    self.conn.query("rollback").ok();
+                    Err(e)
+                }
+            };
         }
         let stage = self.stage_name(&table.name)?;
+        // Emptied first: a load refused earlier must not reach the table with this batch.
         self.conn.query(&format!(
-            "create temporary table if not exists {stage} like {target}"
+            "create temporary table if not exists {stage} like {target}; delete from {stage}"
         ))?;
         // The staging table takes every copy of a key: the merge keeps the last.
         self.conn
@@ -496,7 +528,8 @@ impl Destination for MySql {
             .map(|c| format!("{0} = values({0})", crate::source::ident(&c.name)))
             .collect();
         let update = if updates.is_empty() {
-            format!("{0} = {0}", crate::source::ident(keys[0]))
+            // Only keys: a duplicate has nothing to change.
+            format!("{0} = values({0})", crate::source::ident(keys[0]))
         } else {
             updates.join(", ")
         };

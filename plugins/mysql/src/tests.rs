@@ -418,6 +418,17 @@ fn upserts_keep_the_last_row_of_a_key_and_stale_rows_are_deleted() {
     .unwrap();
     dest.delete_stale("items", "src", 2_000_000).unwrap();
     assert_eq!(names(&mut dest), ["b2", "d"]);
+    // Text keys are exact: case and trailing spaces make different keys.
+    let keyed = Table::new("keyed").column(Column::new("k", DataType::Utf8).primary_key());
+    dest.migrate_table(&keyed, false).unwrap();
+    let keys = RecordBatch::try_new(
+        keyed.schema(),
+        vec![std::sync::Arc::new(StringArray::from(vec!["a", "A", "a "]))],
+    )
+    .unwrap();
+    dest.insert(&keyed, keys.clone()).unwrap();
+    dest.insert(&keyed, keys).unwrap();
+    assert_eq!(dest.read(&keyed).unwrap()[0].num_rows(), 3);
     // A column added by a safe migration; the old rows get nulls.
     let wider = table.clone().column(Column::new("note", DataType::Utf8));
     dest.migrate_table(&wider, false).unwrap();
