@@ -1,5 +1,6 @@
-//! SQL text for destinations that speak SQL (PostgreSQL, DuckDB): quoting, and the `where`
-//! clause of a delete-record request. Standard SQL quoting: `"identifiers"`, `'strings'`.
+//! For plugins that speak SQL (PostgreSQL, DuckDB, MySQL): quoting, the `where` clause of a
+//! delete-record request, connection URLs' %-escapes and the key ranges a large table is read
+//! in. Standard SQL quoting: `"identifiers"`, `'strings'`.
 
 use arrow_array::RecordBatch;
 use arrow_schema::DataType;
@@ -97,6 +98,51 @@ pub fn value_literal(value: &RecordBatch) -> Result<String> {
     })
 }
 
+/// `%XX` escapes decoded (a password with `@` or `/` in a connection URL); the error names the
+/// text that is not an escape or not UTF-8.
+pub fn percent_decode(text: &str) -> std::result::Result<String, String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = text
+                .get(i + 1..i + 3)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .ok_or_else(|| {
+                    format!(
+                        "`{}` in `{text}` is not a %-escape",
+                        &text[i..(i + 3).min(text.len())]
+                    )
+                })?;
+            out.push(hex);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| format!("`{text}` is not UTF-8 once decoded"))
+}
+
+/// `count` ranges (`from <= key < to`) cut evenly between a key's smallest and largest values
+/// (fewer if there are fewer values), the first and last open-ended so rows written meanwhile
+/// are not missed.
+pub fn key_ranges(low: i64, high: i64, count: usize) -> Vec<(Option<i64>, Option<i64>)> {
+    let span = (i128::from(high) - i128::from(low) + 1).max(1);
+    let count = count.clamp(1, usize::try_from(span).unwrap_or(usize::MAX));
+    let mut ranges = Vec::with_capacity(count);
+    let mut from = None;
+    for i in 1..count {
+        let cut = i128::from(low) + span * i as i128 / count as i128;
+        let cut = i64::try_from(cut).expect("between low and high");
+        ranges.push((from, Some(cut)));
+        from = Some(cut);
+    }
+    ranges.push((from, None));
+    ranges
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -116,5 +162,28 @@ mod tests {
         let request =
             DeleteRequest::equal("t", "id", Arc::new(Int64Array::from(vec![None]))).unwrap();
         assert_eq!(delete_filter(&request).unwrap(), " where (\"id\" is null)");
+    }
+
+    #[test]
+    fn escapes_decode_and_bad_ones_are_named() {
+        assert_eq!(percent_decode("p%40ss%2Fw%C3%B6rd").unwrap(), "p@ss/wörd");
+        assert!(percent_decode("50%").unwrap_err().contains("`%` in `50%`"));
+        assert!(percent_decode("%zz").unwrap_err().contains("`%zz`"));
+        assert!(percent_decode("%ff").unwrap_err().contains("not UTF-8"));
+    }
+
+    #[test]
+    fn key_ranges_cover_every_key_once() {
+        assert_eq!(
+            key_ranges(-19_993, 120_000, 3),
+            [
+                (None, Some(26_671)),
+                (Some(26_671), Some(73_336)),
+                (Some(73_336), None)
+            ]
+        );
+        assert_eq!(key_ranges(5, 6, 4), [(None, Some(6)), (Some(6), None)]);
+        assert_eq!(key_ranges(7, 7, 4), [(None, None)]);
+        assert_eq!(key_ranges(i64::MIN, i64::MAX, 2).len(), 2);
     }
 }

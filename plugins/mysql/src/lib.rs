@@ -35,37 +35,33 @@ pub struct Spec {
     /// The rows per batch sent.
     #[serde(default = "default_rows_per_batch")]
     pub rows_per_batch: usize,
+    /// How many connections read one large table at once, each a range of its integer primary
+    /// key (a source's `concurrency:` sets it). Their snapshots begin while the table is locked
+    /// for a moment (`LOCK TABLES ... READ`, waiting up to a minute for running writes); without
+    /// that privilege the table is read on one connection.
+    #[serde(default = "default_concurrency")]
+    pub concurrency: usize,
+    /// A table is split into key ranges only with at least this many rows per range (by the
+    /// server's estimate, `information_schema.TABLES.TABLE_ROWS`).
+    #[serde(default = "default_split_rows")]
+    pub split_rows: u64,
 }
 
 fn default_rows_per_batch() -> usize {
     50_000
 }
 
-/// `%XX` escapes decoded (a password with `@` or `/` in a URL).
+fn default_concurrency() -> usize {
+    4
+}
+
+fn default_split_rows() -> u64 {
+    1_000_000
+}
+
 fn percent_decode(text: &str) -> Result<String> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = text
-                .get(i + 1..i + 3)
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-                .ok_or_else(|| {
-                    Error::invalid_spec(format!(
-                        "connection_string: `{}` is not a %-escape",
-                        &text[i..(i + 3).min(text.len())]
-                    ))
-                })?;
-            out.push(hex);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out)
-        .map_err(|_| Error::invalid_spec("connection_string: not UTF-8 once decoded"))
+    quarry_sdk::sql::percent_decode(text)
+        .map_err(|why| Error::invalid_spec(format!("connection_string: {why}")))
 }
 
 impl Config {
@@ -135,8 +131,14 @@ impl Plugin for MySql {
     }
 
     fn new(spec: Spec) -> Result<Self> {
-        if spec.rows_per_batch == 0 {
-            return Err(Error::invalid_spec("rows_per_batch must be at least 1"));
+        for (field, value) in [
+            ("rows_per_batch", spec.rows_per_batch as u64),
+            ("concurrency", spec.concurrency as u64),
+            ("split_rows", spec.split_rows),
+        ] {
+            if value == 0 {
+                return Err(Error::invalid_spec(format!("{field} must be at least 1")));
+            }
         }
         let config = Config::parse(&spec.connection_string)?;
         // As a source without `tables`: every table of the URL's database (checked at discovery,
@@ -165,6 +167,8 @@ impl Plugin for MySql {
                 tables,
                 incremental: spec.incremental,
                 rows_per_batch: spec.rows_per_batch,
+                concurrency: spec.concurrency,
+                split_rows: spec.split_rows,
             },
             discovered: None,
         })

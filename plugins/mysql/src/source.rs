@@ -1,7 +1,9 @@
 //! The source: tables found in `information_schema` (`tables` globs over `database.table`), read
-//! with one streamed text-protocol `SELECT` each, the values turned into Arrow by type; a table
-//! with an incremental cursor column is read in that column's order from after the saved value,
-//! the cursor saved with every batch at the last value fully read.
+//! with streamed text-protocol `SELECT`s, the values turned into Arrow by type. A table with an
+//! incremental cursor column is read in that column's order from after the saved value, the
+//! cursor saved with every batch at the last value fully read. A large table with a one-column
+//! integer primary key is read as key ranges at once over several connections whose snapshots
+//! all start while the table is locked against writes, so every row comes exactly once.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -14,7 +16,7 @@ use arrow_schema::{DataType, Field, TimeUnit};
 use quarry_sdk::cursor::OrderedCursor;
 use quarry_sdk::{Column, Error, Extension, Result, SyncContext, Table, matches_glob};
 
-use crate::wire::{Config, Connection};
+use crate::wire::{Config, Connection, Row};
 
 /// What the source side of the spec says.
 #[derive(Debug, Clone)]
@@ -22,6 +24,8 @@ pub struct Settings {
     pub tables: Vec<String>,
     pub incremental: BTreeMap<String, String>,
     pub rows_per_batch: usize,
+    pub concurrency: usize,
+    pub split_rows: u64,
 }
 
 /// How a column's text-protocol values become Arrow.
@@ -106,11 +110,19 @@ pub struct SourceTable {
     pub table: Table,
     decodes: Vec<Decode>,
     cursor: Option<usize>,
+    /// The one-column integer primary key that key ranges split on.
+    split_key: Option<String>,
+    /// The server's estimate of its rows (`information_schema.TABLES.TABLE_ROWS`).
+    estimate: u64,
 }
 
 impl SourceTable {
     fn label(&self) -> String {
         format!("{}.{}", self.database, self.name)
+    }
+
+    fn qualified(&self) -> String {
+        format!("{}.{}", ident(&self.database), ident(&self.name))
     }
 }
 
@@ -132,8 +144,9 @@ pub const SESSION: &str = "set time_zone = '+00:00', sql_mode = concat(@@sql_mod
     ',ANSI_QUOTES,NO_BACKSLASH_ESCAPES,STRICT_ALL_TABLES')";
 
 const CATALOG: &str = "select c.TABLE_SCHEMA, c.TABLE_NAME, c.COLUMN_NAME, c.DATA_TYPE, \
-  c.COLUMN_TYPE, c.NUMERIC_PRECISION, c.NUMERIC_SCALE, c.IS_NULLABLE, c.COLUMN_KEY \
-  from information_schema.COLUMNS c \
+  c.COLUMN_TYPE, c.NUMERIC_PRECISION, c.NUMERIC_SCALE, c.IS_NULLABLE, c.COLUMN_KEY, t.TABLE_ROWS \
+  from information_schema.COLUMNS c left join information_schema.TABLES t \
+  on t.TABLE_SCHEMA = c.TABLE_SCHEMA and t.TABLE_NAME = c.TABLE_NAME \
   where c.TABLE_SCHEMA not in ('mysql', 'information_schema', 'performance_schema', 'sys') \
   order by c.TABLE_SCHEMA, c.TABLE_NAME, c.ORDINAL_POSITION";
 
@@ -168,6 +181,7 @@ pub fn discover(conn: &mut Connection, settings: &Settings) -> Result<Vec<Source
         }
         let mut table = Table::new(&name);
         let mut decodes = Vec::new();
+        let estimate = text(rows.start, 9).parse().unwrap_or(0);
         for r in rows {
             let column = text(r, 2);
             if column.starts_with("_cq_") {
@@ -210,12 +224,23 @@ pub fn discover(conn: &mut Connection, settings: &Settings) -> Result<Vec<Source
             }
             None => None,
         };
+        let keys: Vec<usize> = (0..table.columns.len())
+            .filter(|&i| table.columns[i].primary_key)
+            .collect();
+        let split_key = match keys.as_slice() {
+            [i] if matches!(&decodes[*i], Decode::Text(t) if t.is_integer()) => {
+                Some(table.columns[*i].name.clone())
+            }
+            _ => None,
+        };
         found.push(SourceTable {
             database,
             name,
             table,
             decodes,
             cursor,
+            split_key,
+            estimate,
         });
     }
     if let Some((table, _)) = unused.into_iter().next() {
@@ -310,8 +335,8 @@ pub fn time_micros(v: &[u8]) -> std::result::Result<i64, String> {
     Ok(if negative { -total } else { total })
 }
 
-/// Reads one table into batches. A read that stops early leaves the result half read: `conn`
-/// is then replaced by a new connection.
+/// Reads one table into batches. A read that stops early leaves a result half read: `conn` is
+/// then replaced by a new connection.
 pub fn sync_table(
     conn: &mut Connection,
     config: &Config,
@@ -319,7 +344,8 @@ pub fn sync_table(
     table: &SourceTable,
     out: &mut SyncContext<'_>,
 ) -> Result<()> {
-    let result = read_table(conn, settings, table, out);
+    let result = read_table(conn, config, settings, table, out)
+        .map_err(|e| Error::new(e.kind, format!("table `{}`: {}", table.label(), e.message)));
     if result.is_err()
         && let Ok(mut fresh) = Connection::connect(config)
         && fresh.query(SESSION).is_ok()
@@ -329,90 +355,278 @@ pub fn sync_table(
     result
 }
 
-fn read_table(
-    conn: &mut Connection,
-    settings: &Settings,
-    table: &SourceTable,
-    out: &mut SyncContext<'_>,
-) -> Result<()> {
-    let context =
-        |e: Error| Error::new(e.kind, format!("table `{}`: {}", table.label(), e.message));
-    let key = table
-        .cursor
-        .map(|i| format!("{}.{}", table.table.name, table.table.columns[i].name));
-    let from = match &key {
-        Some(key) => out.state_get(key)?,
-        None => None,
-    };
-    let select: Vec<String> = table.table.columns.iter().map(|c| ident(&c.name)).collect();
-    let mut sql = format!(
-        "select {} from {}.{}",
-        select.join(", "),
-        ident(&table.database),
-        ident(&table.name)
-    );
-    if let Some(i) = table.cursor {
-        let cursor = ident(&table.table.columns[i].name);
-        if let Some(from) = &from {
-            sql.push_str(&format!(" where {cursor} > {}", literal(from)));
+/// The rows of one batch as they are read, from one stream or several.
+struct Batch<'t> {
+    table: &'t SourceTable,
+    fields: arrow_schema::Fields,
+    values: Vec<Values>,
+    rows: usize,
+    limit: usize,
+}
+
+impl<'t> Batch<'t> {
+    fn new(table: &'t SourceTable, limit: usize) -> Self {
+        Batch {
+            table,
+            fields: table.table.schema().fields().clone(),
+            values: table.decodes.iter().map(Values::new).collect(),
+            rows: 0,
+            limit: limit.max(1),
         }
-        sql.push_str(&format!(" order by {cursor}"));
     }
-    let schema = table.table.schema();
-    let fields = schema.fields().clone();
-    let mut values: Vec<Values> = table.decodes.iter().map(Values::new).collect();
-    let mut rows = 0usize;
-    let mut track = OrderedCursor::default();
-    let mut saved = from.clone();
-    let batch = settings.rows_per_batch.max(1);
-    let emit = |values: &mut Vec<Values>, out: &mut SyncContext<'_>| -> Result<()> {
-        let arrays = values
+
+    fn push(&mut self, row: &Row) -> Result<()> {
+        for (i, (v, column)) in self
+            .values
             .iter_mut()
-            .zip(&table.decodes)
-            .zip(fields.iter())
+            .zip(&self.table.table.columns)
+            .enumerate()
+        {
+            v.append(row.get(i))
+                .map_err(|why| Error::internal(format!("column `{}` holds {why}", column.name)))?;
+        }
+        self.rows += 1;
+        Ok(())
+    }
+
+    fn full(&self) -> bool {
+        self.rows >= self.limit
+    }
+
+    fn emit(&mut self, out: &mut SyncContext<'_>) -> Result<()> {
+        if self.rows == 0 {
+            return Ok(());
+        }
+        let arrays = self
+            .values
+            .iter_mut()
+            .zip(&self.table.decodes)
+            .zip(self.fields.iter())
             .map(|((v, decode), field)| {
                 v.finish(decode, field)
                     .map_err(|why| Error::internal(format!("column `{}`: {why}", field.name())))
             })
             .collect::<Result<Vec<_>>>()?;
-        out.insert(&table.table, arrays)
-    };
-    conn.query_rows(
-        &sql,
-        |_| Ok(()),
-        |row| {
-            for ((v, value), column) in values.iter_mut().zip(row).zip(&table.table.columns) {
-                v.append(*value).map_err(|why| {
-                    Error::internal(format!("column `{}` holds {why}", column.name))
-                })?;
-            }
-            if let Some(i) = table.cursor
-                && let Some(value) = row[i]
-            {
-                track.see(value);
-            }
-            rows += 1;
-            if rows >= batch {
-                emit(&mut values, out)?;
-                rows = 0;
-                if let (Some(key), Some(safe)) = (&key, track.safe())
-                    && saved.as_deref() != Some(safe)
-                {
-                    out.state_set(key, safe)?;
-                    saved = Some(safe.to_string());
-                }
-            }
-            Ok(())
-        },
-    )
-    .map_err(context)?;
-    if rows > 0 {
-        emit(&mut values, out).map_err(context)?;
+        self.rows = 0;
+        out.insert(&self.table.table, arrays)
     }
-    if let (Some(key), Some(last)) = (&key, track.last())
+}
+
+/// The `SELECT` of `table`'s columns, with a filter and an order if given.
+fn select(table: &SourceTable, filter: &[String], order: Option<&str>) -> String {
+    let columns: Vec<String> = table.table.columns.iter().map(|c| ident(&c.name)).collect();
+    let mut sql = format!("select {} from {}", columns.join(", "), table.qualified());
+    if !filter.is_empty() {
+        sql.push_str(&format!(" where {}", filter.join(" and ")));
+    }
+    if let Some(order) = order {
+        sql.push_str(&format!(" order by {order}"));
+    }
+    sql
+}
+
+fn read_table(
+    conn: &mut Connection,
+    config: &Config,
+    settings: &Settings,
+    table: &SourceTable,
+    out: &mut SyncContext<'_>,
+) -> Result<()> {
+    if let Some(i) = table.cursor {
+        return read_incremental(conn, settings, table, i, out);
+    }
+    let ranges = ranges(conn, settings, table)?;
+    if ranges.len() > 1 {
+        match snapshots(conn, config, table, ranges.len())? {
+            Some(others) => return read_ranges(conn, others, table, &ranges, settings, out),
+            None => quarry_sdk::log::info(
+                "table not split: it could not be locked while the readers' snapshots began",
+                &[("table", &table.label())],
+            ),
+        }
+    }
+    let mut batch = Batch::new(table, settings.rows_per_batch);
+    let mut row = Row::default();
+    conn.start_rows(&select(table, &[], None))?;
+    while conn.next_row(&mut row)? {
+        batch.push(&row)?;
+        if batch.full() {
+            batch.emit(out)?;
+        }
+    }
+    batch.emit(out)
+}
+
+/// Reads `table` in its cursor column's order from after the saved value, saving the cursor
+/// with every batch at the last value fully read.
+fn read_incremental(
+    conn: &mut Connection,
+    settings: &Settings,
+    table: &SourceTable,
+    cursor: usize,
+    out: &mut SyncContext<'_>,
+) -> Result<()> {
+    let column = ident(&table.table.columns[cursor].name);
+    let key = format!("{}.{}", table.table.name, table.table.columns[cursor].name);
+    let from = out.state_get(&key)?;
+    let filter: Vec<String> = from
+        .iter()
+        .map(|from| format!("{column} > {}", literal(from)))
+        .collect();
+    let mut track = OrderedCursor::default();
+    let mut saved = from.clone();
+    let mut batch = Batch::new(table, settings.rows_per_batch);
+    let mut row = Row::default();
+    conn.start_rows(&select(table, &filter, Some(column.as_str())))?;
+    while conn.next_row(&mut row)? {
+        batch.push(&row)?;
+        if let Some(value) = row.get(cursor) {
+            track.see(value);
+        }
+        if batch.full() {
+            batch.emit(out)?;
+            if let Some(safe) = track.safe()
+                && saved.as_deref() != Some(safe)
+            {
+                out.state_set(&key, safe)?;
+                saved = Some(safe.to_string());
+            }
+        }
+    }
+    batch.emit(out)?;
+    if let Some(last) = track.last()
         && saved.as_deref() != Some(last.as_str())
     {
-        out.state_set(key, &last)?;
+        out.state_set(&key, &last)?;
+    }
+    Ok(())
+}
+
+/// A range of a key: `from <= key < to`, either end open.
+pub(crate) type Range = (Option<i64>, Option<i64>);
+
+/// The key ranges `table` is read in: as many as `concurrency` allows and the estimated rows
+/// call for (`split_rows` each at least), cut evenly between the key's smallest and largest
+/// values, the first and last open-ended so rows written meanwhile are not missed.
+pub(crate) fn ranges(
+    conn: &mut Connection,
+    settings: &Settings,
+    table: &SourceTable,
+) -> Result<Vec<Range>> {
+    let whole = vec![(None, None)];
+    let Some(key) = &table.split_key else {
+        return Ok(whole);
+    };
+    let wanted = table.estimate / settings.split_rows.max(1);
+    // However high `concurrency` is set, no more than 32 connections read one table.
+    let count = usize::try_from(wanted)
+        .unwrap_or(usize::MAX)
+        .min(settings.concurrency)
+        .clamp(1, 32);
+    if count == 1 {
+        return Ok(whole);
+    }
+    let bounds = conn
+        .query(&format!(
+            "select min({0}), max({0}) from {1}",
+            ident(key),
+            table.qualified()
+        ))?
+        .remove(0);
+    // An unsigned bigint past i64 is read whole.
+    let parse = |i: usize| -> Option<i64> { bounds.text(0, i)?.parse().ok() };
+    let (Some(low), Some(high)) = (parse(0), parse(1)) else {
+        return Ok(whole);
+    };
+    Ok(quarry_sdk::sql::key_ranges(low, high, count))
+}
+
+/// Opens the connections that read `count` ranges of `table` besides `conn` and starts a
+/// consistent snapshot on each and on `conn`, all while a further connection holds the table's
+/// read lock: no write to it commits between the first snapshot and the last, so the ranges
+/// together hold each row once (as `mydumper` does). `None` when the lock is refused (no
+/// `LOCK TABLES` privilege) or not granted within a minute.
+fn snapshots(
+    conn: &mut Connection,
+    config: &Config,
+    table: &SourceTable,
+    count: usize,
+) -> Result<Option<Vec<Connection>>> {
+    const BEGIN: &str = "set transaction isolation level repeatable read; \
+        start transaction with consistent snapshot, read only";
+    let mut lock = Connection::connect(config)?;
+    lock.query(SESSION)?;
+    lock.query("set session lock_wait_timeout = 60")?;
+    if lock
+        .query(&format!("lock tables {} read", table.qualified()))
+        .is_err()
+    {
+        lock.close().ok();
+        return Ok(None);
+    }
+    let mut others = Vec::with_capacity(count - 1);
+    for _ in 1..count {
+        let mut other = Connection::connect(config)?;
+        other.query(SESSION)?;
+        other.query(BEGIN)?;
+        others.push(other);
+    }
+    conn.query(BEGIN)?;
+    lock.query("unlock tables")?;
+    lock.close().ok();
+    Ok(Some(others))
+}
+
+/// Reads `ranges` at once, the first on `conn` and the others each on one of `others`, a few
+/// rows from each in turn: the server fills every socket at once while this decodes.
+fn read_ranges(
+    conn: &mut Connection,
+    mut others: Vec<Connection>,
+    table: &SourceTable,
+    ranges: &[Range],
+    settings: &Settings,
+    out: &mut SyncContext<'_>,
+) -> Result<()> {
+    const TURN: usize = 256;
+    let key = ident(table.split_key.as_deref().expect("ranges need a key"));
+    let mut streams: Vec<(&mut Connection, bool)> = std::iter::once(&mut *conn)
+        .chain(others.iter_mut())
+        .map(|c| (c, true))
+        .collect();
+    for ((c, _), (from, to)) in streams.iter_mut().zip(ranges) {
+        let mut filter = Vec::new();
+        if let Some(from) = from {
+            filter.push(format!("{key} >= {from}"));
+        }
+        if let Some(to) = to {
+            filter.push(format!("{key} < {to}"));
+        }
+        c.start_rows(&select(table, &filter, None))?;
+    }
+    let mut batch = Batch::new(table, settings.rows_per_batch);
+    let mut row = Row::default();
+    let mut open = streams.len();
+    while open > 0 {
+        for (c, reading) in streams.iter_mut().filter(|(_, reading)| *reading) {
+            for _ in 0..TURN {
+                if !c.next_row(&mut row)? {
+                    *reading = false;
+                    open -= 1;
+                    break;
+                }
+                batch.push(&row)?;
+                if batch.full() {
+                    batch.emit(out)?;
+                }
+            }
+        }
+    }
+    batch.emit(out)?;
+    for (c, _) in streams {
+        c.query("commit")?;
+    }
+    for other in others {
+        other.close().ok();
     }
     Ok(())
 }

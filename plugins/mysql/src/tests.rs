@@ -31,15 +31,16 @@ impl Scratch {
     }
 
     fn source(&self, edit: impl FnOnce(&mut Spec)) -> Result<MySql> {
-        let mut spec = Spec {
-            connection_string: format!("mysql://root@127.0.0.1:3306/{}", self.name),
-            tables: Vec::new(),
-            incremental: Default::default(),
-            rows_per_batch: 50_000,
-        };
+        let mut spec = spec(format!("mysql://root@127.0.0.1:3306/{}", self.name));
         edit(&mut spec);
         MySql::new(spec)
     }
+}
+
+/// The spec's defaults, with `connection_string`.
+fn spec(connection_string: String) -> Spec {
+    serde_json::from_value(serde_json::json!({ "connection_string": connection_string }))
+        .expect("a spec with defaults")
 }
 
 impl Drop for Scratch {
@@ -253,15 +254,75 @@ fn what_cannot_be_read_is_named_and_refusals_are_unauthorized() {
         )),
         "{err}"
     );
-    let err = MySql::new(Spec {
-        connection_string: "mysql://quarry_nobody:x@127.0.0.1:3306/test".into(),
-        tables: Vec::new(),
-        incremental: Default::default(),
-        rows_per_batch: 10,
-    })
-    .err()
-    .unwrap();
+    let err = MySql::new(spec("mysql://quarry_nobody:x@127.0.0.1:3306/test".into()))
+        .err()
+        .unwrap();
     assert_eq!(err.kind, ErrorKind::Unauthorized, "{err}");
+}
+
+#[test]
+fn a_table_split_by_key_ranges_returns_each_row_exactly_once() {
+    let mut db = Scratch::new("split");
+    // Keys with gaps and negatives, and a table big enough by the estimate to be split.
+    db.sql(
+        "create table $d.big (id int primary key, v text);
+         insert into $d.big select cast(seq as signed) * 7 - 20000, concat('v', seq) from $d.seq_1_to_20000;
+         analyze table $d.big;
+         create table $d.small (id bigint primary key);
+         insert into $d.small values (1), (2);",
+    );
+    let split = |s: &mut Spec| {
+        s.split_rows = 4_000;
+        s.concurrency = 3;
+        s.rows_per_batch = 1_000;
+    };
+    let mut source = db.source(split).unwrap();
+    source.discover().unwrap();
+    let big = source.discovered.as_ref().unwrap()[0].clone();
+    let ranges = crate::source::ranges(&mut source.conn, &source.settings, &big).unwrap();
+    assert_eq!(
+        ranges,
+        [
+            (None, Some(26_671)),
+            (Some(26_671), Some(73_336)),
+            (Some(73_336), None)
+        ]
+    );
+    let expected: Vec<i64> = (1..=20000).map(|i| i * 7 - 20000).collect();
+    let ids = |messages: &[Message], table: &str| -> Vec<i64> {
+        let mut ids: Vec<i64> = printed(messages, table)
+            .iter()
+            .map(|r| r[0].parse().unwrap())
+            .collect();
+        ids.sort_unstable();
+        ids
+    };
+    let mut messages = Vec::new();
+    run_sync(&mut source, &SyncOptions::default(), &mut messages).unwrap();
+    assert_eq!(ids(&messages, "big"), expected);
+    assert_eq!(ids(&messages, "small"), [1, 2]);
+    // The snapshots' transactions and the lock are over: the table takes writes, and the
+    // source's connection reads on.
+    db.sql("insert into $d.big values (1000000, 'after')");
+    source.test_connection().unwrap();
+
+    // A user who may not lock tables reads the table whole, on one connection.
+    let user = format!("quarry_nolock_{}", std::process::id());
+    db.sql(&format!(
+        "create or replace user {user}@'%' identified by 'pw';
+         grant select on $d.* to {user}@'%'"
+    ));
+    let mut no_lock = spec(format!("mysql://{user}:pw@127.0.0.1:3306/{}", db.name));
+    split(&mut no_lock);
+    let read = MySql::new(no_lock).and_then(|mut source| {
+        let mut messages = Vec::new();
+        run_sync(&mut source, &SyncOptions::default(), &mut messages)?;
+        Ok(messages)
+    });
+    db.sql(&format!("drop user {user}@'%'"));
+    let mut expected = expected;
+    expected.push(1_000_000);
+    assert_eq!(ids(&read.unwrap(), "big"), expected);
 }
 
 #[test]
@@ -295,13 +356,7 @@ fn connection_strings_parse_as_urls() {
 
 /// The destination, writing into the scratch database.
 fn destination(db: &Scratch) -> MySql {
-    MySql::new(Spec {
-        connection_string: format!("mysql://root@127.0.0.1:3306/{}", db.name),
-        tables: Vec::new(),
-        incremental: Default::default(),
-        rows_per_batch: 50_000,
-    })
-    .unwrap()
+    MySql::new(spec(format!("mysql://root@127.0.0.1:3306/{}", db.name))).unwrap()
 }
 
 #[test]

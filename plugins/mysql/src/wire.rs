@@ -25,6 +25,8 @@ const SERVER_MORE_RESULTS_EXISTS: u16 = 0x8;
 /// utf8mb4_general_ci: every Unicode character, in both directions.
 const UTF8MB4: u8 = 45;
 const MAX_PACKET: usize = 0xFF_FFFF;
+/// The socket is read this much at a time.
+const INPUT_BUFFER: usize = 64 * 1024;
 
 /// Where to connect and as whom.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -115,9 +117,31 @@ impl QueryResult {
     }
 }
 
+/// One row of a streamed result ([`Connection::next_row`]): its packet and where each value
+/// lies in it.
+#[derive(Debug, Default)]
+pub struct Row {
+    packet: Vec<u8>,
+    spans: Vec<Option<(usize, usize)>>,
+}
+
+impl Row {
+    /// Column `i`'s value as the text protocol sends it, `None` for NULL.
+    pub fn get(&self, i: usize) -> Option<&[u8]> {
+        self.spans[i].map(|(start, end)| &self.packet[start..end])
+    }
+}
+
 pub struct Connection {
     stream: TcpStream,
+    /// Bytes read from the socket and not yet taken (`input[at..end]`): a read per buffer, not
+    /// two per packet.
+    input: Box<[u8]>,
+    at: usize,
+    end: usize,
     sequence: u8,
+    /// The columns of the result `start_rows` began, while its rows are read.
+    row_columns: usize,
     /// Where we are connected, for messages.
     pub target: String,
 }
@@ -204,30 +228,71 @@ impl Connection {
         stream.set_nodelay(true).ok();
         let mut conn = Connection {
             stream,
+            input: vec![0; INPUT_BUFFER].into_boxed_slice(),
+            at: 0,
+            end: 0,
             sequence: 0,
+            row_columns: 0,
             target,
         };
         conn.handshake(config)?;
         Ok(conn)
     }
 
+    /// Fills `out` from the buffered input, reading the socket as needed.
+    fn read_exact(&mut self, mut out: &mut [u8]) -> Result<()> {
+        while !out.is_empty() {
+            if self.at == self.end {
+                // Large values skip the buffer.
+                if out.len() >= self.input.len() {
+                    return self
+                        .stream
+                        .read_exact(out)
+                        .map_err(|e| io_error(&self.target, e));
+                }
+                let n = loop {
+                    match self.stream.read(&mut self.input) {
+                        Ok(0) => {
+                            return Err(io_error(
+                                &self.target,
+                                std::io::ErrorKind::UnexpectedEof.into(),
+                            ));
+                        }
+                        Ok(n) => break n,
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                        Err(e) => return Err(io_error(&self.target, e)),
+                    }
+                };
+                (self.at, self.end) = (0, n);
+            }
+            let n = out.len().min(self.end - self.at);
+            out[..n].copy_from_slice(&self.input[self.at..self.at + n]);
+            self.at += n;
+            out = &mut out[n..];
+        }
+        Ok(())
+    }
+
     fn read_packet(&mut self) -> Result<Vec<u8>> {
         let mut payload = Vec::new();
+        self.read_packet_into(&mut payload)?;
+        Ok(payload)
+    }
+
+    /// Reads the next packet (joining the parts of one of 16 MiB or more) into `payload`.
+    fn read_packet_into(&mut self, payload: &mut Vec<u8>) -> Result<()> {
+        payload.clear();
         loop {
             let mut header = [0u8; 4];
-            self.stream
-                .read_exact(&mut header)
-                .map_err(|e| io_error(&self.target, e))?;
+            self.read_exact(&mut header)?;
             let len =
                 usize::from(header[0]) | usize::from(header[1]) << 8 | usize::from(header[2]) << 16;
             self.sequence = header[3].wrapping_add(1);
             let start = payload.len();
             payload.resize(start + len, 0);
-            self.stream
-                .read_exact(&mut payload[start..])
-                .map_err(|e| io_error(&self.target, e))?;
+            self.read_exact(&mut payload[start..])?;
             if len < MAX_PACKET {
-                return Ok(payload);
+                return Ok(());
             }
         }
     }
@@ -477,16 +542,10 @@ impl Connection {
         }
     }
 
-    /// Runs one `SELECT` and hands each row to `row` as it arrives (values as the text protocol
-    /// sends them, `None` for NULL), without holding the result in memory; returns the columns.
-    /// `columns` is called once, before the first row. If `row` fails, the rest of the result is
-    /// not read: the connection is then unusable, and the caller opens a new one.
-    pub fn query_rows(
-        &mut self,
-        sql: &str,
-        mut columns: impl FnMut(&[ColumnDef]) -> Result<()>,
-        mut row: impl FnMut(&[Option<&[u8]>]) -> Result<()>,
-    ) -> Result<()> {
+    /// Sends one `SELECT` and returns its columns; [`Connection::next_row`] then reads its rows
+    /// one at a time, so the result is never held in memory. Until the last row is read the
+    /// connection can do nothing else: a caller that stops early opens a new one.
+    pub fn start_rows(&mut self, sql: &str) -> Result<Vec<ColumnDef>> {
         self.sequence = 0;
         let mut command = Vec::with_capacity(sql.len() + 1);
         command.push(0x03);
@@ -505,32 +564,46 @@ impl Connection {
                 Error::internal(format!("{context}: a result set without a column count"))
             })?,
         };
-        let defs = self.column_defs(count, &context)?;
-        columns(&defs)?;
-        loop {
-            let packet = self.read_packet()?;
-            match packet.first() {
-                Some(0xFE) if packet.len() < 9 => return Ok(()),
-                Some(0xFF) => return Err(ServerError::parse(&packet).into_error(&context)),
-                _ => {
-                    let mut values: Vec<Option<&[u8]>> = Vec::with_capacity(count);
-                    let mut at = 0;
-                    for _ in 0..count {
-                        if packet.get(at) == Some(&0xFB) {
-                            values.push(None);
-                            at += 1;
-                        } else {
-                            let (value, used) = lenenc_bytes(&packet[at..]).ok_or_else(|| {
-                                Error::internal(format!("{context}: a row cut short"))
-                            })?;
-                            values.push(Some(value));
-                            at += used;
-                        }
-                    }
-                    row(&values)?;
-                }
+        self.row_columns = count;
+        self.column_defs(count, &context)
+    }
+
+    /// Reads the next row of the result [`Connection::start_rows`] began into `row` (its
+    /// buffers reused); false after the last.
+    pub fn next_row(&mut self, row: &mut Row) -> Result<bool> {
+        self.read_packet_into(&mut row.packet)?;
+        let packet = &row.packet;
+        match packet.first() {
+            Some(0xFE) if packet.len() < 9 => return Ok(false),
+            Some(0xFF) => {
+                let context = format!("MySQL at {}", self.target);
+                return Err(ServerError::parse(packet).into_error(&context));
+            }
+            _ => {}
+        }
+        row.spans.clear();
+        let mut at = 0;
+        for _ in 0..self.row_columns {
+            if packet.get(at) == Some(&0xFB) {
+                row.spans.push(None);
+                at += 1;
+            } else {
+                let (n, used) = packet.get(at..).and_then(lenenc).ok_or_else(|| {
+                    Error::internal(format!("MySQL at {}: a row cut short", self.target))
+                })?;
+                let start = at + used;
+                let end = usize::try_from(n)
+                    .ok()
+                    .and_then(|n| start.checked_add(n))
+                    .filter(|end| *end <= packet.len())
+                    .ok_or_else(|| {
+                        Error::internal(format!("MySQL at {}: a row cut short", self.target))
+                    })?;
+                row.spans.push(Some((start, end)));
+                at = end;
             }
         }
+        Ok(true)
     }
 
     fn column_defs(&mut self, count: usize, context: &str) -> Result<Vec<ColumnDef>> {

@@ -140,23 +140,7 @@ fn uri_pairs(rest: &str) -> Result<Vec<(String, String)>> {
 }
 
 fn decode(text: &str) -> Result<String> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = text
-                .get(i + 1..i + 3)
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-                .ok_or_else(|| invalid(format!("bad percent-escape in `{text}`")))?;
-            out.push(hex);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).map_err(|_| invalid(format!("`{text}` is not UTF-8 once decoded")))
+    quarry_sdk::sql::percent_decode(text).map_err(invalid)
 }
 
 /// `key=value key='quoted value' ...` with `\'` and `\\` escapes inside quotes.

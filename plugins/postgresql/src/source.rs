@@ -357,8 +357,7 @@ fn read_copy(
 pub(crate) type Range = (Option<i64>, Option<i64>);
 
 /// The key ranges `table` is read in: as many as `concurrency` allows and the estimated rows
-/// call for (`split_rows` each at least), cut evenly between the key's smallest and largest
-/// values, the first and last open-ended so rows written meanwhile are not missed.
+/// call for (`split_rows` each at least), cut by [`quarry_sdk::sql::key_ranges`].
 pub(crate) fn ranges(
     conn: &mut Connection,
     settings: &Settings,
@@ -386,21 +385,7 @@ pub(crate) fn ranges(
     let (Some(low), Some(high)) = (parse(0), parse(1)) else {
         return Ok(vec![(None, None)]);
     };
-    let span = i128::from(high) - i128::from(low) + 1;
-    let count = count.min(usize::try_from(span).unwrap_or(usize::MAX));
-    let mut cuts = Vec::with_capacity(count - 1);
-    for i in 1..count {
-        let cut = i128::from(low) + span * i as i128 / count as i128;
-        cuts.push(i64::try_from(cut).expect("between low and high"));
-    }
-    let mut ranges = Vec::with_capacity(count);
-    let mut from = None;
-    for cut in cuts {
-        ranges.push((from, Some(cut)));
-        from = Some(cut);
-    }
-    ranges.push((from, None));
-    Ok(ranges)
+    Ok(quarry_sdk::sql::key_ranges(low, high, count))
 }
 
 /// The COPY statement that reads `table`: after the saved cursor in cursor order, or one key
