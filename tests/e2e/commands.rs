@@ -590,12 +590,13 @@ fn plugin_check_passes_good_plugins_and_names_what_is_wrong() {
 }
 
 /// The bench cannot rot: a CI-sized run (100k rows, one run) of its Parquet scenarios — the
-/// component, the transformer hop, the source over gRPC — reports a rate and a peak RSS for each.
+/// component, the transformer hop, the source over gRPC — reports a rate and a peak RSS for each,
+/// DuckDB's import of the same files as a limit, and writes its report.
 #[test]
 fn a_small_bench_run_measures_every_parquet_scenario() {
     let w = Workdir::new();
     let run = w.quarry(&[
-        "bench", "--rows", "100000", "--runs", "1", "--only", "parquet",
+        "bench", "--rows", "100000", "--runs", "1", "--only", "parquet", "--report", "bench.md",
     ]);
     assert_eq!(run.code, 0, "{run:?}");
     for name in [
@@ -617,4 +618,34 @@ fn a_small_bench_run_measures_every_parquet_scenario() {
             "{line}"
         );
     }
+    let limit = run
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("limit: duckdb read_parquet import "))
+        .unwrap_or_else(|| panic!("no DuckDB limit: {run:?}"));
+    let rate: f64 = limit["limit: duckdb read_parquet import".len()..]
+        .split_whitespace()
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no rate: {limit}"));
+    assert!(rate > 0.0, "{limit}");
+    let report = std::fs::read_to_string(w.path().join("bench.md")).expect("the report");
+    assert!(
+        report.contains("100000 rows of `test_rows` per run"),
+        "{report}"
+    );
+    let target = report
+        .lines()
+        .find(|l| l.starts_with("| `test` → Parquet ≥ 1,000,000 rows/s | "))
+        .unwrap_or_else(|| panic!("no Parquet target: {report}"));
+    assert!(
+        target.ends_with("rows/s | yes |") || target.ends_with("rows/s | **no** |"),
+        "{target}"
+    );
+    assert!(
+        report.contains(
+            "| `test` → DuckDB append ≥ 0.8× DuckDB's `read_parquet` import | not measured | - |"
+        ),
+        "{report}"
+    );
 }

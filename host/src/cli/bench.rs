@@ -26,7 +26,9 @@
 //!
 //! The `mysql` source scenarios read N rows made by SQL in the local MariaDB (database
 //! `quarry_bench_source`) into the discarding destination and into Parquet, next to the
-//! `mariadb` client selecting the same rows into /dev/null.
+//! `mariadb` client selecting the same rows into /dev/null. After `test -> mysql`, the rows it
+//! wrote are exported once (`SELECT ... INTO OUTFILE`) and loaded by the `mariadb` client with
+//! `LOAD DATA LOCAL INFILE` into an empty copy of the table: the limit of writing them.
 //!
 //! The distribution scenarios (`--only oci`, or all) start Debian's `docker-registry` on a free
 //! loopback port, push the `test` plugin padded to 10 MB with a custom section, and time, as wall
@@ -42,8 +44,11 @@ use anyhow::Context;
 use super::{CliError, Exit};
 
 mod distribution;
+mod report;
 
-#[derive(Debug, clap::Args)]
+use report::{LIMIT_DUCKDB, LIMIT_PSQL_IN, LIMIT_SQLITE, Report, STARTUP};
+
+#[derive(Debug, Clone, clap::Args)]
 pub struct BenchArgs {
     /// Rows of `test_rows` per run.
     #[arg(long, default_value_t = 1_000_000)]
@@ -57,6 +62,10 @@ pub struct BenchArgs {
     /// Only the scenarios whose name contains this.
     #[arg(long)]
     pub only: Option<String>,
+    /// Also write the results as Markdown to this file (`docs/benchmarks.md`): the machine, the
+    /// command, every median, and the performance targets computed from them.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
 }
 
 struct Scenario {
@@ -87,6 +96,8 @@ const PG_SOURCE_SPLIT: &str = "  path: quarry/postgresql\n  tables: [test_rows]\
 const PG_SOURCE_SCHEMA: &str = "quarry_bench_source";
 /// The `mysql` source reading the table [`load_mysql_source`] fills in the local MariaDB.
 const MYSQL_SOURCE: &str = "  path: quarry/mysql\n  tables: [test_rows]\n  spec:\n    connection_string: mysql://root@127.0.0.1:3306/quarry_bench_source\n  permissions:\n    network: [\"127.0.0.1:3306\"]\n";
+/// The same, the table read as two key ranges at once.
+const MYSQL_SOURCE_SPLIT: &str = "  path: quarry/mysql\n  tables: [test_rows]\n  spec:\n    connection_string: mysql://root@127.0.0.1:3306/quarry_bench_source\n    split_rows: {{HALF}}\n  permissions:\n    network: [\"127.0.0.1:3306\"]\n";
 /// The database [`load_mysql_source`] fills.
 const MYSQL_SOURCE_DATABASE: &str = "quarry_bench_source";
 
@@ -238,6 +249,11 @@ const SCENARIOS: &[Scenario] = &[
         destination: DISCARD,
     },
     Scenario {
+        name: "mysql (2 ranges) -> test (discard)",
+        source: MYSQL_SOURCE_SPLIT,
+        destination: DISCARD,
+    },
+    Scenario {
         name: "mysql -> file (parquet)",
         source: MYSQL_SOURCE,
         destination: PARQUET,
@@ -245,7 +261,10 @@ const SCENARIOS: &[Scenario] = &[
 ];
 
 struct Sample {
+    /// The sync's own duration, from its summary.
     seconds: f64,
+    /// The child process's, start to exit.
+    wall_seconds: f64,
     ipc_bytes: u64,
     rows: u64,
     peak_rss_kib: u64,
@@ -260,10 +279,8 @@ pub async fn run(args: BenchArgs) -> Result<Exit, CliError> {
          median of {} runs",
         args.rows, args.batch_size, args.runs
     );
-    println!(
-        "{:<40} {:>12} {:>10} {:>12} {:>10}",
-        "scenario", "rows/s", "IPC MB/s", "peak RSS MB", "seconds"
-    );
+    Report::header();
+    let mut report = Report::default();
     let mut exit = Exit::Ok;
     let mut hn_server: Option<HnServer> = None;
     let selected: Vec<&Scenario> = SCENARIOS
@@ -320,11 +337,31 @@ pub async fn run(args: BenchArgs) -> Result<Exit, CliError> {
                 }
             }
         }
-        print_medians(scenario.name, &samples);
+        let complete = samples.len() == args.runs;
+        report.scenario(scenario.name, &samples);
+        // The limit of a destination, measured right after it on the rows it wrote.
+        let limit = match scenario.name {
+            "test -> file (parquet)" => Some((LIMIT_DUCKDB, duckdb_import(&exe, &work, &args))),
+            "test -> postgresql (append)" => Some((LIMIT_PSQL_IN, psql_copy_in(&work, &args))),
+            "test -> sqlite (append)" => Some((LIMIT_SQLITE, rusqlite_inserts(&work, &args))),
+            "test -> mysql (append)" => Some((
+                "limit: mariadb load data local infile",
+                mariadb_load_data(&args, &work),
+            )),
+            _ => None,
+        };
+        match limit {
+            Some((name, Ok(seconds))) if complete => report.limit(name, args.rows, &seconds),
+            Some((name, Err(e))) if complete => {
+                eprintln!("error: {name}: {e}");
+                exit = Exit::Failure;
+            }
+            _ => {}
+        }
     }
     if mysql_loaded == Some(true) {
         match mariadb_select_out(&args) {
-            Ok(samples) => print_medians("limit: mariadb select to /dev/null", &samples),
+            Ok(seconds) => report.limit("limit: mariadb select to /dev/null", args.rows, &seconds),
             Err(e) => {
                 eprintln!("error: mariadb select: {e}");
                 exit = Exit::Failure;
@@ -333,7 +370,7 @@ pub async fn run(args: BenchArgs) -> Result<Exit, CliError> {
     }
     if pg_loaded == Some(true) {
         match psql_copy_out(&args) {
-            Ok(samples) => print_medians("limit: psql \\copy to (binary)", &samples),
+            Ok(seconds) => report.limit("limit: psql \\copy to (binary)", args.rows, &seconds),
             Err(e) => {
                 eprintln!("error: psql \\copy: {e}");
                 exit = Exit::Failure;
@@ -344,8 +381,17 @@ pub async fn run(args: BenchArgs) -> Result<Exit, CliError> {
     if args
         .only
         .as_ref()
+        .is_none_or(|o| STARTUP.contains(o.as_str()))
+        && let Err(e) = startup(&exe, &work, &args, &mut report)
+    {
+        eprintln!("error: {STARTUP}: {e}");
+        exit = Exit::Failure;
+    }
+    if args
+        .only
+        .as_ref()
         .is_none_or(|o| "first compile".contains(o.as_str()))
-        && let Err(e) = first_compiles(&exe, &work)
+        && let Err(e) = first_compiles(&exe, &work, &mut report)
     {
         eprintln!("error: first compile: {e}");
         exit = Exit::Failure;
@@ -354,12 +400,22 @@ pub async fn run(args: BenchArgs) -> Result<Exit, CliError> {
         .only
         .as_ref()
         .is_none_or(|o| "oci distribution".contains(o.as_str()))
-        && let Err(e) = distribution::run(&exe, &work, args.runs)
+        && let Err(e) = distribution::run(&exe, &work, args.runs, &mut report)
     {
         eprintln!("error: oci distribution: {e}");
         exit = Exit::Failure;
     }
     let _ = std::fs::remove_dir_all(&work);
+    if let Some(path) = &args.report {
+        let command = std::iter::once("quarry".to_string())
+            .chain(std::env::args().skip(1))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let markdown = report.markdown(&report::machine(&exe), &command, args.rows, args.runs);
+        std::fs::write(path, markdown)
+            .with_context(|| format!("cannot write the report to {}", path.display()))?;
+        println!("report written to {}", path.display());
+    }
     Ok(exit)
 }
 
@@ -392,7 +448,16 @@ fn psql(sql: &str) -> Result<(), String> {
 /// Runs `sql` with the `mariadb` client against the local MariaDB, its output thrown away.
 fn mariadb(sql: &str) -> Result<(), String> {
     let out = Command::new("mariadb")
-        .args(["-h", "127.0.0.1", "-u", "root", "-N", "-B", "-e"])
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-u",
+            "root",
+            "--local-infile=1",
+            "-N",
+            "-B",
+            "-e",
+        ])
         .arg(sql)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
@@ -426,23 +491,196 @@ fn load_mysql_source(args: &BenchArgs) -> Result<(), String> {
     ))
 }
 
-/// The `mariadb` client reading the same rows over the text protocol into /dev/null: what the
-/// server hands out to a client that does nothing with them.
-fn mariadb_select_out(args: &BenchArgs) -> Result<Vec<Sample>, String> {
-    let mut samples = Vec::new();
-    for i in 0..=args.runs {
+/// Wall seconds of `run`, `runs` times after one warm-up, each after an untimed `prepare`.
+fn limit_runs(
+    runs: usize,
+    mut prepare: impl FnMut() -> Result<(), String>,
+    mut run: impl FnMut() -> Result<(), String>,
+) -> Result<Vec<f64>, String> {
+    let mut seconds = Vec::new();
+    for i in 0..=runs {
+        prepare()?;
         let started = Instant::now();
-        mariadb(&format!("select * from {MYSQL_SOURCE_DATABASE}.test_rows"))?;
+        run()?;
         if i > 0 {
-            samples.push(Sample {
-                seconds: started.elapsed().as_secs_f64(),
-                ipc_bytes: 0,
-                rows: args.rows,
-                peak_rss_kib: 0,
-            });
+            seconds.push(started.elapsed().as_secs_f64());
         }
     }
-    Ok(samples)
+    Ok(seconds)
+}
+
+/// The `mariadb` client reading the same rows over the text protocol into /dev/null: what the
+/// server hands out to a client that does nothing with them.
+fn mariadb_select_out(args: &BenchArgs) -> Result<Vec<f64>, String> {
+    limit_runs(
+        args.runs,
+        || Ok(()),
+        || mariadb(&format!("select * from {MYSQL_SOURCE_DATABASE}.test_rows")),
+    )
+}
+
+/// `LOAD DATA LOCAL INFILE` by the `mariadb` client of N rows `test -> mysql` wrote, exported
+/// once by the server into a file, into an empty table like theirs: how fast the server takes
+/// the rows in its own bulk-load format.
+fn mariadb_load_data(args: &BenchArgs, work: &Path) -> Result<Vec<f64>, String> {
+    let db = "quarry_bench_mysql";
+    let dir = work.join("mysql-export");
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    // The server, running as another user, writes the file.
+    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o777))
+        .map_err(|e| format!("{}: {e}", dir.display()))?;
+    let file = dir.join("test_rows.tsv");
+    let file = file
+        .to_str()
+        .ok_or("a working directory that is not UTF-8")?;
+    let _ = std::fs::remove_file(file);
+    mariadb(&format!(
+        "select * from {db}.test_rows limit {} into outfile '{file}'",
+        args.rows
+    ))?;
+    let seconds = limit_runs(
+        args.runs,
+        || {
+            mariadb(&format!(
+                "drop table if exists {db}.load_limit; \
+                 create table {db}.load_limit like {db}.test_rows"
+            ))
+        },
+        || {
+            mariadb(&format!(
+                "load data local infile '{file}' into table {db}.load_limit"
+            ))
+        },
+    )?;
+    mariadb(&format!("drop table {db}.load_limit"))?;
+    Ok(seconds)
+}
+
+/// `psql`'s `\copy ... from` in the binary format of N rows `test -> postgresql (append)` wrote
+/// (copied out once into a file) into an empty table like theirs, with its keys and indexes:
+/// PostgreSQL taking the rows in its own bulk format.
+fn psql_copy_in(work: &Path, args: &BenchArgs) -> Result<Vec<f64>, String> {
+    let table = "quarry_bench_append.test_rows";
+    let limit = "quarry_bench_append.copy_limit";
+    let file = work.join("test_rows.pgcopy");
+    let file = file
+        .to_str()
+        .ok_or("a working directory that is not UTF-8")?;
+    psql(&format!(
+        "\\copy (select * from {table} limit {}) to '{file}' with (format binary)",
+        args.rows
+    ))?;
+    let seconds = limit_runs(
+        args.runs,
+        || {
+            psql(&format!(
+                "drop table if exists {limit}; create table {limit} (like {table} including all)"
+            ))
+        },
+        || {
+            psql(&format!(
+                "\\copy {limit} from '{file}' with (format binary)"
+            ))
+        },
+    )?;
+    psql(&format!("drop table {limit}"))?;
+    let _ = std::fs::remove_file(file);
+    Ok(seconds)
+}
+
+/// DuckDB importing the Parquet files `test -> file (parquet)` wrote (`create table ... as
+/// select * from read_parquet(...)`, by `quarry-plugin-duckdb exec`, the DuckDB library the
+/// destination links, in a new database file each run).
+fn duckdb_import(exe: &Path, work: &Path, args: &BenchArgs) -> Result<Vec<f64>, String> {
+    let duckdb = exe.with_file_name("quarry-plugin-duckdb");
+    if !duckdb.is_file() {
+        return Err(format!(
+            "{} is missing; build it with `cargo build -p quarry-plugin-duckdb`",
+            duckdb.display()
+        ));
+    }
+    let files = work.join("out/test_rows/*.parquet");
+    let db = work.join("import-limit.duckdb");
+    let sql = format!(
+        "create table test_rows as select * from read_parquet('{}')",
+        files.display()
+    );
+    let seconds = limit_runs(
+        args.runs,
+        || {
+            let _ = std::fs::remove_file(&db);
+            let _ = std::fs::remove_file(db.with_extension("duckdb.wal"));
+            Ok(())
+        },
+        || {
+            let out = Command::new(&duckdb)
+                .arg("exec")
+                .arg(&db)
+                .arg(&sql)
+                .output()
+                .map_err(|e| format!("cannot start {}: {e}", duckdb.display()))?;
+            if out.status.success() {
+                Ok(())
+            } else {
+                Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
+            }
+        },
+    )?;
+    let _ = std::fs::remove_file(&db);
+    Ok(seconds)
+}
+
+/// A native, in-process rusqlite loop inserting N rows `test -> sqlite (append)` wrote (read
+/// back into memory first) into a new database with the same tables and indexes: one prepared
+/// `INSERT` per row in one transaction, with the page cache the `sqlite` plugin sets.
+fn rusqlite_inserts(work: &Path, args: &BenchArgs) -> Result<Vec<f64>, String> {
+    use rusqlite::types::Value;
+    let error = |e: rusqlite::Error| e.to_string();
+    let written = rusqlite::Connection::open(work.join("lite/append.db")).map_err(error)?;
+    let schema: Vec<String> = written
+        .prepare("select sql from sqlite_master where tbl_name = 'test_rows' and sql is not null order by type desc")
+        .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+        .map_err(error)?;
+    let mut select = written
+        .prepare(&format!("select * from test_rows limit {}", args.rows))
+        .map_err(error)?;
+    let columns = select.column_count();
+    let rows: Vec<Vec<Value>> = select
+        .query_map([], |r| (0..columns).map(|i| r.get::<_, Value>(i)).collect())
+        .and_then(Iterator::collect)
+        .map_err(error)?;
+    drop(select);
+    drop(written);
+    let path = work.join("lite/limit.db");
+    let insert = format!(
+        "insert into test_rows values ({})",
+        vec!["?"; columns].join(", ")
+    );
+    limit_runs(
+        args.runs,
+        || {
+            let _ = std::fs::remove_file(&path);
+            Ok(())
+        },
+        || {
+            let mut db = rusqlite::Connection::open(&path).map_err(error)?;
+            db.execute_batch("PRAGMA locking_mode = EXCLUSIVE; PRAGMA cache_size = -65536;")
+                .map_err(error)?;
+            let tx = db.transaction().map_err(error)?;
+            for sql in &schema {
+                tx.execute_batch(sql).map_err(error)?;
+            }
+            {
+                let mut insert = tx.prepare(&insert).map_err(error)?;
+                for row in &rows {
+                    insert
+                        .execute(rusqlite::params_from_iter(row.iter()))
+                        .map_err(error)?;
+                }
+            }
+            tx.commit().map_err(error)
+        },
+    )
 }
 
 /// Fills `quarry_bench_source.test_rows` with the run's rows, keyed on `id` (a sync with
@@ -462,24 +700,17 @@ fn load_pg_source(exe: &Path, work: &Path, args: &BenchArgs) -> Result<(), Strin
 }
 
 /// `psql`'s `\copy` of the loaded table's columns to /dev/null in the binary format: the rows/s
-/// of reading that table with nothing done to them, measured as the scenarios are.
-fn psql_copy_out(args: &BenchArgs) -> Result<Vec<Sample>, String> {
-    let mut samples = Vec::new();
-    for i in 0..=args.runs {
-        let started = Instant::now();
-        psql(&format!(
-            "\\copy (select {TEST_ROWS_COLUMNS} from {PG_SOURCE_SCHEMA}.test_rows) to '/dev/null' with (format binary)"
-        ))?;
-        if i > 0 {
-            samples.push(Sample {
-                seconds: started.elapsed().as_secs_f64(),
-                ipc_bytes: 0,
-                rows: args.rows,
-                peak_rss_kib: 0,
-            });
-        }
-    }
-    Ok(samples)
+/// of reading that table with nothing done to them.
+fn psql_copy_out(args: &BenchArgs) -> Result<Vec<f64>, String> {
+    limit_runs(
+        args.runs,
+        || Ok(()),
+        || {
+            psql(&format!(
+                "\\copy (select {TEST_ROWS_COLUMNS} from {PG_SOURCE_SCHEMA}.test_rows) to '/dev/null' with (format binary)"
+            ))
+        },
+    )
 }
 
 /// A native-plugin stand-in for the gRPC scenario: `quarry serve quarry/test` behind a script.
@@ -539,41 +770,67 @@ fn write_spec(
     Ok(spec_path)
 }
 
-/// The first use of each component the source scenarios run costs its compilation: the wall time
-/// of `quarry plugin inspect` (compile, instantiate, `info`) with an empty compile cache.
-fn first_compiles(exe: &Path, work: &Path) -> Result<(), String> {
+/// The first use of each component costs its compilation: the wall time of `quarry plugin
+/// inspect` (compile, instantiate, `info`) with an empty compile cache, for every first-party
+/// component and the Python and JavaScript examples.
+fn first_compiles(exe: &Path, work: &Path, report: &mut Report) -> Result<(), String> {
     println!("{:<40} {:>12} {:>10}", "first compile", "seconds", "MB");
-    let plugins = [
-        ("quarry/test (Rust)", "quarry_plugin_test.wasm"),
-        ("python example", "quarry_python_example.wasm"),
-        ("javascript example", "quarry_js_example.wasm"),
-    ];
+    let mut plugins: Vec<(String, String)> = quarry_registry::FIRST_PARTY
+        .iter()
+        .filter(|p| !p.native)
+        .map(|p| (format!("quarry/{}", p.name), p.file_name()))
+        .collect();
+    plugins.push(("python example".into(), "quarry_python_example.wasm".into()));
+    plugins.push(("javascript example".into(), "quarry_js_example.wasm".into()));
+    let cache = work.join("first-compile-cache");
     for (name, file) in plugins {
-        let path = example_component(exe, file)?;
-        let plugin = path.display().to_string();
-        let cache = work.join("first-compile-cache");
+        let path = example_component(exe, &file)?;
         let _ = std::fs::remove_dir_all(&cache);
         let started = Instant::now();
         let out = Command::new(exe)
             .current_dir(work)
             .env("QUARRY_CACHE_DIR", &cache)
-            .args(["plugin", "inspect", &plugin])
+            .args(["plugin", "inspect"])
+            .arg(&path)
             .output()
             .map_err(|e| format!("cannot start {}: {e}", exe.display()))?;
         let seconds = started.elapsed().as_secs_f64();
         if !out.status.success() {
             return Err(format!(
-                "quarry plugin inspect {plugin}: {}",
+                "quarry plugin inspect {}: {}",
+                path.display(),
                 String::from_utf8_lossy(&out.stderr).trim()
             ));
         }
-        let size = path
-            .metadata()
-            .map(|m| format!("{:.1}", m.len() as f64 / 1e6))
-            .unwrap_or_else(|_| "-".into());
-        println!("{name:<40} {seconds:>12.2} {size:>10}");
+        let mb = path.metadata().map_or(0.0, |m| m.len() as f64 / 1e6);
+        report.compile(&name, seconds, mb);
     }
-    let _ = std::fs::remove_dir_all(work.join("first-compile-cache"));
+    let _ = std::fs::remove_dir_all(&cache);
+    Ok(())
+}
+
+/// The wall time of a whole `quarry sync` process of one row from the `test` source into the
+/// discarding destination, both components compiled already: what a scheduled sync of little
+/// data costs.
+fn startup(exe: &Path, work: &Path, args: &BenchArgs, report: &mut Report) -> Result<(), String> {
+    let one = BenchArgs {
+        rows: 1,
+        ..args.clone()
+    };
+    let scenario = Scenario {
+        name: STARTUP,
+        source: IN_PROCESS,
+        destination: DISCARD,
+    };
+    let spec = write_spec(&scenario, &one, exe, work, &mut None)?;
+    let mut seconds = Vec::new();
+    for i in 0..=args.runs.max(5) {
+        let sample = run_once(exe, work, &spec)?;
+        if i > 0 {
+            seconds.push(sample.wall_seconds);
+        }
+    }
+    report.timing(STARTUP, report::median(seconds));
     Ok(())
 }
 
@@ -597,25 +854,6 @@ fn example_component(exe: &Path, file: &str) -> Result<PathBuf, String> {
         ));
     }
     Ok(path)
-}
-
-fn print_medians(name: &str, samples: &[Sample]) {
-    if samples.is_empty() {
-        return;
-    }
-    let median = |f: &dyn Fn(&Sample) -> f64| {
-        let mut v: Vec<f64> = samples.iter().map(f).collect();
-        v.sort_by(|a, b| a.total_cmp(b));
-        v[v.len() / 2]
-    };
-    let rows_per_s = median(&|s| s.rows as f64 / s.seconds);
-    let mb_per_s = median(&|s| s.ipc_bytes as f64 / 1e6 / s.seconds);
-    let rss = median(&|s| s.peak_rss_kib as f64 / 1024.0);
-    let seconds = median(&|s| s.seconds);
-    println!(
-        "{:<40} {:>12.0} {:>10.1} {:>12.1} {:>10.2}",
-        name, rows_per_s, mb_per_s, rss, seconds
-    );
 }
 
 /// The fixture server with [`HN_ITEMS`] generated stories, answering after [`HN_LATENCY_MS`].
@@ -731,6 +969,7 @@ fn run_once(exe: &Path, work: &Path, spec: &Path) -> Result<Sample, String> {
         .spawn()
         .map_err(|e| format!("cannot start {}: {e}", exe.display()))?;
     let (status, peak_rss_kib) = wait_with_rusage(child.id())?;
+    let wall_seconds = started.elapsed().as_secs_f64();
     if status != 0 {
         return Err(format!(
             "quarry sync exited with {status} after {:.1}s",
@@ -748,6 +987,7 @@ fn run_once(exe: &Path, work: &Path, spec: &Path) -> Result<Sample, String> {
         .ok_or("summary without duration")?;
     Ok(Sample {
         seconds: (ms as f64 / 1000.0).max(1e-3),
+        wall_seconds,
         ipc_bytes,
         rows,
         peak_rss_kib,

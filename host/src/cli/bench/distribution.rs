@@ -5,6 +5,8 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use super::report::{Report, median};
+
 /// The size the `test` component is padded to.
 const PADDED: usize = 10 << 20;
 
@@ -113,12 +115,7 @@ fn timed(
     Ok(seconds)
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
-}
-
-pub fn run(exe: &Path, work: &Path, runs: usize) -> Result<(), String> {
+pub fn run(exe: &Path, work: &Path, runs: usize, report: &mut Report) -> Result<(), String> {
     let work = work.join("oci");
     std::fs::create_dir_all(&work).map_err(|e| format!("{}: {e}", work.display()))?;
     let resolver = quarry_registry::Resolver::from_env(Some(exe));
@@ -175,16 +172,10 @@ pub fn run(exe: &Path, work: &Path, runs: usize) -> Result<(), String> {
         }
     }
     let mb = component.len() as f64 / 1e6;
-    let line = |name: &str, seconds: f64| {
-        println!(
-            "{name:<40} {:>12} {:>10} {:>12} {:>10.3}",
-            "-", "-", "-", seconds
-        );
-    };
     println!("(distribution: a {mb:.1} MB component from a loopback registry; wall seconds)");
-    line("oci pull (10 MB)", median(pulls));
-    line("oci first sync (pull+compile)", median(firsts));
-    line("oci cached sync (1 row)", median(cached));
+    report.timing("oci pull (10 MB)", median(pulls));
+    report.timing("oci first sync (pull+compile)", median(firsts));
+    report.timing("oci cached sync (1 row)", median(cached));
     drop(registry);
     Ok(())
 }
