@@ -110,10 +110,8 @@ pub fn percent_decode(text: &str) -> std::result::Result<String, String> {
                 .get(i + 1..i + 3)
                 .and_then(|h| u8::from_str_radix(h, 16).ok())
                 .ok_or_else(|| {
-                    format!(
-                        "`{}` in `{text}` is not a %-escape",
-                        &text[i..(i + 3).min(text.len())]
-                    )
+                    let escape: String = text[i..].chars().take(3).collect();
+                    format!("`{escape}` in `{text}` is not a %-escape")
                 })?;
             out.push(hex);
             i += 3;
@@ -170,6 +168,7 @@ mod tests {
         assert!(percent_decode("50%").unwrap_err().contains("`%` in `50%`"));
         assert!(percent_decode("%zz").unwrap_err().contains("`%zz`"));
         assert!(percent_decode("%ff").unwrap_err().contains("not UTF-8"));
+        assert!(percent_decode("a%中b").unwrap_err().contains("`%中b`"));
     }
 
     #[test]

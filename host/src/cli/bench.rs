@@ -66,6 +66,11 @@ pub struct BenchArgs {
     /// command, every median, and the performance targets computed from them.
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
+    /// Internal: run only the SQLite limit on this bench working directory and print its
+    /// seconds, one run a line (a process of its own, so that holding the rows in memory does
+    /// not count in the peak RSS of the `quarry sync` children forked later).
+    #[arg(long, hide = true, value_name = "DIR")]
+    pub sqlite_limit: Option<PathBuf>,
 }
 
 struct Scenario {
@@ -96,8 +101,9 @@ const PG_SOURCE_SPLIT: &str = "  path: quarry/postgresql\n  tables: [test_rows]\
 const PG_SOURCE_SCHEMA: &str = "quarry_bench_source";
 /// The `mysql` source reading the table [`load_mysql_source`] fills in the local MariaDB.
 const MYSQL_SOURCE: &str = "  path: quarry/mysql\n  tables: [test_rows]\n  spec:\n    connection_string: mysql://root@127.0.0.1:3306/quarry_bench_source\n  permissions:\n    network: [\"127.0.0.1:3306\"]\n";
-/// The same, the table read as two key ranges at once.
-const MYSQL_SOURCE_SPLIT: &str = "  path: quarry/mysql\n  tables: [test_rows]\n  spec:\n    connection_string: mysql://root@127.0.0.1:3306/quarry_bench_source\n    split_rows: {{HALF}}\n  permissions:\n    network: [\"127.0.0.1:3306\"]\n";
+/// The same, the table read as two key ranges at once (`split_rows` a quarter of the rows, as
+/// InnoDB's estimate of them may fall well short; `concurrency` caps the ranges at two).
+const MYSQL_SOURCE_SPLIT: &str = "  path: quarry/mysql\n  tables: [test_rows]\n  spec:\n    connection_string: mysql://root@127.0.0.1:3306/quarry_bench_source\n    split_rows: {{QUARTER}}\n    concurrency: 2\n  permissions:\n    network: [\"127.0.0.1:3306\"]\n";
 /// The database [`load_mysql_source`] fills.
 const MYSQL_SOURCE_DATABASE: &str = "quarry_bench_source";
 
@@ -271,6 +277,13 @@ struct Sample {
 }
 
 pub async fn run(args: BenchArgs) -> Result<Exit, CliError> {
+    if let Some(work) = &args.sqlite_limit {
+        let seconds = rusqlite_inserts(work, &args).map_err(anyhow::Error::msg)?;
+        for s in seconds {
+            println!("{s}");
+        }
+        return Ok(Exit::Ok);
+    }
     let exe = std::env::current_exe().context("cannot find the quarry executable to run")?;
     let work = tempfile_dir().context("cannot create a working directory")?;
     write_served_test(&exe, &work)?;
@@ -316,6 +329,19 @@ pub async fn run(args: BenchArgs) -> Result<Exit, CliError> {
         if scenario.name.starts_with("postgresql") && pg_loaded != Some(true) {
             continue;
         }
+        // Appends start from nothing, whatever earlier bench runs left.
+        let emptied = match scenario.name {
+            "test -> postgresql (append)" => {
+                psql("drop schema if exists quarry_bench_append cascade")
+            }
+            "test -> mysql (append)" => mariadb("drop database if exists quarry_bench_mysql"),
+            _ => Ok(()),
+        };
+        if let Err(e) = emptied {
+            eprintln!("error: {}: {e}", scenario.name);
+            exit = Exit::Failure;
+            continue;
+        }
         let spec_path = match write_spec(scenario, &args, &exe, &work, &mut hn_server) {
             Ok(path) => path,
             Err(e) => {
@@ -339,11 +365,15 @@ pub async fn run(args: BenchArgs) -> Result<Exit, CliError> {
         }
         let complete = samples.len() == args.runs;
         report.scenario(scenario.name, &samples);
-        // The limit of a destination, measured right after it on the rows it wrote.
+        // The limit of a destination, measured right after it on the rows it wrote, into a
+        // table that grows over as many runs as the scenario's did.
+        if !complete {
+            continue;
+        }
         let limit = match scenario.name {
             "test -> file (parquet)" => Some((LIMIT_DUCKDB, duckdb_import(&exe, &work, &args))),
             "test -> postgresql (append)" => Some((LIMIT_PSQL_IN, psql_copy_in(&work, &args))),
-            "test -> sqlite (append)" => Some((LIMIT_SQLITE, rusqlite_inserts(&work, &args))),
+            "test -> sqlite (append)" => Some((LIMIT_SQLITE, sqlite_limit(&exe, &work, &args))),
             "test -> mysql (append)" => Some((
                 "limit: mariadb load data local infile",
                 mariadb_load_data(&args, &work),
@@ -351,12 +381,12 @@ pub async fn run(args: BenchArgs) -> Result<Exit, CliError> {
             _ => None,
         };
         match limit {
-            Some((name, Ok(seconds))) if complete => report.limit(name, args.rows, &seconds),
-            Some((name, Err(e))) if complete => {
+            Some((name, Ok(seconds))) => report.limit(name, args.rows, &seconds),
+            Some((name, Err(e))) => {
                 eprintln!("error: {name}: {e}");
                 exit = Exit::Failure;
             }
-            _ => {}
+            None => {}
         }
     }
     if mysql_loaded == Some(true) {
@@ -491,15 +521,13 @@ fn load_mysql_source(args: &BenchArgs) -> Result<(), String> {
     ))
 }
 
-/// Wall seconds of `run`, `runs` times after one warm-up, each after an untimed `prepare`.
+/// Wall seconds of `run`, `runs` times after one warm-up, as the scenarios are measured.
 fn limit_runs(
     runs: usize,
-    mut prepare: impl FnMut() -> Result<(), String>,
     mut run: impl FnMut() -> Result<(), String>,
 ) -> Result<Vec<f64>, String> {
     let mut seconds = Vec::new();
     for i in 0..=runs {
-        prepare()?;
         let started = Instant::now();
         run()?;
         if i > 0 {
@@ -512,16 +540,15 @@ fn limit_runs(
 /// The `mariadb` client reading the same rows over the text protocol into /dev/null: what the
 /// server hands out to a client that does nothing with them.
 fn mariadb_select_out(args: &BenchArgs) -> Result<Vec<f64>, String> {
-    limit_runs(
-        args.runs,
-        || Ok(()),
-        || mariadb(&format!("select * from {MYSQL_SOURCE_DATABASE}.test_rows")),
-    )
+    limit_runs(args.runs, || {
+        mariadb(&format!("select * from {MYSQL_SOURCE_DATABASE}.test_rows"))
+    })
 }
 
-/// `LOAD DATA LOCAL INFILE` by the `mariadb` client of N rows `test -> mysql` wrote, exported
-/// once by the server into a file, into an empty table like theirs: how fast the server takes
-/// the rows in its own bulk-load format.
+/// `LOAD DATA LOCAL INFILE` by the `mariadb` client of N rows `test -> mysql` wrote (exported
+/// once by the server into a file; the bench runs as a user who can read it) into a table like
+/// theirs, appended to over as many runs: how fast the server takes the rows in its own
+/// bulk-load format.
 fn mariadb_load_data(args: &BenchArgs, work: &Path) -> Result<Vec<f64>, String> {
     let db = "quarry_bench_mysql";
     let dir = work.join("mysql-export");
@@ -538,27 +565,22 @@ fn mariadb_load_data(args: &BenchArgs, work: &Path) -> Result<Vec<f64>, String> 
         "select * from {db}.test_rows limit {} into outfile '{file}'",
         args.rows
     ))?;
-    let seconds = limit_runs(
-        args.runs,
-        || {
-            mariadb(&format!(
-                "drop table if exists {db}.load_limit; \
-                 create table {db}.load_limit like {db}.test_rows"
-            ))
-        },
-        || {
-            mariadb(&format!(
-                "load data local infile '{file}' into table {db}.load_limit"
-            ))
-        },
-    )?;
+    mariadb(&format!(
+        "drop table if exists {db}.load_limit; create table {db}.load_limit like {db}.test_rows"
+    ))?;
+    let seconds = limit_runs(args.runs, || {
+        mariadb(&format!(
+            "load data local infile '{file}' into table {db}.load_limit"
+        ))
+    })?;
     mariadb(&format!("drop table {db}.load_limit"))?;
+    let _ = std::fs::remove_file(file);
     Ok(seconds)
 }
 
 /// `psql`'s `\copy ... from` in the binary format of N rows `test -> postgresql (append)` wrote
-/// (copied out once into a file) into an empty table like theirs, with its keys and indexes:
-/// PostgreSQL taking the rows in its own bulk format.
+/// (copied out once into a file) into a table like theirs, with its keys and indexes, appended
+/// to over as many runs: PostgreSQL taking the rows in its own bulk format.
 fn psql_copy_in(work: &Path, args: &BenchArgs) -> Result<Vec<f64>, String> {
     let table = "quarry_bench_append.test_rows";
     let limit = "quarry_bench_append.copy_limit";
@@ -570,27 +592,22 @@ fn psql_copy_in(work: &Path, args: &BenchArgs) -> Result<Vec<f64>, String> {
         "\\copy (select * from {table} limit {}) to '{file}' with (format binary)",
         args.rows
     ))?;
-    let seconds = limit_runs(
-        args.runs,
-        || {
-            psql(&format!(
-                "drop table if exists {limit}; create table {limit} (like {table} including all)"
-            ))
-        },
-        || {
-            psql(&format!(
-                "\\copy {limit} from '{file}' with (format binary)"
-            ))
-        },
-    )?;
+    psql(&format!(
+        "drop table if exists {limit}; create table {limit} (like {table} including all)"
+    ))?;
+    let seconds = limit_runs(args.runs, || {
+        psql(&format!(
+            "\\copy {limit} from '{file}' with (format binary)"
+        ))
+    })?;
     psql(&format!("drop table {limit}"))?;
     let _ = std::fs::remove_file(file);
     Ok(seconds)
 }
 
-/// DuckDB importing the Parquet files `test -> file (parquet)` wrote (`create table ... as
-/// select * from read_parquet(...)`, by `quarry-plugin-duckdb exec`, the DuckDB library the
-/// destination links, in a new database file each run).
+/// DuckDB importing the Parquet files `test -> file (parquet)` wrote (`insert into ... select *
+/// from read_parquet(...)` by `quarry-plugin-duckdb exec`, the DuckDB library the destination
+/// links), into one table over as many runs as the DuckDB append scenario's.
 fn duckdb_import(exe: &Path, work: &Path, args: &BenchArgs) -> Result<Vec<f64>, String> {
     let duckdb = exe.with_file_name("quarry-plugin-duckdb");
     if !duckdb.is_file() {
@@ -599,46 +616,68 @@ fn duckdb_import(exe: &Path, work: &Path, args: &BenchArgs) -> Result<Vec<f64>, 
             duckdb.display()
         ));
     }
-    let files = work.join("out/test_rows/*.parquet");
-    let db = work.join("import-limit.duckdb");
-    let sql = format!(
-        "create table test_rows as select * from read_parquet('{}')",
-        files.display()
+    let parquet = format!(
+        "read_parquet('{}')",
+        work.join("out/test_rows/*.parquet").display()
     );
-    let seconds = limit_runs(
-        args.runs,
-        || {
-            let _ = std::fs::remove_file(&db);
-            let _ = std::fs::remove_file(db.with_extension("duckdb.wal"));
+    let db = work.join("import-limit.duckdb");
+    let exec = |sql: &str| {
+        let out = Command::new(&duckdb)
+            .arg("exec")
+            .arg(&db)
+            .arg(sql)
+            .output()
+            .map_err(|e| format!("cannot start {}: {e}", duckdb.display()))?;
+        if out.status.success() {
             Ok(())
-        },
-        || {
-            let out = Command::new(&duckdb)
-                .arg("exec")
-                .arg(&db)
-                .arg(&sql)
-                .output()
-                .map_err(|e| format!("cannot start {}: {e}", duckdb.display()))?;
-            if out.status.success() {
-                Ok(())
-            } else {
-                Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
-            }
-        },
-    )?;
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
+        }
+    };
     let _ = std::fs::remove_file(&db);
+    exec(&format!(
+        "create table test_rows as select * from {parquet} limit 0"
+    ))?;
+    let seconds = limit_runs(args.runs, || {
+        exec(&format!("insert into test_rows select * from {parquet}"))
+    })?;
+    let _ = std::fs::remove_file(&db);
+    let _ = std::fs::remove_file(db.with_extension("duckdb.wal"));
     Ok(seconds)
 }
 
+/// [`rusqlite_inserts`] in a `quarry bench --sqlite-limit` child: a kernel counts the peak RSS
+/// of a process that forked a child into the child's, so the bench itself stays small.
+fn sqlite_limit(exe: &Path, work: &Path, args: &BenchArgs) -> Result<Vec<f64>, String> {
+    let out = Command::new(exe)
+        .args(["bench", "--rows", &args.rows.to_string()])
+        .args(["--runs", &args.runs.to_string()])
+        .arg("--sqlite-limit")
+        .arg(work)
+        .output()
+        .map_err(|e| format!("cannot start {}: {e}", exe.display()))?;
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).trim().to_string());
+    }
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.parse().map_err(|_| format!("not seconds: {l}")))
+        .collect()
+}
+
 /// A native, in-process rusqlite loop inserting N rows `test -> sqlite (append)` wrote (read
-/// back into memory first) into a new database with the same tables and indexes: one prepared
-/// `INSERT` per row in one transaction, with the page cache the `sqlite` plugin sets.
+/// back into memory first) into a new database with the same tables and indexes, appended to
+/// over as many runs: one prepared `INSERT` per row, a transaction per run, the page cache and
+/// locking the `sqlite` plugin sets.
 fn rusqlite_inserts(work: &Path, args: &BenchArgs) -> Result<Vec<f64>, String> {
     use rusqlite::types::Value;
     let error = |e: rusqlite::Error| e.to_string();
     let written = rusqlite::Connection::open(work.join("lite/append.db")).map_err(error)?;
     let schema: Vec<String> = written
-        .prepare("select sql from sqlite_master where tbl_name = 'test_rows' and sql is not null order by type desc")
+        .prepare(
+            "select sql from sqlite_master where tbl_name = 'test_rows' and sql is not null \
+             order by type desc",
+        )
         .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
         .map_err(error)?;
     let mut select = written
@@ -652,35 +691,32 @@ fn rusqlite_inserts(work: &Path, args: &BenchArgs) -> Result<Vec<f64>, String> {
     drop(select);
     drop(written);
     let path = work.join("lite/limit.db");
+    let _ = std::fs::remove_file(&path);
+    let mut db = rusqlite::Connection::open(&path).map_err(error)?;
+    db.execute_batch("PRAGMA locking_mode = EXCLUSIVE; PRAGMA cache_size = -65536;")
+        .map_err(error)?;
+    for sql in &schema {
+        db.execute_batch(sql).map_err(error)?;
+    }
     let insert = format!(
         "insert into test_rows values ({})",
         vec!["?"; columns].join(", ")
     );
-    limit_runs(
-        args.runs,
-        || {
-            let _ = std::fs::remove_file(&path);
-            Ok(())
-        },
-        || {
-            let mut db = rusqlite::Connection::open(&path).map_err(error)?;
-            db.execute_batch("PRAGMA locking_mode = EXCLUSIVE; PRAGMA cache_size = -65536;")
-                .map_err(error)?;
-            let tx = db.transaction().map_err(error)?;
-            for sql in &schema {
-                tx.execute_batch(sql).map_err(error)?;
+    let seconds = limit_runs(args.runs, || {
+        let tx = db.transaction().map_err(error)?;
+        {
+            let mut insert = tx.prepare_cached(&insert).map_err(error)?;
+            for row in &rows {
+                insert
+                    .execute(rusqlite::params_from_iter(row.iter()))
+                    .map_err(error)?;
             }
-            {
-                let mut insert = tx.prepare(&insert).map_err(error)?;
-                for row in &rows {
-                    insert
-                        .execute(rusqlite::params_from_iter(row.iter()))
-                        .map_err(error)?;
-                }
-            }
-            tx.commit().map_err(error)
-        },
-    )
+        }
+        tx.commit().map_err(error)
+    })?;
+    drop(db);
+    let _ = std::fs::remove_file(&path);
+    Ok(seconds)
 }
 
 /// Fills `quarry_bench_source.test_rows` with the run's rows, keyed on `id` (a sync with
@@ -702,15 +738,11 @@ fn load_pg_source(exe: &Path, work: &Path, args: &BenchArgs) -> Result<(), Strin
 /// `psql`'s `\copy` of the loaded table's columns to /dev/null in the binary format: the rows/s
 /// of reading that table with nothing done to them.
 fn psql_copy_out(args: &BenchArgs) -> Result<Vec<f64>, String> {
-    limit_runs(
-        args.runs,
-        || Ok(()),
-        || {
-            psql(&format!(
-                "\\copy (select {TEST_ROWS_COLUMNS} from {PG_SOURCE_SCHEMA}.test_rows) to '/dev/null' with (format binary)"
-            ))
-        },
-    )
+    limit_runs(args.runs, || {
+        psql(&format!(
+            "\\copy (select {TEST_ROWS_COLUMNS} from {PG_SOURCE_SCHEMA}.test_rows) to '/dev/null' with (format binary)"
+        ))
+    })
 }
 
 /// A native-plugin stand-in for the gRPC scenario: `quarry serve quarry/test` behind a script.
@@ -741,6 +773,7 @@ fn write_spec(
     let mut source = scenario
         .source
         .replace("{{HALF}}", &(args.rows * 45 / 100).max(1).to_string())
+        .replace("{{QUARTER}}", &(args.rows / 4).max(1).to_string())
         .replace("{{ROWS}}", &args.rows.to_string())
         .replace("{{BATCH}}", &args.batch_size.to_string());
     for (placeholder, file) in [

@@ -176,6 +176,11 @@ impl WasmRuntime {
         config.wasm_component_model(true);
         config.epoch_interruption(true);
         config.cranelift_opt_level(wasmtime::OptLevel::Speed);
+        // `QUARRY_WASM_PERFMAP=1`: name the components' compiled functions for `perf report`
+        // (in /tmp/perf-PID.map).
+        if std::env::var_os("QUARRY_WASM_PERFMAP").is_some_and(|v| v != "0") {
+            config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
         let engine = Engine::new(&config).map_err(|e| anyhow::anyhow!("{e:#}"))?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)

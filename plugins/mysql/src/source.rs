@@ -110,7 +110,7 @@ pub struct SourceTable {
     pub table: Table,
     decodes: Vec<Decode>,
     cursor: Option<usize>,
-    /// The one-column integer primary key that key ranges split on.
+    /// The one-column integer primary key that key ranges split on (InnoDB tables only).
     split_key: Option<String>,
     /// The server's estimate of its rows (`information_schema.TABLES.TABLE_ROWS`).
     estimate: u64,
@@ -144,7 +144,8 @@ pub const SESSION: &str = "set time_zone = '+00:00', sql_mode = concat(@@sql_mod
     ',ANSI_QUOTES,NO_BACKSLASH_ESCAPES,STRICT_ALL_TABLES')";
 
 const CATALOG: &str = "select c.TABLE_SCHEMA, c.TABLE_NAME, c.COLUMN_NAME, c.DATA_TYPE, \
-  c.COLUMN_TYPE, c.NUMERIC_PRECISION, c.NUMERIC_SCALE, c.IS_NULLABLE, c.COLUMN_KEY, t.TABLE_ROWS \
+  c.COLUMN_TYPE, c.NUMERIC_PRECISION, c.NUMERIC_SCALE, c.IS_NULLABLE, c.COLUMN_KEY, t.TABLE_ROWS, \
+  t.ENGINE \
   from information_schema.COLUMNS c left join information_schema.TABLES t \
   on t.TABLE_SCHEMA = c.TABLE_SCHEMA and t.TABLE_NAME = c.TABLE_NAME \
   where c.TABLE_SCHEMA not in ('mysql', 'information_schema', 'performance_schema', 'sys') \
@@ -182,6 +183,8 @@ pub fn discover(conn: &mut Connection, settings: &Settings) -> Result<Vec<Source
         let mut table = Table::new(&name);
         let mut decodes = Vec::new();
         let estimate = text(rows.start, 9).parse().unwrap_or(0);
+        // Only InnoDB has the snapshots that make key ranges read at once consistent.
+        let snapshots = text(rows.start, 10).eq_ignore_ascii_case("InnoDB");
         for r in rows {
             let column = text(r, 2);
             if column.starts_with("_cq_") {
@@ -228,7 +231,7 @@ pub fn discover(conn: &mut Connection, settings: &Settings) -> Result<Vec<Source
             .filter(|&i| table.columns[i].primary_key)
             .collect();
         let split_key = match keys.as_slice() {
-            [i] if matches!(&decodes[*i], Decode::Text(t) if t.is_integer()) => {
+            [i] if snapshots && matches!(&decodes[*i], Decode::Text(t) if t.is_integer()) => {
                 Some(table.columns[*i].name.clone())
             }
             _ => None,
@@ -347,8 +350,7 @@ pub fn sync_table(
     let result = read_table(conn, config, settings, table, out)
         .map_err(|e| Error::new(e.kind, format!("table `{}`: {}", table.label(), e.message)));
     if result.is_err()
-        && let Ok(mut fresh) = Connection::connect(config)
-        && fresh.query(SESSION).is_ok()
+        && let Ok(fresh) = session(config)
     {
         std::mem::replace(conn, fresh).close().ok();
     }
@@ -436,14 +438,10 @@ fn read_table(
         return read_incremental(conn, settings, table, i, out);
     }
     let ranges = ranges(conn, settings, table)?;
-    if ranges.len() > 1 {
-        match snapshots(conn, config, table, ranges.len())? {
-            Some(others) => return read_ranges(conn, others, table, &ranges, settings, out),
-            None => quarry_sdk::log::info(
-                "table not split: it could not be locked while the readers' snapshots began",
-                &[("table", &table.label())],
-            ),
-        }
+    if ranges.len() > 1
+        && let Some(others) = snapshots(conn, config, table, ranges.len())?
+    {
+        return read_ranges(conn, others, table, &ranges, settings, out);
     }
     let mut batch = Batch::new(table, settings.rows_per_batch);
     let mut row = Row::default();
@@ -541,11 +539,22 @@ pub(crate) fn ranges(
     Ok(quarry_sdk::sql::key_ranges(low, high, count))
 }
 
+/// A new connection with the session settings, no database selected (queries name theirs).
+fn session(config: &Config) -> Result<Connection> {
+    let mut conn = Connection::connect(&Config {
+        database: None,
+        ..config.clone()
+    })?;
+    conn.query(SESSION)?;
+    Ok(conn)
+}
+
 /// Opens the connections that read `count` ranges of `table` besides `conn` and starts a
 /// consistent snapshot on each and on `conn`, all while a further connection holds the table's
 /// read lock: no write to it commits between the first snapshot and the last, so the ranges
-/// together hold each row once (as `mydumper` does). `None` when the lock is refused (no
-/// `LOCK TABLES` privilege) or not granted within a minute.
+/// together hold each row once (as `mydumper` does). `None`, and the table is read whole on
+/// `conn`, when the connections cannot be opened (`max_user_connections`), the lock is refused
+/// (no `LOCK TABLES` privilege), or running writes keep it from being granted within 10 s.
 fn snapshots(
     conn: &mut Connection,
     config: &Config,
@@ -554,22 +563,39 @@ fn snapshots(
 ) -> Result<Option<Vec<Connection>>> {
     const BEGIN: &str = "set transaction isolation level repeatable read; \
         start transaction with consistent snapshot, read only";
-    let mut lock = Connection::connect(config)?;
-    lock.query(SESSION)?;
-    lock.query("set session lock_wait_timeout = 60")?;
-    if lock
-        .query(&format!("lock tables {} read", table.qualified()))
-        .is_err()
-    {
-        lock.close().ok();
+    let refused = |why: &Error| {
+        quarry_sdk::log::warn(
+            "table read whole on one connection, not as key ranges",
+            &[("table", &table.label()), ("why", &why.message)],
+        );
+    };
+    // Everything is opened first, so the lock is held only while the snapshots begin.
+    let opened = (0..count)
+        .map(|_| session(config))
+        .collect::<Result<Vec<_>>>()
+        .and_then(|mut opened| {
+            opened[0].query("set session lock_wait_timeout = 10")?;
+            Ok(opened)
+        });
+    let mut opened = match opened {
+        Ok(opened) => opened,
+        Err(e) => {
+            refused(&e);
+            return Ok(None);
+        }
+    };
+    let others = opened.split_off(1);
+    let mut lock = opened.remove(0);
+    if let Err(e) = lock.query(&format!("lock tables {} read", table.qualified())) {
+        refused(&e);
+        for c in std::iter::once(lock).chain(others) {
+            c.close().ok();
+        }
         return Ok(None);
     }
-    let mut others = Vec::with_capacity(count - 1);
-    for _ in 1..count {
-        let mut other = Connection::connect(config)?;
-        other.query(SESSION)?;
+    let mut others = others;
+    for other in &mut others {
         other.query(BEGIN)?;
-        others.push(other);
     }
     conn.query(BEGIN)?;
     lock.query("unlock tables")?;

@@ -269,7 +269,9 @@ fn a_table_split_by_key_ranges_returns_each_row_exactly_once() {
          insert into $d.big select cast(seq as signed) * 7 - 20000, concat('v', seq) from $d.seq_1_to_20000;
          analyze table $d.big;
          create table $d.small (id bigint primary key);
-         insert into $d.small values (1), (2);",
+         insert into $d.small values (1), (2);
+         create table $d.myisam (id int primary key) engine = MyISAM;
+         insert into $d.myisam select seq from $d.seq_1_to_20000;",
     );
     let split = |s: &mut Spec| {
         s.split_rows = 4_000;
@@ -278,7 +280,12 @@ fn a_table_split_by_key_ranges_returns_each_row_exactly_once() {
     };
     let mut source = db.source(split).unwrap();
     source.discover().unwrap();
-    let big = source.discovered.as_ref().unwrap()[0].clone();
+    let [big, not_innodb, _] = source.discovered.clone().unwrap().try_into().unwrap();
+    // A MyISAM table has no snapshots to read ranges in: it is read whole.
+    assert_eq!(
+        crate::source::ranges(&mut source.conn, &source.settings, &not_innodb).unwrap(),
+        [(None, None)]
+    );
     let ranges = crate::source::ranges(&mut source.conn, &source.settings, &big).unwrap();
     assert_eq!(
         ranges,
@@ -297,8 +304,19 @@ fn a_table_split_by_key_ranges_returns_each_row_exactly_once() {
         ids.sort_unstable();
         ids
     };
+    let in_order = |messages: &[Message]| -> Vec<i64> {
+        printed(messages, "big")
+            .iter()
+            .map(|r| r[0].parse().unwrap())
+            .collect()
+    };
     let mut messages = Vec::new();
     run_sync(&mut source, &SyncOptions::default(), &mut messages).unwrap();
+    // The ranges were read at once: rows of the last come among the first.
+    assert!(
+        in_order(&messages)[..1000].iter().any(|&id| id >= 73_336),
+        "not read as ranges at once"
+    );
     assert_eq!(ids(&messages, "big"), expected);
     assert_eq!(ids(&messages, "small"), [1, 2]);
     // The snapshots' transactions and the lock are over: the table takes writes, and the
@@ -320,9 +338,12 @@ fn a_table_split_by_key_ranges_returns_each_row_exactly_once() {
         Ok(messages)
     });
     db.sql(&format!("drop user {user}@'%'"));
+    let read = read.unwrap();
+    // In key order: one stream.
+    assert!(in_order(&read).is_sorted(), "read as ranges");
     let mut expected = expected;
     expected.push(1_000_000);
-    assert_eq!(ids(&read.unwrap(), "big"), expected);
+    assert_eq!(ids(&read, "big"), expected);
 }
 
 #[test]
