@@ -17,6 +17,11 @@ use crate::spec::Compression;
 /// The memory a row group may buffer before it is written out.
 const MAX_BUFFERED_BYTES: usize = 64 << 20;
 
+/// A column's dictionary stops growing past this (and its values are written plain): a column of
+/// few distinct values stays dictionary-encoded, one of mostly unique values (names, ids,
+/// payloads) stops paying for hashing every value into a dictionary that does not shrink it.
+const DICTIONARY_PAGE_LIMIT: usize = 64 * 1024;
+
 /// A Parquet file being written.
 pub struct ParquetWriter {
     writer: ArrowWriter<File>,
@@ -34,6 +39,7 @@ impl ParquetWriter {
         let properties = WriterProperties::builder()
             .set_compression(codec)
             .set_max_row_group_row_count(Some(options.row_group_size.max(1)))
+            .set_dictionary_page_size_limit(DICTIONARY_PAGE_LIMIT)
             .build();
         let writer = ArrowWriter::try_new(file, schema, Some(properties)).map_err(parquet_error)?;
         Ok(ParquetWriter { writer })
