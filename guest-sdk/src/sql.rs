@@ -123,10 +123,22 @@ pub fn percent_decode(text: &str) -> std::result::Result<String, String> {
     String::from_utf8(out).map_err(|_| format!("`{text}` is not UTF-8 once decoded"))
 }
 
+/// A range of an integer key: `from <= key < to`, either end open.
+pub type KeyRange = (Option<i64>, Option<i64>);
+
+/// How many key ranges a table of about `estimate` rows is read in: as many as `concurrency`
+/// allows and the rows call for (`split_rows` each at least), and however high `concurrency` is
+/// set (CloudQuery's defaults are in the thousands), no more than 32 connections per table.
+pub fn range_count(estimate: f64, split_rows: u64, concurrency: usize) -> usize {
+    let wanted = (estimate / split_rows.max(1) as f64).floor();
+    // A float to integer cast saturates (and a NaN estimate is 0).
+    (wanted as usize).min(concurrency).clamp(1, 32)
+}
+
 /// `count` ranges (`from <= key < to`) cut evenly between a key's smallest and largest values
 /// (fewer if there are fewer values), the first and last open-ended so rows written meanwhile
 /// are not missed.
-pub fn key_ranges(low: i64, high: i64, count: usize) -> Vec<(Option<i64>, Option<i64>)> {
+pub fn key_ranges(low: i64, high: i64, count: usize) -> Vec<KeyRange> {
     let span = (i128::from(high) - i128::from(low) + 1).max(1);
     let count = count.clamp(1, usize::try_from(span).unwrap_or(usize::MAX));
     let mut ranges = Vec::with_capacity(count);
@@ -184,5 +196,9 @@ mod tests {
         assert_eq!(key_ranges(5, 6, 4), [(None, Some(6)), (Some(6), None)]);
         assert_eq!(key_ranges(7, 7, 4), [(None, None)]);
         assert_eq!(key_ranges(i64::MIN, i64::MAX, 2).len(), 2);
+        assert_eq!(range_count(20_000.0, 4_000, 3), 3);
+        assert_eq!(range_count(7_999.0, 4_000, 8), 1);
+        assert_eq!(range_count(1e12, 1, 1000), 32);
+        assert_eq!(range_count(f64::NAN, 1, 4), 1);
     }
 }

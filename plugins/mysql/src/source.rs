@@ -14,6 +14,7 @@ use arrow_array::builder::{
 use arrow_array::{ArrayRef, StringArray};
 use arrow_schema::{DataType, Field, TimeUnit};
 use quarry_sdk::cursor::OrderedCursor;
+use quarry_sdk::sql::range_count;
 use quarry_sdk::{Column, Error, Extension, Result, SyncContext, Table, matches_glob};
 
 use crate::wire::{Config, Connection, Row};
@@ -500,12 +501,10 @@ fn read_incremental(
     Ok(())
 }
 
-/// A range of a key: `from <= key < to`, either end open.
-pub(crate) type Range = (Option<i64>, Option<i64>);
+pub(crate) use quarry_sdk::sql::KeyRange as Range;
 
-/// The key ranges `table` is read in: as many as `concurrency` allows and the estimated rows
-/// call for (`split_rows` each at least), cut evenly between the key's smallest and largest
-/// values, the first and last open-ended so rows written meanwhile are not missed.
+/// The key ranges `table` is read in: [`quarry_sdk::sql::range_count`] of them, cut by
+/// [`quarry_sdk::sql::key_ranges`].
 pub(crate) fn ranges(
     conn: &mut Connection,
     settings: &Settings,
@@ -515,12 +514,11 @@ pub(crate) fn ranges(
     let Some(key) = &table.split_key else {
         return Ok(whole);
     };
-    let wanted = table.estimate / settings.split_rows.max(1);
-    // However high `concurrency` is set, no more than 32 connections read one table.
-    let count = usize::try_from(wanted)
-        .unwrap_or(usize::MAX)
-        .min(settings.concurrency)
-        .clamp(1, 32);
+    let count = range_count(
+        table.estimate as f64,
+        settings.split_rows,
+        settings.concurrency,
+    );
     if count == 1 {
         return Ok(whole);
     }

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use arrow_array::ArrayRef;
 use bytes::{Buf, Bytes, BytesMut};
 use quarry_sdk::cursor::OrderedCursor;
+use quarry_sdk::sql::range_count;
 use quarry_sdk::{Error, Result, SyncContext, Table, matches_glob};
 
 use crate::config::Config;
@@ -353,11 +354,10 @@ fn read_copy(
     reader.emit(out)
 }
 
-/// A range of a key: `from <= key < to`, either end open.
-pub(crate) type Range = (Option<i64>, Option<i64>);
+pub(crate) use quarry_sdk::sql::KeyRange as Range;
 
-/// The key ranges `table` is read in: as many as `concurrency` allows and the estimated rows
-/// call for (`split_rows` each at least), cut by [`quarry_sdk::sql::key_ranges`].
+/// The key ranges `table` is read in: [`quarry_sdk::sql::range_count`] of them, cut by
+/// [`quarry_sdk::sql::key_ranges`].
 pub(crate) fn ranges(
     conn: &mut Connection,
     settings: &Settings,
@@ -366,10 +366,7 @@ pub(crate) fn ranges(
     let Some(key) = &table.split_key else {
         return Ok(vec![(None, None)]);
     };
-    let wanted = (table.estimate / settings.split_rows.max(1) as f64).floor() as usize;
-    // However high `concurrency` is set (CloudQuery's defaults are in the thousands), no more
-    // than 32 connections read one table.
-    let count = wanted.min(settings.concurrency).clamp(1, 32);
+    let count = range_count(table.estimate, settings.split_rows, settings.concurrency);
     if count == 1 {
         return Ok(vec![(None, None)]);
     }
