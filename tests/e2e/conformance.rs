@@ -18,7 +18,7 @@ use arrow_ipc::reader::FileReader;
 
 use crate::support::{
     FIRST, ITEMS, ITEMS_NAME_INT64, ITEMS_WITH_NOTE, Run, SECOND, Schema, Workdir, duckdb_query,
-    psql, sqlite_query, store_plugin, store_source,
+    mariadb, psql, sqlite_query, store_plugin, store_source,
 };
 
 /// The destination's name in every spec.
@@ -165,20 +165,6 @@ spec:
 
 /// A database of the test's own on the MariaDB at 127.0.0.1:3306, dropped when the test ends.
 struct Mysql(String);
-
-/// Runs SQL with the `mariadb` client; its rows tab-separated, without headers.
-fn mariadb(sql: &str) -> String {
-    let out = std::process::Command::new("mariadb")
-        .args(["-h", "127.0.0.1", "-u", "root", "-N", "-B", "-e", sql])
-        .output()
-        .expect("the mariadb client on PATH");
-    assert!(
-        out.status.success(),
-        "mariadb -e {sql}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim_end().to_string()
-}
 
 impl Dest for Mysql {
     const INT64: &'static str = "bigint";

@@ -2,23 +2,7 @@
 //! 127.0.0.1:3306 (root, no password): a database's tables into SQLite, incrementally, and
 //! refused without the network grant.
 
-use std::process::Command;
-
-use crate::support::{Workdir, sqlite_query};
-
-/// Runs SQL with the `mariadb` client; its output, tab-separated, without headers.
-fn mariadb(sql: &str) -> String {
-    let out = Command::new("mariadb")
-        .args(["-h", "127.0.0.1", "-u", "root", "-N", "-B", "-e", sql])
-        .output()
-        .expect("the mariadb client on PATH");
-    assert!(
-        out.status.success(),
-        "mariadb -e {sql}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
+use crate::support::{Workdir, mariadb, sqlite_query};
 
 fn spec(database: &str, grant: &str) -> String {
     format!(

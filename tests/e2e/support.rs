@@ -279,6 +279,21 @@ impl Drop for Schema {
     }
 }
 
+/// Runs SQL with the `mariadb` client against the MariaDB on 127.0.0.1:3306 (root); its rows
+/// tab-separated, without headers.
+pub fn mariadb(sql: &str) -> String {
+    let out = Command::new("mariadb")
+        .args(["-h", "127.0.0.1", "-u", "root", "-N", "-B", "-e", sql])
+        .output()
+        .expect("the mariadb client on PATH");
+    assert!(
+        out.status.success(),
+        "mariadb -e {sql}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim_end().to_string()
+}
+
 /// Runs `sql` with psql and returns its unaligned output.
 pub fn psql(sql: &str) -> String {
     let out = Command::new("psql")

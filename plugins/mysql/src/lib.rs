@@ -34,16 +34,19 @@ pub struct Spec {
     pub incremental: BTreeMap<String, String>,
     /// The rows per batch sent.
     #[serde(default = "default_rows_per_batch")]
+    #[schemars(range(min = 1))]
     pub rows_per_batch: usize,
     /// How many connections read one large table at once, each a range of its integer primary
     /// key (a source's `concurrency:` sets it). Their snapshots begin while the table is locked
     /// for a moment (`LOCK TABLES ... READ`, waiting up to a minute for running writes); without
     /// that privilege the table is read on one connection.
     #[serde(default = "default_concurrency")]
+    #[schemars(range(min = 1))]
     pub concurrency: usize,
     /// A table is split into key ranges only with at least this many rows per range (by the
     /// server's estimate, `information_schema.TABLES.TABLE_ROWS`).
     #[serde(default = "default_split_rows")]
+    #[schemars(range(min = 1))]
     pub split_rows: u64,
 }
 

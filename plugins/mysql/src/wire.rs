@@ -449,11 +449,7 @@ impl Connection {
         sql: &str,
         local_file: Option<&[u8]>,
     ) -> Result<Vec<QueryResult>> {
-        self.sequence = 0;
-        let mut command = Vec::with_capacity(sql.len() + 1);
-        command.push(0x03);
-        command.extend(sql.as_bytes());
-        self.write_packet(&command)?;
+        self.send_query(sql)?;
         let context = format!("MySQL at {}", self.target);
         let mut results = Vec::new();
         loop {
@@ -546,11 +542,7 @@ impl Connection {
     /// one at a time, so the result is never held in memory. Until the last row is read the
     /// connection can do nothing else: a caller that stops early opens a new one.
     pub fn start_rows(&mut self, sql: &str) -> Result<Vec<ColumnDef>> {
-        self.sequence = 0;
-        let mut command = Vec::with_capacity(sql.len() + 1);
-        command.push(0x03);
-        command.extend(sql.as_bytes());
-        self.write_packet(&command)?;
+        self.send_query(sql)?;
         let context = format!("MySQL at {}", self.target);
         let first = self.read_packet()?;
         let count = match first.first() {
@@ -631,6 +623,15 @@ impl Connection {
         // The EOF after the definitions.
         self.read_packet()?;
         Ok(columns)
+    }
+
+    /// Sends `sql` as a `COM_QUERY`, a new command's sequence starting at 0.
+    fn send_query(&mut self, sql: &str) -> Result<()> {
+        self.sequence = 0;
+        let mut command = Vec::with_capacity(sql.len() + 1);
+        command.push(0x03);
+        command.extend(sql.as_bytes());
+        self.write_packet(&command)
     }
 
     /// Says goodbye (`COM_QUIT`).
