@@ -68,7 +68,7 @@ pub use plugin::{Destination, Info, Plugin, Source, Transformer, WriteMode};
 pub use sync::{
     ChildRows, DeleteRequest, Grouping, Message, PatternList, Predicate, PredicateGroup, Relation,
     SelectionError, SyncContext, SyncOptions, matches_glob, matches_star_glob, run_sync,
-    select_tables, selection,
+    select_tables, selection, sync_each,
 };
 pub use table::{Column, Extension, Table, metadata, parse_mac, table_name};
 

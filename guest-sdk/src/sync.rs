@@ -194,6 +194,38 @@ pub fn run_sync<S: Source>(
     sync_into(source, options, out)
 }
 
+/// Runs a sync of `source` in this process, handing each message to `emit` as it is made (a
+/// batch at a time, so memory stays that of one batch): a native driver, for programs that link
+/// a plugin crate directly (`quarry bench`'s native baseline). Cursors read during the run are
+/// the ones it set; an error from `emit` stops the sync and is returned.
+pub fn sync_each<S: Source>(
+    source: &mut S,
+    options: &SyncOptions,
+    emit: impl FnMut(Message) -> Result<()>,
+) -> Result<()> {
+    struct Each<F> {
+        emit: F,
+        cursors: HashMap<String, String>,
+    }
+    impl<F: FnMut(Message) -> Result<()>> Sink for Each<F> {
+        fn emit(&mut self, message: Message) -> Result<()> {
+            if let Message::State { key, value } = &message {
+                self.cursors.insert(key.clone(), value.clone());
+            }
+            (self.emit)(message)
+        }
+
+        fn state_get(&mut self, key: &str) -> Result<Option<String>> {
+            Ok(self.cursors.get(key).cloned())
+        }
+    }
+    let mut sink = Each {
+        emit,
+        cursors: HashMap::new(),
+    };
+    sync_into(source, options, &mut sink)
+}
+
 pub(crate) fn sync_into<S: Source>(
     source: &mut S,
     options: &SyncOptions,

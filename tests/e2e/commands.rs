@@ -601,6 +601,7 @@ fn a_small_bench_run_measures_every_parquet_scenario() {
     assert_eq!(run.code, 0, "{run:?}");
     for name in [
         "test -> file (parquet)",
+        "test (16 tables) -> file (parquet)",
         "test -> basic -> file (parquet)",
         "test (grpc) -> file (parquet)",
     ] {
@@ -613,22 +614,30 @@ fn a_small_bench_run_measures_every_parquet_scenario() {
             .split_whitespace()
             .map(|n| n.parse().expect("a number"))
             .collect();
+        // rows/s, IPC MB/s, peak RSS MB, CPU cores, seconds
         assert!(
-            numbers.len() == 4 && numbers[0] > 0.0 && numbers[2] > 0.0,
+            numbers.len() == 5 && numbers[0] > 0.0 && numbers[2] > 0.0 && numbers[3] > 0.0,
             "{line}"
         );
     }
-    let limit = run
-        .stdout
-        .lines()
-        .find(|l| l.starts_with("limit: duckdb read_parquet import "))
-        .unwrap_or_else(|| panic!("no DuckDB limit: {run:?}"));
-    let rate: f64 = limit["limit: duckdb read_parquet import".len()..]
-        .split_whitespace()
-        .next()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no rate: {limit}"));
-    assert!(rate > 0.0, "{limit}");
+    // DuckDB importing the Parquet files the scenario wrote, and the same source and
+    // destination compiled natively in one process.
+    for name in [
+        "limit: duckdb read_parquet import",
+        "limit: native test -> file (parquet)",
+    ] {
+        let limit = run
+            .stdout
+            .lines()
+            .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
+            .unwrap_or_else(|| panic!("no line for {name}: {run:?}"));
+        let rate: f64 = limit[name.len()..]
+            .split_whitespace()
+            .next()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no rate: {limit}"));
+        assert!(rate > 0.0, "{limit}");
+    }
     let report = std::fs::read_to_string(w.path().join("bench.md")).expect("the report");
     assert!(
         report.contains("100000 rows of `test_rows` per run"),
@@ -648,4 +657,14 @@ fn a_small_bench_run_measures_every_parquet_scenario() {
         ),
         "{report}"
     );
+    for target in ["| wasm cost: ", "| 16 tables × 1M rows "] {
+        let line = report
+            .lines()
+            .find(|l| l.starts_with(target))
+            .unwrap_or_else(|| panic!("no target {target}: {report}"));
+        assert!(
+            line.ends_with("rows/s) | yes |") || line.ends_with("rows/s) | **no** |"),
+            "{line}"
+        );
+    }
 }

@@ -46,7 +46,7 @@ use super::{CliError, Exit};
 mod distribution;
 mod report;
 
-use report::{LIMIT_DUCKDB, LIMIT_PSQL_IN, LIMIT_SQLITE, Report, STARTUP};
+use report::{LIMIT_DUCKDB, LIMIT_NATIVE, LIMIT_PSQL_IN, LIMIT_SQLITE, Report, STARTUP};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchArgs {
@@ -81,6 +81,8 @@ struct Scenario {
 
 /// The `test` source as a component in this process.
 const IN_PROCESS: &str = "  path: quarry/test\n  tables: [test_rows]\n  spec: { num_rows: {{ROWS}}, batch_size: {{BATCH}} }\n";
+/// The same source with 16 tables of that many rows each (`test_rows`, `test_rows_2`, ...).
+const SIXTEEN_TABLES: &str = "  path: quarry/test\n  tables: [\"test_rows*\"]\n  spec: { num_rows: {{ROWS}}, num_tables: 16, batch_size: {{BATCH}} }\n";
 /// The `test` source served by `quarry serve`, started as a local executable.
 const OVER_GRPC: &str = "  registry: local\n  path: ./served-test\n  native: true\n  tables: [test_rows]\n  spec: { num_rows: {{ROWS}}, batch_size: {{BATCH}} }\n";
 /// The example source written in Python (examples/python-source, built by `scripts/plugins`
@@ -133,6 +135,11 @@ const SCENARIOS: &[Scenario] = &[
     Scenario {
         name: "test -> file (parquet)",
         source: IN_PROCESS,
+        destination: PARQUET,
+    },
+    Scenario {
+        name: report::SIXTEEN_TABLES,
+        source: SIXTEEN_TABLES,
         destination: PARQUET,
     },
     // The same through a transformer (each batch crosses into and out of `quarry/basic`): the
@@ -274,6 +281,8 @@ struct Sample {
     ipc_bytes: u64,
     rows: u64,
     peak_rss_kib: u64,
+    /// User and system CPU time of the process tree, start to exit.
+    cpu_seconds: f64,
 }
 
 pub async fn run(args: BenchArgs) -> Result<Exit, CliError> {
@@ -370,23 +379,27 @@ pub async fn run(args: BenchArgs) -> Result<Exit, CliError> {
         if !complete {
             continue;
         }
-        let limit = match scenario.name {
-            "test -> file (parquet)" => Some((LIMIT_DUCKDB, duckdb_import(&exe, &work, &args))),
-            "test -> postgresql (append)" => Some((LIMIT_PSQL_IN, psql_copy_in(&work, &args))),
-            "test -> sqlite (append)" => Some((LIMIT_SQLITE, sqlite_limit(&exe, &work, &args))),
-            "test -> mysql (append)" => Some((
+        let limits = match scenario.name {
+            "test -> file (parquet)" => vec![
+                (LIMIT_DUCKDB, duckdb_import(&exe, &work, &args)),
+                (LIMIT_NATIVE, native_parquet(&exe, &work, &args)),
+            ],
+            "test -> postgresql (append)" => vec![(LIMIT_PSQL_IN, psql_copy_in(&work, &args))],
+            "test -> sqlite (append)" => vec![(LIMIT_SQLITE, sqlite_limit(&exe, &work, &args))],
+            "test -> mysql (append)" => vec![(
                 "limit: mariadb load data local infile",
                 mariadb_load_data(&args, &work),
-            )),
-            _ => None,
+            )],
+            _ => Vec::new(),
         };
-        match limit {
-            Some((name, Ok(seconds))) => report.limit(name, args.rows, &seconds),
-            Some((name, Err(e))) => {
-                eprintln!("error: {name}: {e}");
-                exit = Exit::Failure;
+        for (name, measured) in limits {
+            match measured {
+                Ok(seconds) => report.limit(name, args.rows, &seconds),
+                Err(e) => {
+                    eprintln!("error: {name}: {e}");
+                    exit = Exit::Failure;
+                }
             }
-            None => {}
         }
     }
     if mysql_loaded == Some(true) {
@@ -719,6 +732,34 @@ fn rusqlite_inserts(work: &Path, args: &BenchArgs) -> Result<Vec<f64>, String> {
     Ok(seconds)
 }
 
+/// The same rows through the same `test` source and `file` destination compiled natively into
+/// one process (`quarry-bench-native`, beside this executable): what the components would
+/// cost without the sandbox.
+fn native_parquet(exe: &Path, work: &Path, args: &BenchArgs) -> Result<Vec<f64>, String> {
+    let binary = exe.with_file_name("quarry-bench-native");
+    if !binary.is_file() {
+        return Err(format!(
+            "{} is missing; build it with `cargo build -p quarry-bench-native` (--release for a \
+             release quarry)",
+            binary.display()
+        ));
+    }
+    let out = Command::new(&binary)
+        .arg(args.rows.to_string())
+        .arg(args.batch_size.to_string())
+        .arg(args.runs.to_string())
+        .arg(work.join("native"))
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", binary.display()))?;
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).trim().to_string());
+    }
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.trim().parse::<f64>().map_err(|e| format!("{l:?}: {e}")))
+        .collect()
+}
+
 /// Fills `quarry_bench_source.test_rows` with the run's rows, keyed on `id` (a sync with
 /// `write_mode: overwrite` into a new schema), and analyzes it so its size is known.
 fn load_pg_source(exe: &Path, work: &Path, args: &BenchArgs) -> Result<(), String> {
@@ -1001,7 +1042,7 @@ fn run_once(exe: &Path, work: &Path, spec: &Path) -> Result<Sample, String> {
         .stdout(std::process::Stdio::null())
         .spawn()
         .map_err(|e| format!("cannot start {}: {e}", exe.display()))?;
-    let (status, peak_rss_kib) = wait_with_rusage(child.id())?;
+    let (status, peak_rss_kib, cpu_seconds) = wait_with_rusage(child.id())?;
     let wall_seconds = started.elapsed().as_secs_f64();
     if status != 0 {
         return Err(format!(
@@ -1024,11 +1065,13 @@ fn run_once(exe: &Path, work: &Path, spec: &Path) -> Result<Sample, String> {
         ipc_bytes,
         rows,
         peak_rss_kib,
+        cpu_seconds,
     })
 }
 
-/// Waits for a child and returns its exit status and peak resident set size (KiB).
-fn wait_with_rusage(pid: u32) -> Result<(i32, u64), String> {
+/// Waits for a child and returns its exit status, peak resident set size (KiB) and CPU seconds
+/// (user and system, with those of the children it waited for).
+fn wait_with_rusage(pid: u32) -> Result<(i32, u64, f64), String> {
     let mut status = 0;
     // SAFETY: `rusage` is plain data that the kernel fills; `wait4` reaps exactly our child.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
@@ -1041,5 +1084,7 @@ fn wait_with_rusage(pid: u32) -> Result<(i32, u64), String> {
     } else {
         128 + libc::WTERMSIG(status)
     };
-    Ok((code, usage.ru_maxrss as u64))
+    let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    let cpu = seconds(usage.ru_utime) + seconds(usage.ru_stime);
+    Ok((code, usage.ru_maxrss as u64, cpu))
 }
