@@ -250,73 +250,111 @@ fn per_second(unit: TimeUnit) -> i64 {
 /// `YYYY-MM-DD HH:MM:SS[.fff…]` (UTC) for `value` units since the epoch: fixed width per unit,
 /// so that text comparison is time comparison.
 pub fn timestamp_text(value: i64, unit: TimeUnit) -> String {
+    let mut text = String::with_capacity(29);
+    push_timestamp(&mut text, value, unit);
+    text
+}
+
+/// Digits are written by hand: two timestamps a row through `format!` were most of the time this
+/// destination spent outside SQLite.
+fn push_timestamp(text: &mut String, value: i64, unit: TimeUnit) {
     let per_second = per_second(unit);
     let (seconds, fraction) = (value.div_euclid(per_second), value.rem_euclid(per_second));
     let (days, second_of_day) = (seconds.div_euclid(86_400), seconds.rem_euclid(86_400));
     let (y, m, d) = quarry_sdk::time::civil_from_days(days);
-    let mut text = format!("{y:04}-{m:02}-{d:02} ");
-    push_time(&mut text, second_of_day, fraction, unit);
-    text
+    if (0..=9999).contains(&y) {
+        push_digits(text, y as u64, 4);
+    } else {
+        use std::fmt::Write;
+        let _ = write!(text, "{y:04}");
+    }
+    text.push('-');
+    push_digits(text, u64::from(m), 2);
+    text.push('-');
+    push_digits(text, u64::from(d), 2);
+    text.push(' ');
+    push_time(text, second_of_day, fraction, unit);
+}
+
+/// `value` as `width` zero-padded decimal digits (its lowest `width` digits).
+fn push_digits(text: &mut String, value: u64, width: usize) {
+    let mut digits = [b'0'; 20];
+    let mut rest = value;
+    for slot in digits[..width].iter_mut().rev() {
+        *slot = b'0' + (rest % 10) as u8;
+        rest /= 10;
+    }
+    text.extend(digits[..width].iter().map(|&b| char::from(b)));
 }
 
 fn push_time(text: &mut String, second_of_day: i64, fraction: i64, unit: TimeUnit) {
-    use std::fmt::Write;
     let (h, mi, s) = (
         second_of_day / 3600,
         second_of_day / 60 % 60,
         second_of_day % 60,
     );
-    let _ = write!(text, "{h:02}:{mi:02}:{s:02}");
+    push_digits(text, h as u64, 2);
+    text.push(':');
+    push_digits(text, mi as u64, 2);
+    text.push(':');
+    push_digits(text, s as u64, 2);
     let width = digits(unit);
     if width > 0 {
-        let _ = write!(text, ".{fraction:0width$}");
+        text.push('.');
+        push_digits(text, fraction as u64, width);
     }
 }
 
 /// Times and timestamps as fixed-width text.
 fn temporal_text(array: &ArrayRef) -> Result<ArrayRef> {
     let mut out = StringBuilder::with_capacity(array.len(), array.len() * 26);
+    let mut text = String::with_capacity(32);
     macro_rules! each {
-        ($type:ty, $unit:expr, $format:expr) => {{
+        ($type:ty, $unit:expr, $push:expr) => {{
             for v in array.as_primitive::<$type>() {
-                out.append_option(v.map(|v| $format(i64::from(v), $unit)));
+                match v {
+                    Some(v) => {
+                        text.clear();
+                        $push(&mut text, i64::from(v), $unit);
+                        out.append_value(&text);
+                    }
+                    None => out.append_null(),
+                }
             }
         }};
     }
-    let time = |v: i64, unit: TimeUnit| {
+    let time = |text: &mut String, v: i64, unit: TimeUnit| {
         let per_second = per_second(unit);
-        let mut text = String::with_capacity(18);
         push_time(
-            &mut text,
+            text,
             v.div_euclid(per_second),
             v.rem_euclid(per_second),
             unit,
         );
-        text
     };
     match array.data_type() {
         DataType::Timestamp(TimeUnit::Second, _) => {
-            each!(TimestampSecondType, TimeUnit::Second, timestamp_text)
+            each!(TimestampSecondType, TimeUnit::Second, push_timestamp)
         }
         DataType::Timestamp(TimeUnit::Millisecond, _) => {
             each!(
                 TimestampMillisecondType,
                 TimeUnit::Millisecond,
-                timestamp_text
+                push_timestamp
             )
         }
         DataType::Timestamp(TimeUnit::Microsecond, _) => {
             each!(
                 TimestampMicrosecondType,
                 TimeUnit::Microsecond,
-                timestamp_text
+                push_timestamp
             )
         }
         DataType::Timestamp(TimeUnit::Nanosecond, _) => {
             each!(
                 TimestampNanosecondType,
                 TimeUnit::Nanosecond,
-                timestamp_text
+                push_timestamp
             )
         }
         DataType::Time32(TimeUnit::Second) => each!(Time32SecondType, TimeUnit::Second, time),
@@ -437,6 +475,19 @@ mod tests {
         assert_eq!(
             timestamp_text(951_782_400_123, TimeUnit::Millisecond),
             "2000-02-29 00:00:00.123"
+        );
+        assert_eq!(
+            timestamp_text(253_402_300_799_999_999, TimeUnit::Microsecond),
+            "9999-12-31 23:59:59.999999"
+        );
+        // Years past 9999 (or before 0) are wider, as `format!` writes them.
+        assert_eq!(
+            timestamp_text(253_402_300_800, TimeUnit::Second),
+            "10000-01-01 00:00:00"
+        );
+        assert_eq!(
+            timestamp_text(-62_167_219_201, TimeUnit::Second),
+            "-001-12-31 23:59:59"
         );
     }
 
