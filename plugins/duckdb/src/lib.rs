@@ -4,7 +4,13 @@
 //! `quarry_sdk::Destination` a wasm destination does.
 //!
 //! Rows go in through DuckDB's own Arrow importer and its appender, at most 2048 rows per data
-//! chunk; upserts go through a staging table and `INSERT OR REPLACE`.
+//! chunk; upserts go through a staging table, a delete of the keys present and an insert.
+//!
+//! Every write between two of the host's flushes is one transaction, committed by the flush
+//! (an appender's autocommit per batch wrote each batch through the write-ahead log; one large
+//! transaction writes full row groups straight into the database file). Rows not yet flushed
+//! were never acknowledged, so their cursors were not saved: a failure loses nothing the next
+//! run does not send again.
 
 pub mod ffi;
 pub mod types;
@@ -45,6 +51,8 @@ pub struct DuckDb {
     /// Per table: whether a batch's columns are the table's, in order (then rows are appended
     /// straight into it; otherwise through a staging table that names the columns).
     direct: HashMap<String, bool>,
+    /// Whether a transaction is open (committed by `flush`).
+    open: bool,
 }
 
 fn db(e: DbError) -> Error {
@@ -58,6 +66,86 @@ fn stage_name(table: &str) -> String {
 }
 
 impl DuckDb {
+    /// Opens a transaction unless one is open.
+    fn begin(&mut self) -> Result<()> {
+        if !self.open {
+            self.db.execute("BEGIN TRANSACTION").map_err(db)?;
+            self.open = true;
+        }
+        Ok(())
+    }
+
+    /// Commits the open transaction, if any. Whatever the outcome it is over: a failed commit
+    /// is rolled back, so a later flush does not commit it again.
+    fn commit(&mut self) -> Result<()> {
+        if !std::mem::take(&mut self.open) {
+            return Ok(());
+        }
+        self.db.execute("COMMIT").map_err(|e| {
+            let _ = self.db.execute("ROLLBACK");
+            Error::internal(format!("DuckDB: cannot commit: {e}"))
+        })
+    }
+
+    /// Rolls the open transaction back after a failed write: it cannot go on, and none of its
+    /// rows were acknowledged.
+    fn abort(&mut self) {
+        if std::mem::take(&mut self.open) {
+            let _ = self.db.execute("ROLLBACK");
+        }
+    }
+
+    /// Writes a prepared batch inside the open transaction.
+    fn write(
+        &mut self,
+        table: &Table,
+        batch: &RecordBatch,
+        columns: &[String],
+        direct: bool,
+    ) -> Result<()> {
+        let keys = table.primary_keys();
+        if keys.is_empty() && direct {
+            return self.db.append(None, SCHEMA, &table.name, batch).map_err(db);
+        }
+        // Through a staging table with the batch's columns: for upserts, and for tables that
+        // hold more columns than the batch (or in another order).
+        let stage = stage_name(&table.name);
+        let quoted: Vec<String> = columns.iter().map(|c| ident(c)).collect();
+        let list = quoted.join(", ");
+        let target = ident(&table.name);
+        self.db
+            .execute(&format!(
+                "CREATE TEMP TABLE IF NOT EXISTS {stage} AS SELECT {list} FROM {target} LIMIT 0"
+            ))
+            .map_err(db)?;
+        let stage_table = format!("quarry_stage_{}", table.name);
+        self.db
+            .append(Some("temp"), SCHEMA, &stage_table, batch)
+            .map_err(db)?;
+        let statement = if keys.is_empty() {
+            format!("INSERT INTO {target} ({list}) SELECT {list} FROM temp.{stage}")
+        } else {
+            // An upsert as a delete of the keys present and an insert (much faster in DuckDB
+            // than INSERT OR REPLACE). The last row of a key within one batch wins: rows are in
+            // the staging table in the order they were appended.
+            let keys: Vec<String> = keys.iter().map(|k| ident(k)).collect();
+            let matches: Vec<String> = keys
+                .iter()
+                .map(|k| format!("{target}.{k} = s.{k}"))
+                .collect();
+            format!(
+                "DELETE FROM {target} USING temp.{stage} s WHERE {}; \
+                 INSERT INTO {target} ({list}) SELECT {list} FROM temp.{stage} \
+                 QUALIFY row_number() OVER (PARTITION BY {} ORDER BY rowid DESC) = 1",
+                matches.join(" AND "),
+                keys.join(", ")
+            )
+        };
+        self.db
+            .execute(&format!("{statement}; DELETE FROM temp.{stage}"))
+            .map_err(db)
+    }
+
     fn create(&mut self, table: &Table) -> Result<()> {
         let ddl = quarry_sdk::sql::create_table(&ident(&table.name), table, types::column_type)?;
         self.db.execute(&ddl).map_err(db)
@@ -115,11 +203,16 @@ impl Plugin for DuckDb {
         Ok(DuckDb {
             db,
             direct: HashMap::new(),
+            open: false,
         })
     }
 
     fn test_connection(&mut self) -> Result<()> {
         self.db.execute("SELECT 1").map_err(db)
+    }
+
+    fn close(&mut self) -> Result<()> {
+        self.commit()
     }
 }
 
@@ -176,6 +269,8 @@ impl Destination for DuckDb {
     }
 
     fn migrate_table(&mut self, table: &Table, force: bool) -> Result<()> {
+        // Schema changes commit on their own, after the rows already written.
+        self.commit()?;
         self.db
             .execute(&format!(
                 "DROP TABLE IF EXISTS temp.{}",
@@ -221,7 +316,6 @@ impl Destination for DuckDb {
             .iter()
             .map(|f| f.name().to_string())
             .collect();
-        let keys = table.primary_keys();
         let direct = match self.direct.get(&table.name) {
             Some(direct) => *direct,
             None => {
@@ -230,63 +324,22 @@ impl Destination for DuckDb {
                 direct
             }
         };
-        if keys.is_empty() && direct {
-            return self
-                .db
-                .append(None, SCHEMA, &table.name, &batch)
-                .map_err(db);
+        self.begin()?;
+        let written = self.write(table, &batch, &columns, direct);
+        if written.is_err() {
+            self.abort();
         }
-        // Through a staging table with the batch's columns: for upserts, and for tables that
-        // hold more columns than the batch (or in another order).
-        let stage = stage_name(&table.name);
-        let quoted: Vec<String> = columns.iter().map(|c| ident(c)).collect();
-        let list = quoted.join(", ");
-        let target = ident(&table.name);
-        self.db
-            .execute(&format!(
-                "CREATE TEMP TABLE IF NOT EXISTS {stage} AS SELECT {list} FROM {target} LIMIT 0"
-            ))
-            .map_err(db)?;
-        let stage_table = format!("quarry_stage_{}", table.name);
-        self.db
-            .append(Some("temp"), SCHEMA, &stage_table, &batch)
-            .map_err(db)?;
-        let statement = if keys.is_empty() {
-            format!("INSERT INTO {target} ({list}) SELECT {list} FROM temp.{stage}")
-        } else {
-            // An upsert as a delete of the keys present and an insert, in one transaction:
-            // much faster in DuckDB than INSERT OR REPLACE, and never visible half done. The
-            // last row of a key within one batch wins: rows are in the staging table in the
-            // order they were appended.
-            let keys: Vec<String> = keys.iter().map(|k| ident(k)).collect();
-            let matches: Vec<String> = keys
-                .iter()
-                .map(|k| format!("{target}.{k} = s.{k}"))
-                .collect();
-            format!(
-                "BEGIN; DELETE FROM {target} USING temp.{stage} s WHERE {}; \
-                 INSERT INTO {target} ({list}) SELECT {list} FROM temp.{stage} \
-                 QUALIFY row_number() OVER (PARTITION BY {} ORDER BY rowid DESC) = 1; COMMIT",
-                matches.join(" AND "),
-                keys.join(", ")
-            )
-        };
-        let done = self
-            .db
-            .execute(&format!("{statement}; DELETE FROM temp.{stage}"));
-        if done.is_err() {
-            // Leave no transaction open behind an error.
-            let _ = self.db.execute("ROLLBACK");
-        }
-        done.map_err(db)
+        written
     }
 
     fn flush(&mut self) -> Result<()> {
-        // Every append and statement commits on its own (DuckDB's write-ahead log).
-        Ok(())
+        self.commit()
     }
 
+    // Deletes and reads commit the rows written before them first: a failed statement would
+    // abort the open transaction with every row in it.
     fn delete_stale(&mut self, table: &str, source_name: &str, sync_time_us: i64) -> Result<()> {
+        self.commit()?;
         self.db
             .execute(&format!(
                 "DELETE FROM {} WHERE \"_cq_source_name\" = {} AND epoch_us(\"_cq_sync_time\") < {sync_time_us}",
@@ -298,12 +351,14 @@ impl Destination for DuckDb {
 
     fn delete_record(&mut self, request: &DeleteRequest) -> Result<()> {
         let filter = quarry_sdk::sql::delete_filter(request)?;
+        self.commit()?;
         self.db
             .execute(&format!("DELETE FROM {}{filter}", ident(&request.table)))
             .map_err(db)
     }
 
     fn read(&mut self, table: &Table) -> Result<Vec<RecordBatch>> {
+        self.commit()?;
         let columns: Vec<String> = table.columns.iter().map(|c| ident(&c.name)).collect();
         let batches = self
             .db
