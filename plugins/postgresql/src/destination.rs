@@ -1,7 +1,8 @@
 //! The plugin's spec and its destination side: tables in one schema, created and migrated from Arrow schemas, loaded with
-//! binary COPY. With a primary key, rows are copied into a session-local staging table and merged
-//! with `INSERT ... ON CONFLICT DO UPDATE`, in one transaction per batch; without one they are
-//! copied straight into the table. Every batch is committed when `insert` returns, so `flush`
+//! binary COPY. With a primary key, rows are copied into a session-local staging table, then the
+//! rows of their keys are deleted and the batch inserted, in one transaction per batch (a batch
+//! that repeats a key is merged with `INSERT ... ON CONFLICT DO UPDATE`, the last row of a key
+//! winning); without one they are copied straight into the table. Every batch is committed when `insert` returns, so `flush`
 //! has nothing left to do.
 
 use arrow_array::{ArrayRef, BinaryArray, StringArray};
@@ -17,6 +18,9 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 
 use crate::config::Config;
+
+/// SQLSTATE `unique_violation`.
+const UNIQUE_VIOLATION: &str = "23505";
 use crate::wire::Connection;
 use crate::{copy, source, types};
 
@@ -329,6 +333,22 @@ impl Destination for PostgreSql {
             &data,
         )?;
         let keys: Vec<String> = keys.iter().map(|k| ident(k)).collect();
+        // The rows these keys replace are deleted and the batch inserted, in one implicit
+        // transaction: twice as fast as `insert ... on conflict do update`, which updates row by
+        // row (1M rows over 1M: measured in the issue's closing note).
+        let matches: Vec<String> = keys.iter().map(|k| format!("t.{k} = s.{k}")).collect();
+        let replaced = self.conn.query_or_refusal(&format!(
+            "delete from {target} t using {stage} s where {}; \
+             insert into {target} ({columns}) select {columns} from {stage}; truncate {stage}",
+            matches.join(" and ")
+        ))?;
+        match replaced {
+            Ok(_) => return Ok(()),
+            // A key twice in the batch, or inserted meanwhile by another writer: nothing was
+            // changed, and the rows are merged one by one instead.
+            Err(e) if e.code == UNIQUE_VIOLATION => {}
+            Err(e) => return Err(e.into_error(&format!("PostgreSQL: writing `{}`", table.name))),
+        }
         let keys = keys.join(", ");
         let updates: Vec<String> = table
             .columns
