@@ -6,16 +6,20 @@
 //! `test_rows` as Parquet under `DIR` (emptied before each run) and prints its seconds; the first
 //! run is a warm-up and is not printed.
 //!
-//! Quarry's own columns (`_cq_sync_time`, `_cq_source_name`), which the host adds, are not in
-//! these files, so the baseline does a little less work than the sync it is compared with.
+//! Quarry's own columns (`_cq_source_name`, `_cq_sync_time`) are added in front of each batch as
+//! the host adds them, so the files hold what the sync's files hold.
 
 use std::path::Path;
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
 use std::time::Instant;
+
+use arrow_array::{ArrayRef, RecordBatch, StringArray, TimestampMicrosecondArray};
 
 use quarry_plugin_file::FilePlugin;
 use quarry_plugin_test::TestPlugin;
-use quarry_sdk::{Destination, Error, Message, Plugin, Result, SyncOptions, Table};
+use quarry_sdk::{
+    Column, DataType, Destination, Error, Message, Plugin, Result, SyncOptions, Table, TimeUnit,
+};
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -64,6 +68,9 @@ fn sync(rows: u64, batch: u64, dir: &Path) -> Result<u64> {
         tables: vec!["test_rows".into()],
         ..SyncOptions::default()
     };
+    let sync_time_us = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64);
     let (tx, rx) = mpsc::sync_channel::<Message>(4);
     let producer = std::thread::spawn(move || {
         quarry_sdk::sync_each(&mut source, &options, |message| {
@@ -77,6 +84,7 @@ fn sync(rows: u64, batch: u64, dir: &Path) -> Result<u64> {
     for message in rx {
         let done = match message {
             Message::MigrateTable(table) => {
+                let table = with_internal_columns(table);
                 let done = destination.migrate_table(&table, false);
                 tables.push(table);
                 done
@@ -86,7 +94,8 @@ fn sync(rows: u64, batch: u64, dir: &Path) -> Result<u64> {
                 match tables.iter().find(|t| t.name == name) {
                     Some(table) => {
                         written += batch.num_rows() as u64;
-                        destination.insert(table, batch)
+                        extend(table, &batch, sync_time_us)
+                            .and_then(|batch| destination.insert(table, batch))
                     }
                     None => Err(Error::internal("rows of a table never migrated")),
                 }
@@ -107,6 +116,31 @@ fn sync(rows: u64, batch: u64, dir: &Path) -> Result<u64> {
     produced?;
     destination.close()?;
     Ok(written)
+}
+
+/// The table with the host's two columns in front, as `quarry sync` writes it.
+fn with_internal_columns(mut table: Table) -> Table {
+    let time = DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
+    table.columns.splice(
+        0..0,
+        [
+            Column::new("_cq_source_name", DataType::Utf8),
+            Column::new("_cq_sync_time", time),
+        ],
+    );
+    table
+}
+
+/// `batch` with the source's name and the sync's time in front, in `table`'s schema.
+fn extend(table: &Table, batch: &RecordBatch, sync_time_us: i64) -> Result<RecordBatch> {
+    let rows = batch.num_rows();
+    let names = StringArray::from_iter_values(std::iter::repeat_n("bench", rows));
+    let times =
+        TimestampMicrosecondArray::from_iter_values(std::iter::repeat_n(sync_time_us, rows))
+            .with_timezone("UTC");
+    let mut columns: Vec<ArrayRef> = vec![Arc::new(names), Arc::new(times)];
+    columns.extend(batch.columns().iter().cloned());
+    Ok(RecordBatch::try_new(table.schema(), columns)?)
 }
 
 fn spec_error(e: serde_json::Error) -> Error {

@@ -1,8 +1,7 @@
 //! The plugin's spec and its destination side: tables in one schema, created and migrated from Arrow schemas, loaded with
-//! binary COPY. With a primary key, rows are copied into a session-local staging table, then the
-//! rows of their keys are deleted and the batch inserted, in one transaction per batch (a batch
-//! that repeats a key is merged with `INSERT ... ON CONFLICT DO UPDATE`, the last row of a key
-//! winning); without one they are copied straight into the table. Every batch is committed when `insert` returns, so `flush`
+//! binary COPY. With a primary key, rows are copied into a session-local staging table and merged
+//! with `INSERT ... ON CONFLICT DO UPDATE`, in one transaction per batch; without one they are
+//! copied straight into the table. Every batch is committed when `insert` returns, so `flush`
 //! has nothing left to do.
 
 use arrow_array::{ArrayRef, BinaryArray, StringArray};
@@ -18,9 +17,6 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 
 use crate::config::Config;
-
-/// SQLSTATE `unique_violation`.
-const UNIQUE_VIOLATION: &str = "23505";
 use crate::wire::Connection;
 use crate::{copy, source, types};
 
@@ -160,10 +156,22 @@ impl PostgreSql {
         self.conn.query(&ddl).map(drop)
     }
 
+    /// The session's staging table for `table`. PostgreSQL cuts names at 63 bytes: a longer one
+    /// keeps what fits (on a character boundary) and a hash of the whole, so that two long names
+    /// never share a stage.
     fn stage_name(table: &str) -> String {
-        let mut name = format!("quarry_stage_{table}");
-        name.truncate(63);
-        ident(&name)
+        let name = format!("quarry_stage_{table}");
+        if name.len() <= 63 {
+            return ident(&name);
+        }
+        let hash = table.bytes().fold(0x811c_9dc5_u32, |h, b| {
+            (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+        });
+        let mut end = 54;
+        while !name.is_char_boundary(end) {
+            end -= 1;
+        }
+        ident(&format!("{}_{hash:08x}", &name[..end]))
     }
 }
 
@@ -333,22 +341,6 @@ impl Destination for PostgreSql {
             &data,
         )?;
         let keys: Vec<String> = keys.iter().map(|k| ident(k)).collect();
-        // The rows these keys replace are deleted and the batch inserted, in one implicit
-        // transaction: twice as fast as `insert ... on conflict do update`, which updates row by
-        // row (1M rows over 1M: measured in the issue's closing note).
-        let matches: Vec<String> = keys.iter().map(|k| format!("t.{k} = s.{k}")).collect();
-        let replaced = self.conn.query_or_refusal(&format!(
-            "delete from {target} t using {stage} s where {}; \
-             insert into {target} ({columns}) select {columns} from {stage}; truncate {stage}",
-            matches.join(" and ")
-        ))?;
-        match replaced {
-            Ok(_) => return Ok(()),
-            // A key twice in the batch, or inserted meanwhile by another writer: nothing was
-            // changed, and the rows are merged one by one instead.
-            Err(e) if e.code == UNIQUE_VIOLATION => {}
-            Err(e) => return Err(e.into_error(&format!("PostgreSQL: writing `{}`", table.name))),
-        }
         let keys = keys.join(", ");
         let updates: Vec<String> = table
             .columns
@@ -431,5 +423,24 @@ impl Destination for PostgreSql {
             });
         }
         Ok(vec![RecordBatch::try_new(schema, columns)?])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PostgreSql;
+
+    #[test]
+    fn stage_names_fit_postgresql_and_long_ones_stay_apart() {
+        assert_eq!(PostgreSql::stage_name("items"), "\"quarry_stage_items\"");
+        let long = |tail: &str| format!("{}{tail}", "é".repeat(40));
+        let (a, b) = (
+            PostgreSql::stage_name(&long("a")),
+            PostgreSql::stage_name(&long("b")),
+        );
+        assert_ne!(a, b);
+        for name in [&a, &b] {
+            assert!(name.trim_matches('"').len() <= 63, "{name}");
+        }
     }
 }

@@ -407,4 +407,67 @@ mod tests {
             }
         }
     }
+
+    #[test]
+    fn upserts_replace_rows_by_key_and_the_last_row_of_a_repeated_key_wins() {
+        use std::sync::Arc;
+
+        use arrow_array::{ArrayRef, Int64Array, StringArray};
+        use quarry_sdk::{Column, DataType, Destination, Plugin, RecordBatch, Table};
+
+        let schema = format!("quarry_upsert_{}", std::process::id());
+        let mut db = crate::PostgreSql::new(crate::Spec {
+            schema: schema.clone(),
+            ..crate::Spec::new("postgres://postgres@127.0.0.1:5432/test")
+        })
+        .expect("PostgreSQL on 127.0.0.1:5432 (database `test`)");
+        let table = Table::new("keyed")
+            .column(Column::new("id", DataType::Int64).primary_key())
+            .column(Column::new("name", DataType::Utf8));
+        let batch = |ids: &[i64], names: &[&str]| {
+            let columns: Vec<ArrayRef> = vec![
+                Arc::new(Int64Array::from(ids.to_vec())),
+                Arc::new(StringArray::from(names.to_vec())),
+            ];
+            RecordBatch::try_new(table.schema(), columns).unwrap()
+        };
+        db.migrate_table(&table, false).unwrap();
+        let mut written = || -> quarry_sdk::Result<()> {
+            // New keys; then one replaced and one new; then a key twice in one batch (the last
+            // one wins).
+            db.insert(&table, batch(&[1, 2], &["one", "two"]))?;
+            db.insert(&table, batch(&[2, 3], &["two'", "three"]))?;
+            db.insert(&table, batch(&[3, 4, 3], &["x", "four", "three'"]))?;
+            db.flush()?;
+            // A column the rows do not carry (added by hand) keeps its values.
+            connect().query(&format!(
+                "alter table {schema}.keyed add column note text default 'kept'"
+            ))?;
+            db.migrate_table(&table, false)?;
+            db.insert(&table, batch(&[1], &["uno"]))?;
+            db.flush()
+        };
+        let outcome = written();
+        let rows = connect().query(&format!(
+            "select id::text, name, note from {schema}.keyed order by id"
+        ));
+        let _ = connect().query(&format!("drop schema {schema} cascade"));
+        outcome.unwrap();
+        let text = |id: &str, name: &str| {
+            vec![
+                Some(id.to_string()),
+                Some(name.to_string()),
+                Some("kept".to_string()),
+            ]
+        };
+        assert_eq!(
+            rows.unwrap()[0].rows,
+            [
+                text("1", "uno"),
+                text("2", "two'"),
+                text("3", "three'"),
+                text("4", "four")
+            ]
+        );
+    }
 }

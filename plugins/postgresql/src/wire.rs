@@ -307,16 +307,6 @@ impl Connection {
     /// Runs `sql` (one or more statements) with the simple query protocol. On a server error the
     /// connection is left ready for the next query, and the error says which statement failed.
     pub fn query(&mut self, sql: &str) -> Result<Vec<QueryResult>> {
-        self.query_or_refusal(sql)?
-            .map_err(|e| e.into_error(&format!("PostgreSQL at {}", self.target)))
-    }
-
-    /// [`Connection::query`], with the server's refusal returned as itself (for a caller that
-    /// acts on its SQLSTATE); the outer error is a connection that failed.
-    pub fn query_or_refusal(
-        &mut self,
-        sql: &str,
-    ) -> Result<std::result::Result<Vec<QueryResult>, ServerError>> {
         frontend::query(sql, &mut self.write).map_err(|e| self.encode(e))?;
         self.send()?;
         let mut results = Vec::new();
@@ -361,10 +351,10 @@ impl Connection {
                 _ => {}
             }
         }
-        Ok(match failed {
-            Some(e) => Err(e),
+        match failed {
+            Some(e) => Err(e.into_error(&format!("PostgreSQL at {}", self.target))),
             None => Ok(results),
-        })
+        }
     }
 
     /// Runs `COPY ... FROM STDIN` and sends `data` (already in the COPY format the statement

@@ -293,11 +293,17 @@ fn push_time(text: &mut String, second_of_day: i64, fraction: i64, unit: TimeUni
         second_of_day / 60 % 60,
         second_of_day % 60,
     );
-    push_digits(text, h as u64, 2);
-    text.push(':');
-    push_digits(text, mi as u64, 2);
-    text.push(':');
-    push_digits(text, s as u64, 2);
+    if (0..360_000).contains(&second_of_day) {
+        push_digits(text, h as u64, 2);
+        text.push(':');
+        push_digits(text, mi as u64, 2);
+        text.push(':');
+        push_digits(text, s as u64, 2);
+    } else {
+        // A time Arrow holds but no clock shows (negative, or 100 hours and more): as it is.
+        use std::fmt::Write;
+        let _ = write!(text, "{h:02}:{mi:02}:{s:02}");
+    }
     let width = digits(unit);
     if width > 0 {
         text.push('.');
@@ -489,6 +495,19 @@ mod tests {
             timestamp_text(-62_167_219_201, TimeUnit::Second),
             "-001-12-31 23:59:59"
         );
+    }
+
+    #[test]
+    fn times_outside_a_day_are_written_as_they_are() {
+        let time = |seconds: i64| {
+            let mut text = String::new();
+            push_time(&mut text, seconds, 0, TimeUnit::Second);
+            text
+        };
+        assert_eq!(time(3_723), "01:02:03");
+        assert_eq!(time(24 * 3600), "24:00:00");
+        assert_eq!(time(360_000), "100:00:00");
+        assert_eq!(time(-1), "00:00:-1");
     }
 
     #[test]
