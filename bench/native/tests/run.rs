@@ -42,6 +42,8 @@ fn each_run_writes_every_row_as_parquet_and_prints_its_seconds() {
     assert_eq!(
         columns,
         [
+            "_cq_source_name",
+            "_cq_sync_time",
             "_cq_id",
             "_cq_parent_id",
             "id",

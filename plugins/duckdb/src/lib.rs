@@ -382,12 +382,8 @@ impl Destination for DuckDb {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use arrow_array::cast::AsArray;
     use arrow_array::types::Int64Type;
-    use arrow_array::{ArrayRef, Int64Array, StringArray};
-    use quarry_sdk::DataType;
 
     use super::*;
 
@@ -405,16 +401,8 @@ mod tests {
     fn a_key_upserted_again_before_a_flush_keeps_its_last_row_and_unflushed_rows_are_not_kept() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.db");
-        let table = Table::new("keyed")
-            .column(Column::new("id", DataType::Int64).primary_key())
-            .column(Column::new("name", DataType::Utf8));
-        let batch = |ids: &[i64], names: &[&str]| {
-            let columns: Vec<ArrayRef> = vec![
-                Arc::new(Int64Array::from(ids.to_vec())),
-                Arc::new(StringArray::from(names.to_vec())),
-            ];
-            RecordBatch::try_new(table.schema(), columns).unwrap()
-        };
+        use quarry_plugin_test::keyed::{self, batch};
+        let table = keyed::table();
         let mut db = open(&path);
         db.migrate_table(&table, false).unwrap();
         // One transaction: the same keys deleted and inserted again batch after batch.

@@ -410,10 +410,7 @@ mod tests {
 
     #[test]
     fn upserts_replace_rows_by_key_and_the_last_row_of_a_repeated_key_wins() {
-        use std::sync::Arc;
-
-        use arrow_array::{ArrayRef, Int64Array, StringArray};
-        use quarry_sdk::{Column, DataType, Destination, Plugin, RecordBatch, Table};
+        use quarry_sdk::{Destination, Plugin};
 
         let schema = format!("quarry_upsert_{}", std::process::id());
         let mut db = crate::PostgreSql::new(crate::Spec {
@@ -421,16 +418,8 @@ mod tests {
             ..crate::Spec::new("postgres://postgres@127.0.0.1:5432/test")
         })
         .expect("PostgreSQL on 127.0.0.1:5432 (database `test`)");
-        let table = Table::new("keyed")
-            .column(Column::new("id", DataType::Int64).primary_key())
-            .column(Column::new("name", DataType::Utf8));
-        let batch = |ids: &[i64], names: &[&str]| {
-            let columns: Vec<ArrayRef> = vec![
-                Arc::new(Int64Array::from(ids.to_vec())),
-                Arc::new(StringArray::from(names.to_vec())),
-            ];
-            RecordBatch::try_new(table.schema(), columns).unwrap()
-        };
+        use quarry_plugin_test::keyed::{self, batch};
+        let table = keyed::table();
         db.migrate_table(&table, false).unwrap();
         let mut written = || -> quarry_sdk::Result<()> {
             // New keys; then one replaced and one new; then a key twice in one batch (the last

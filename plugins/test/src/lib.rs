@@ -6,6 +6,7 @@
 //! an earlier sync left in the state backend, and moves the cursor after every batch.
 
 mod family;
+pub mod keyed;
 mod rows;
 pub mod types;
 
