@@ -398,40 +398,50 @@ mod tests {
     }
 
     #[test]
-    fn a_key_upserted_again_before_a_flush_keeps_its_last_row_and_unflushed_rows_are_not_kept() {
+    fn upserts_keep_the_last_row_of_a_key_and_unflushed_appends_are_not_kept() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.db");
         use quarry_plugin_test::keyed::{self, batch};
         let table = keyed::table();
+        // The same columns without a key: appended, in one transaction until the flush.
+        let mut plain = keyed::table();
+        plain.name = "plain".into();
+        for column in &mut plain.columns {
+            column.primary_key = false;
+        }
+        let rows = |ids: &[i64]| {
+            let names = vec!["p"; ids.len()];
+            RecordBatch::try_new(plain.schema(), batch(ids, &names).columns().to_vec()).unwrap()
+        };
         let mut db = open(&path);
         db.migrate_table(&table, false).unwrap();
-        // One transaction: the same keys deleted and inserted again batch after batch.
+        db.migrate_table(&plain, false).unwrap();
+        // The same keys deleted and inserted again batch after batch.
         db.insert(&table, batch(&[1, 2], &["one", "two"])).unwrap();
         db.insert(&table, batch(&[2, 3], &["two'", "three"]))
             .unwrap();
         db.insert(&table, batch(&[3, 2, 3], &["x", "two''", "three'"]))
             .unwrap();
+        db.insert(&plain, rows(&[7])).unwrap();
         db.flush().unwrap();
-        // Written, never flushed: not promised, and gone when the plugin stops without a flush.
-        db.insert(&table, batch(&[4], &["four"])).unwrap();
+        // Appended, never flushed: not promised, and gone when the plugin stops without a flush.
+        db.insert(&plain, rows(&[8])).unwrap();
         drop(db);
         let mut db = open(&path);
-        let rows = db
-            .db
-            .query_text("SELECT id, name FROM keyed ORDER BY id")
-            .unwrap();
+        let mut text = |sql: &str| db.db.query_text(sql).unwrap();
         let row = |id: &str, name: &str| vec![Some(id.to_string()), Some(name.to_string())];
         assert_eq!(
-            rows,
+            text("SELECT id, name FROM keyed ORDER BY id"),
             [row("1", "one"), row("2", "two''"), row("3", "three'")]
         );
-        // A later sync's rows after a flush stay, and reads see them.
-        db.insert(&table, batch(&[4], &["four"])).unwrap();
-        let read = db.read(&table).unwrap();
+        assert_eq!(text("SELECT id, name FROM plain"), [row("7", "p")]);
+        // A read sees the rows appended before it.
+        db.insert(&plain, rows(&[9])).unwrap();
+        let read = db.read(&plain).unwrap();
         let ids: Vec<i64> = read
             .iter()
             .flat_map(|b| b.column(0).as_primitive::<Int64Type>().values().to_vec())
             .collect();
-        assert_eq!(ids.len(), 4, "{ids:?}");
+        assert_eq!(ids, [7, 9]);
     }
 }
