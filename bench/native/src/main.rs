@@ -71,6 +71,7 @@ fn sync(rows: u64, batch: u64, dir: &Path) -> Result<u64> {
     let sync_time_us = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_micros() as i64);
+    let mut internal = Internal::new(sync_time_us);
     let (tx, rx) = mpsc::sync_channel::<Message>(4);
     let producer = std::thread::spawn(move || {
         quarry_sdk::sync_each(&mut source, &options, |message| {
@@ -94,7 +95,8 @@ fn sync(rows: u64, batch: u64, dir: &Path) -> Result<u64> {
                 match tables.iter().find(|t| t.name == name) {
                     Some(table) => {
                         written += batch.num_rows() as u64;
-                        extend(table, &batch, sync_time_us)
+                        internal
+                            .extend(table, &batch)
                             .and_then(|batch| destination.insert(table, batch))
                     }
                     None => Err(Error::internal("rows of a table never migrated")),
@@ -131,16 +133,46 @@ fn with_internal_columns(mut table: Table) -> Table {
     table
 }
 
-/// `batch` with the source's name and the sync's time in front, in `table`'s schema.
-fn extend(table: &Table, batch: &RecordBatch, sync_time_us: i64) -> Result<RecordBatch> {
-    let rows = batch.num_rows();
-    let names = StringArray::from_iter_values(std::iter::repeat_n("bench", rows));
-    let times =
-        TimestampMicrosecondArray::from_iter_values(std::iter::repeat_n(sync_time_us, rows))
-            .with_timezone("UTC");
-    let mut columns: Vec<ArrayRef> = vec![Arc::new(names), Arc::new(times)];
-    columns.extend(batch.columns().iter().cloned());
-    Ok(RecordBatch::try_new(table.schema(), columns)?)
+/// Quarry's two columns, made once as long as the longest batch so far and sliced for each
+/// batch, as the host does.
+struct Internal {
+    names: ArrayRef,
+    times: ArrayRef,
+    sync_time_us: i64,
+}
+
+impl Internal {
+    fn new(sync_time_us: i64) -> Self {
+        Internal {
+            names: Arc::new(StringArray::new_null(0)),
+            times: Arc::new(TimestampMicrosecondArray::new_null(0)),
+            sync_time_us,
+        }
+    }
+
+    fn grow(&mut self, rows: usize) {
+        self.names = Arc::new(StringArray::from_iter_values(std::iter::repeat_n(
+            "bench", rows,
+        )));
+        self.times = Arc::new(
+            TimestampMicrosecondArray::from_iter_values(std::iter::repeat_n(
+                self.sync_time_us,
+                rows,
+            ))
+            .with_timezone("UTC"),
+        );
+    }
+
+    /// `batch` with the source's name and the sync's time in front, in `table`'s schema.
+    fn extend(&mut self, table: &Table, batch: &RecordBatch) -> Result<RecordBatch> {
+        let rows = batch.num_rows();
+        if self.names.len() < rows {
+            self.grow(rows);
+        }
+        let mut columns = vec![self.names.slice(0, rows), self.times.slice(0, rows)];
+        columns.extend(batch.columns().iter().cloned());
+        Ok(RecordBatch::try_new(table.schema(), columns)?)
+    }
 }
 
 fn spec_error(e: serde_json::Error) -> Error {

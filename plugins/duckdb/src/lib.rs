@@ -6,12 +6,13 @@
 //! Rows go in through DuckDB's own Arrow importer and its appender, at most 2048 rows per data
 //! chunk; upserts go through a staging table, a delete of the keys present and an insert.
 //!
-//! Every append between two of the host's flushes is one transaction, committed by the flush
-//! (an appender's autocommit per batch wrote each batch through the write-ahead log; one large
-//! transaction writes full row groups straight into the database file). Upserts commit batch by
-//! batch. Rows not yet flushed
-//! were never acknowledged, so their cursors were not saved: a failure loses nothing the next
-//! run does not send again.
+//! Appends run in one transaction from the first after a commit to the host's flush (an
+//! appender's autocommit per batch wrote each batch through the write-ahead log; one large
+//! transaction writes full row groups straight into the database file). A write through the
+//! staging table (upserts) commits when it is done, with the appends before it: the rows an
+//! upsert deletes are held until their transaction ends. Rows not yet committed were never
+//! acknowledged, so their cursors were not saved: a failure loses nothing the next run does not
+//! send again.
 
 pub mod ffi;
 pub mod types;
@@ -52,7 +53,8 @@ pub struct DuckDb {
     /// Per table: whether a batch's columns are the table's, in order (then rows are appended
     /// straight into it; otherwise through a staging table that names the columns).
     direct: HashMap<String, bool>,
-    /// Whether a transaction is open (committed by `flush`).
+    /// Whether a transaction is open (committed by `flush`, or by a write through the staging
+    /// table).
     open: bool,
 }
 
@@ -145,8 +147,8 @@ impl DuckDb {
         self.db
             .execute(&format!("{statement}; DELETE FROM temp.{stage}"))
             .map_err(db)?;
-        // Committed batch by batch: the rows an upsert deletes are held until their transaction
-        // ends (1M rows overwritten in one transaction took 3x the memory of appending them).
+        // Committed write by write: 1M rows overwritten in one transaction took 3x the memory of
+        // appending them.
         self.commit()
     }
 

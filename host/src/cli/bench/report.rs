@@ -245,11 +245,12 @@ impl Report {
             md,
             "# Benchmarks\n\nWritten by `{command}`; regenerate with `scripts/benchmarks`. \
              Do not edit by hand.\n\n{machine}\n\nEach scenario is a `quarry sync` child process: \
-             {rows} rows of `test_rows` per run (per table with 16 tables), the median of {runs} runs after one warm-up. \
-             Rows/s and IPC MB/s are over the sync's own duration from its summary; peak RSS is \
-             the kernel's for the whole process tree; CPU cores is the tree's user and system \
-             CPU time over its wall time (a database server's own work is not in it). Limits are other programs doing the same \
-             work in the same run (wall clock, their RSS not measured).\n"
+             {rows} rows of `test_rows` per run (per table with 16 tables), the median of {runs} \
+             runs after one warm-up. Rows/s and IPC MB/s are over the sync's own duration from \
+             its summary; peak RSS is the kernel's for the whole process tree; CPU cores is the \
+             tree's user and system CPU time over its wall time (a database server's own work is \
+             not in it). Limits are other programs doing the same work in the same run (wall \
+             clock, their RSS not measured).\n"
         );
         let _ = writeln!(
             md,
