@@ -51,6 +51,7 @@ pub mod ipc;
 #[cfg(feature = "json")]
 pub mod json;
 pub mod log;
+mod mem;
 pub mod migrate;
 mod plugin;
 pub mod sql;

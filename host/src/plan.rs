@@ -101,6 +101,23 @@ pub struct SourcePlan<'s> {
     /// Indices into [`SyncPlan::destinations`].
     pub destinations: Vec<usize>,
     pub state: Option<StatePlan>,
+    /// With `workers`, the source's other instances, open and initialised: the sync runs one
+    /// lane per instance, each a share of the tables ([`lanes`]).
+    pub extra: Vec<Box<dyn AnyPlugin>>,
+}
+
+impl SourcePlan<'_> {
+    /// How many lanes the source's tables are synced in: `workers`, but no more than its
+    /// top-level tables (a table and its children are synced by one instance).
+    pub fn lanes(&self) -> usize {
+        lanes(self.spec, &self.tables)
+    }
+}
+
+/// `workers` of source `s`, no more than its `tables` have top-level tables, and at least 1.
+fn lanes(s: &SourceSpec, tables: &[SchemaRef]) -> usize {
+    let workers = s.workers.unwrap_or(1) as usize;
+    workers.min(crate::sync::top_level(tables).len()).max(1)
 }
 
 /// Where a source keeps its cursors: a table of a destination of the specs (one of the source's,
@@ -123,6 +140,16 @@ pub struct DestinationPlan<'s> {
     /// gives, under the name it gives.
     pub migrations: Vec<TableMigration>,
     /// The transformers its rows go through, in order; instances of its own.
+    pub transformers: Vec<TransformerPlan<'s>>,
+    /// Its other instances, one per extra lane of the source with the most (`workers`), each
+    /// with transformers of its own; they share `migrations`.
+    pub extra: Vec<DestinationInstance<'s>>,
+}
+
+/// A further instance of a destination, open and initialised, for a lane of a source with
+/// `workers`.
+pub struct DestinationInstance<'s> {
+    pub plugin: Box<dyn AnyPlugin>,
     pub transformers: Vec<TransformerPlan<'s>>,
 }
 
@@ -211,11 +238,18 @@ impl SyncPlan<'_> {
 
     /// Closes every plugin of the plan; the errors of those that failed to close.
     pub async fn close(self) -> Vec<PluginError> {
-        let plugins = self.sources.into_iter().map(|s| s.plugin).chain(
-            self.destinations.into_iter().flat_map(|d| {
-                std::iter::once(d.plugin).chain(d.transformers.into_iter().map(|t| t.plugin))
-            }),
-        );
+        let plugins = self
+            .sources
+            .into_iter()
+            .flat_map(|s| std::iter::once(s.plugin).chain(s.extra))
+            .chain(self.destinations.into_iter().flat_map(|d| {
+                let extra = d.extra.into_iter().flat_map(|e| {
+                    std::iter::once(e.plugin).chain(e.transformers.into_iter().map(|t| t.plugin))
+                });
+                std::iter::once(d.plugin)
+                    .chain(d.transformers.into_iter().map(|t| t.plugin))
+                    .chain(extra)
+            }));
         let mut errors = Vec::new();
         for mut plugin in plugins {
             if let Err(e) = plugin.close().await {
@@ -271,7 +305,120 @@ async fn fill<'s>(
         plan.sources
             .push(plan_source(env, s, &spec.destinations).await?);
     }
-    plan_migrations(plan).await
+    plan_migrations(plan).await?;
+    open_extra_destinations(plan, spec, env).await
+}
+
+/// Opens, for every destination, one more instance per extra lane of the source with the most
+/// lanes that writes to it or keeps its state in it. An instance that cannot start (a database
+/// file that takes one writer) is an error naming the source's `workers`.
+async fn open_extra_destinations<'s>(
+    plan: &mut SyncPlan<'s>,
+    spec: &'s SyncSpec,
+    env: &Environment,
+) -> Result<(), RunError> {
+    for (i, d) in spec.destinations.iter().enumerate() {
+        let widest = plan
+            .sources
+            .iter()
+            .filter(|s| {
+                s.destinations.contains(&i) || s.state.as_ref().is_some_and(|p| p.destination == i)
+            })
+            .max_by_key(|s| s.lanes());
+        let Some(source) = widest.filter(|s| s.lanes() > 1) else {
+            continue;
+        };
+        let (source, lanes) = (source.spec, source.lanes());
+        if let Some((field, file)) = one_file(d, plan.destinations[i].plugin.info(), &env.cwd) {
+            return Err(SpecError::at(
+                source.at.clone(),
+                format!(
+                    "source `{}` syncs with `workers: {}`, which opens destination `{}` {lanes} times, but it writes one file (`{field}: {file}`): its instances would write the file at once",
+                    source.name,
+                    source.workers.unwrap_or(1),
+                    d.name
+                ),
+            )
+            .with_help(format!(
+                "remove `workers` from source `{}`, or write its rows to a destination that takes several writers (PostgreSQL, MySQL, files under a `{{{{TABLE}}}}` path)",
+                source.name
+            ))
+            .into());
+        }
+        for _ in 1..lanes {
+            let instance = open_instance(env, spec, d)
+                .await
+                .map_err(|e| another_instance_failed(e, d, source, lanes))?;
+            plan.destinations[i].extra.push(instance);
+        }
+    }
+    Ok(())
+}
+
+/// The path field of destination `d` that names one file, if any: a field its plugin says holds
+/// a path, set to a path without a `{{...}}` placeholder that is no directory. Instances of
+/// such a destination cannot write at once (a DuckDB or SQLite database file).
+fn one_file(
+    d: &DestinationSpec,
+    info: &crate::runtime::PluginInfo,
+    cwd: &Path,
+) -> Option<(String, String)> {
+    info.needs_files.iter().find_map(|field| {
+        let value = d.spec.value.get(field)?.as_str()?.trim();
+        let path = value.strip_prefix("file:").unwrap_or(value);
+        let path = path.split('?').next().unwrap_or(path);
+        let named_one = !path.is_empty() && !path.contains("{{") && !cwd.join(path).is_dir();
+        named_one.then(|| (field.clone(), value.to_string()))
+    })
+}
+
+/// Opens and initialises one more instance of destination `d`, with its transformers.
+async fn open_instance<'s>(
+    env: &Environment,
+    spec: &'s SyncSpec,
+    d: &'s DestinationSpec,
+) -> Result<DestinationInstance<'s>, RunError> {
+    let plugin = env.start(d.into(), Role::Destination).await?;
+    let mut instance = DestinationInstance {
+        plugin,
+        transformers: Vec::new(),
+    };
+    for t in spec
+        .transformers
+        .iter()
+        .filter(|t| d.transformers.contains(&t.name))
+    {
+        instance.transformers.push(open_transformer(env, t).await?);
+    }
+    Ok(instance)
+}
+
+/// The error of a destination's further instance that could not start, naming the `workers`
+/// of the source that asked for it.
+fn another_instance_failed(
+    e: RunError,
+    d: &DestinationSpec,
+    source: &SourceSpec,
+    lanes: usize,
+) -> RunError {
+    let why = format!(
+        "source `{}` syncs with `workers: {}`, which opens destination `{}` {lanes} times, and another instance of it could not start",
+        source.name,
+        source.workers.unwrap_or(1),
+        d.name
+    );
+    let help = format!(
+        "a destination that takes one writer at a time cannot serve more than one worker: remove `workers` from source `{}`",
+        source.name
+    );
+    match e {
+        RunError::Plugin(mut e) => {
+            e.message = format!("{why}: {}", e.message);
+            e.help = Some(help);
+            RunError::Plugin(e)
+        }
+        RunError::Config(e) => RunError::Config(e),
+    }
 }
 
 /// Cursors are keyed by what each source names them (usually a table), not by source: two
@@ -335,6 +482,7 @@ async fn plan_destination<'s>(
         batching,
         migrations: Vec::new(),
         transformers: Vec::new(),
+        extra: Vec::new(),
     })
 }
 
@@ -405,6 +553,11 @@ async fn plan_source<'s>(
         }),
         _ => None,
     };
+    // The other instances of `workers`, as many as there are lanes for.
+    let mut extra = Vec::new();
+    for _ in 1..lanes(s, &tables) {
+        extra.push(env.start(reference, Role::Source).await?);
+    }
     Ok(SourcePlan {
         spec: s,
         plugin,
@@ -413,6 +566,7 @@ async fn plan_source<'s>(
         tables,
         destinations: s.destinations.iter().filter_map(|n| index(n)).collect(),
         state,
+        extra,
     })
 }
 
@@ -517,6 +671,10 @@ async fn plan_migrations(plan: &mut SyncPlan<'_>) -> Result<(), RunError> {
                         .with_help("send them to different destinations, give them the same schema, or rename one of them")
                         .into());
                     }
+                    if let Some((first_source, first_table)) = brought.get(&(i, table.clone())) {
+                        let first = (first_source.as_str(), first_table.as_str());
+                        lanes_apart(&plan.sources, d, source, &from, first, &table)?;
+                    }
                     continue;
                 }
                 brought.insert((i, table), (source.spec.name.clone(), from));
@@ -525,6 +683,67 @@ async fn plan_migrations(plan: &mut SyncPlan<'_>) -> Result<(), RunError> {
         }
     }
     Ok(())
+}
+
+/// With `workers`, a destination table that two source tables become must stay with one
+/// instance of the destination: two lanes of one source would write it at once, and a
+/// destination that names its files by table alone (a path field without `{{UUID}}`) starts the
+/// file anew in each instance, so a second source's rows written through another instance would
+/// replace the first's. Such a spec is refused, naming the tables.
+fn lanes_apart(
+    sources: &[SourcePlan<'_>],
+    d: &DestinationPlan<'_>,
+    source: &SourcePlan<'_>,
+    from: &str,
+    (first_source, first_table): (&str, &str),
+    table: &str,
+) -> Result<(), RunError> {
+    let first = sources.iter().find(|s| s.spec.name == first_source);
+    let with_workers: Vec<&str> = std::iter::once(source)
+        .chain(first.filter(|f| f.spec.name != source.spec.name))
+        .filter(|s| s.lanes() > 1)
+        .map(|s| s.spec.name.as_str())
+        .collect();
+    if with_workers.is_empty() {
+        return Ok(());
+    }
+    let why = if first_source == source.spec.name {
+        let root = |name: &str| crate::sync::root_of(&source.tables, name);
+        if root(from) == root(first_table) {
+            return Ok(());
+        }
+        format!("two lanes of source `{first_source}` (`workers`) would write it at once")
+    } else {
+        let Some((field, value)) = files_per_table(d) else {
+            return Ok(());
+        };
+        format!(
+            "its files are named by table alone (`{field}: {value}`), so with `workers` the instance writing it for one source would start anew the file another instance wrote for the other"
+        )
+    };
+    let names: Vec<String> = with_workers.iter().map(|n| format!("`{n}`")).collect();
+    Err(SpecError::at(
+        d.spec.at.clone(),
+        format!(
+            "destination `{}`: table `{from}` of source `{}` and table `{first_table}` of source `{first_source}` both become table `{table}`: {why}",
+            d.spec.name, source.spec.name
+        ),
+    )
+    .with_help(format!(
+        "remove `workers` from source {}, or send the tables to different destinations (a file destination can also put `{{{{UUID}}}}` in its path)",
+        names.join(" and ")
+    ))
+    .into())
+}
+
+/// The path field of destination `d` that names one file per table, if any: a field its plugin
+/// says holds a path, with a `{{...}}` placeholder but not `{{UUID}}`.
+fn files_per_table(d: &DestinationPlan<'_>) -> Option<(String, String)> {
+    d.plugin.info().needs_files.iter().find_map(|field| {
+        let value = d.spec.spec.value.get(field)?.as_str()?.trim();
+        let per_table = value.contains("{{") && !value.contains("{{UUID}}");
+        per_table.then(|| (field.clone(), value.to_string()))
+    })
 }
 
 /// Adds to `d`'s migrations what table `wanted` needs there.

@@ -127,6 +127,10 @@ pub struct SourceSpec {
     #[serde(default)]
     pub deterministic_cq_id: bool,
     pub concurrency: Option<u64>,
+    /// Quarry's own: how many instances of this source sync its tables at once, each a share of
+    /// its top-level tables (with their children) into instances of its own of every destination
+    /// (1 when unset).
+    pub workers: Option<u32>,
     pub backend_options: Option<BackendOptions>,
     #[serde(default)]
     pub spec: PluginSpec,

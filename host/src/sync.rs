@@ -182,7 +182,7 @@ fn columns_of(schema: &SchemaRef) -> String {
 }
 
 /// How the engine runs a plan.
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub struct RunOptions {
     /// Skip migrations (`quarry sync --no-migrate`).
     pub no_migrate: bool,
@@ -227,9 +227,14 @@ impl Interrupt {
     /// Waits until the sync is asked to stop (forever if it never is).
     async fn raised(&self) -> &'static str {
         let mut rx = self.0.clone();
-        match rx.wait_for(Option::is_some).await {
-            Ok(reason) => reason.unwrap_or("an interrupt"),
-            Err(_) => std::future::pending().await,
+        // The value is copied out: the watch's guard must not live across an await.
+        let raised = match rx.wait_for(Option::is_some).await {
+            Ok(reason) => Some((*reason).unwrap_or("an interrupt")),
+            Err(_) => None,
+        };
+        match raised {
+            Some(reason) => reason,
+            None => std::future::pending().await,
         }
     }
 }
@@ -245,9 +250,14 @@ pub struct SourceRun<'a> {
     /// `--shard`: the rows' `_cq_source_name` is `NAME_NUM_TOTAL`, and a source that shards
     /// itself is told its part (the engine has already cut the selection of any other).
     pub shard: Option<crate::runtime::Shard>,
+    /// How many lanes the source runs in (`workers`). With more than one, a cursor set to the
+    /// value it was loaded with is not saved: each lane saves only the cursors it moves, never
+    /// another lane's as it found it.
+    pub lanes: usize,
 }
 
 /// A source's state backend: a table in one of its destinations, and the cursors read from it.
+#[derive(Clone)]
 pub struct StateBackend {
     /// The destination's name; it must be one of the run's destinations.
     pub destination: String,
@@ -333,18 +343,38 @@ pub async fn execute(plan: SyncPlan<'_>, options: &RunOptions) -> Vec<SourceSumm
         .sync_id
         .clone()
         .unwrap_or_else(crate::runtime::grpc::invocation_id);
-    let mut slots: Vec<Option<DestinationSlot>> = plan
-        .destinations
-        .into_iter()
-        .map(|d| {
-            Some(DestinationSlot::new(
-                d,
-                options.no_migrate,
-                sync_time_us,
-                &sync_id,
-            ))
-        })
-        .collect();
+    let mut slots: Vec<Option<DestinationSlot>> = Vec::new();
+    // Per destination, its further instances (`workers`): the one of lane `j` at `j - 1`.
+    let mut extras: Vec<Vec<Option<DestinationSlot>>> = Vec::new();
+    for mut d in plan.destinations {
+        let extra = std::mem::take(&mut d.extra);
+        let lanes = extra
+            .into_iter()
+            .map(|instance| {
+                Some(DestinationSlot::new(
+                    DestinationPlan {
+                        spec: d.spec,
+                        plugin: instance.plugin,
+                        origin: d.origin.clone(),
+                        batching: d.batching,
+                        migrations: d.migrations.clone(),
+                        transformers: instance.transformers,
+                        extra: Vec::new(),
+                    },
+                    options.no_migrate,
+                    sync_time_us,
+                    &sync_id,
+                ))
+            })
+            .collect();
+        extras.push(lanes);
+        slots.push(Some(DestinationSlot::new(
+            d,
+            options.no_migrate,
+            sync_time_us,
+            &sync_id,
+        )));
+    }
     let mut summaries = Vec::new();
     for mut source in plan.sources {
         if let Some(reason) = options.interrupt.reason() {
@@ -353,7 +383,7 @@ pub async fn execute(plan: SyncPlan<'_>, options: &RunOptions) -> Vec<SourceSumm
                 "source `{}` did not run: the sync was interrupted ({reason})",
                 source.spec.name
             ));
-            let _ = source.plugin.close().await;
+            close_source(&mut source, &mut summary).await;
             summaries.push(summary);
             continue;
         }
@@ -362,12 +392,21 @@ pub async fn execute(plan: SyncPlan<'_>, options: &RunOptions) -> Vec<SourceSumm
                 let slot = slots[plan.destination]
                     .as_mut()
                     .expect("slots return after each source");
-                match StateBackend::load(slot, plan).await {
+                let mut loaded = StateBackend::load(slot, plan).await;
+                // Every lane's instance of the backend saves cursors: each creates the table
+                // (or finds it) first, as the first instance did.
+                let lanes = source.extra.len();
+                for slot in extras[plan.destination].iter_mut().take(lanes).flatten() {
+                    if loaded.is_ok() {
+                        loaded = StateBackend::load(slot, plan).await;
+                    }
+                }
+                match loaded {
                     Ok(state) => Some(state),
                     Err(e) => {
                         let mut summary = SourceSummary::new(&source.spec.name);
                         summary.plugin_errors.push(e);
-                        let _ = source.plugin.close().await;
+                        close_source(&mut source, &mut summary).await;
                         summaries.push(summary);
                         continue;
                     }
@@ -376,74 +415,191 @@ pub async fn execute(plan: SyncPlan<'_>, options: &RunOptions) -> Vec<SourceSumm
             None => None,
         };
         let mut selection = source.selection.clone();
+        let mut tables = source.tables.clone();
         if let Some(shard) = options.shard
             && !source.plugin.shards_itself()
         {
             selection = shard_selection(shard, &source.tables, selection);
+            tables.retain(|t| selection.tables.contains(&table_name(t)));
             if selection.tables.is_empty() {
                 tracing::info!(source = %source.spec.name, "shard {}/{} has no tables of this source", shard.num, shard.total);
                 let mut summary = SourceSummary::new(&source.spec.name);
                 summary.shard = Some(shard);
                 summary.sync_time_us = sync_time_us;
-                if let Err(e) = source.plugin.close().await {
-                    summary.plugin_errors.push(e);
-                }
+                close_source(&mut source, &mut summary).await;
                 summaries.push(summary);
                 continue;
             }
         }
         let before = source.plugin.logged();
+        let before_extra: Vec<_> = source.extra.iter().map(|p| p.logged()).collect();
         options.progress.event(|| progress::Event::SourceStarted {
             source: source.spec.name.clone(),
         });
-        let run = SourceRun {
-            name: &source.spec.name,
-            plugin: source.plugin.as_mut(),
-            selection,
-            deterministic_cq_id: source.spec.deterministic_cq_id,
-            state,
-            shard: options.shard,
-        };
-        let mut destinations: Vec<(usize, DestinationSlot)> = source
-            .destinations
-            .iter()
-            .filter_map(|&i| slots[i].take().map(|slot| (i, slot)))
-            .collect();
         // A backend outside the source's destinations takes its checkpoints, and only them.
         let state_only = source
             .state
             .as_ref()
             .map(|plan| plan.destination)
             .filter(|i| !source.destinations.contains(i));
-        if let Some(i) = state_only
-            && let Some(slot) = slots[i].take()
-        {
-            destinations.push((i, slot));
+        let involved: Vec<usize> = source
+            .destinations
+            .iter()
+            .copied()
+            .chain(state_only)
+            .collect();
+        // One lane per instance of the source, each with a share of the tables and instances
+        // of its own of the destinations; a lane whose share is empty does not run.
+        let lanes = 1 + source.extra.len();
+        let selections = match lanes {
+            1 => vec![selection],
+            n => (0..n)
+                .map(|lane| lane_selection(lane, n, &tables, selection.clone()))
+                .collect(),
+        };
+        // Lane 0 runs on this task with the first instance; every other lane on a task of its
+        // own with the instance it owns until it ends, so sources, too, use several cores.
+        let mut extra: Vec<Option<Box<dyn crate::runtime::AnyPlugin>>> =
+            std::mem::take(&mut source.extra)
+                .into_iter()
+                .map(Some)
+                .collect();
+        let mut first = None;
+        let mut spawned = Vec::new();
+        for (lane, selection) in selections.into_iter().enumerate() {
+            if selection.tables.is_empty() && lanes > 1 {
+                continue;
+            }
+            let destinations: Vec<(usize, DestinationSlot)> = involved
+                .iter()
+                .filter_map(|&i| {
+                    let slot = match lane {
+                        0 => slots[i].take(),
+                        j => extras[i].get_mut(j - 1).and_then(Option::take),
+                    };
+                    slot.map(|slot| (i, slot))
+                })
+                .collect();
+            if lane == 0 {
+                first = Some((selection, destinations));
+                continue;
+            }
+            let Some(mut plugin) = extra[lane - 1].take() else {
+                continue;
+            };
+            let (name, options, state) = (source.spec.name.clone(), options.clone(), state.clone());
+            let deterministic_cq_id = source.spec.deterministic_cq_id;
+            spawned.push(tokio::spawn(async move {
+                let run = SourceRun {
+                    name: &name,
+                    plugin: plugin.as_mut(),
+                    selection,
+                    deterministic_cq_id,
+                    state,
+                    shard: options.shard,
+                    lanes,
+                };
+                let ran = run_source(run, destinations, state_only, sync_time_us, &options).await;
+                (lane, plugin, ran)
+            }));
         }
-        let (mut returned, mut summary) =
-            run_source(run, destinations, state_only, sync_time_us, options).await;
+        let started = Instant::now();
+        let first = async {
+            let (selection, destinations) = first?;
+            let run = SourceRun {
+                name: &source.spec.name,
+                plugin: source.plugin.as_mut(),
+                selection,
+                deterministic_cq_id: source.spec.deterministic_cq_id,
+                state: state.clone(),
+                shard: options.shard,
+                lanes,
+            };
+            Some(run_source(run, destinations, state_only, sync_time_us, options).await)
+        };
+        let (first, others) = tokio::join!(first, join_all(spawned));
+        let mut summary = SourceSummary::new(&source.spec.name);
+        summary.sync_time_us = sync_time_us;
+        summary.shard = options.shard;
+        let mut outcomes = Vec::new();
+        outcomes.extend(first.map(|ran| (0, ran)));
+        for other in others {
+            match other {
+                Ok((lane, plugin, ran)) => {
+                    extra[lane - 1] = Some(plugin);
+                    outcomes.push((lane, ran));
+                }
+                // Its instances are lost with it; the task's panic is the engine's error.
+                Err(e) => summary.errors.push(format!(
+                    "a lane of source `{}` failed: {e}",
+                    source.spec.name
+                )),
+            }
+        }
+        source.extra = extra.into_iter().flatten().collect();
+        let mut ran = Vec::new();
+        for (lane, (returned, lane_summary, incremental)) in outcomes {
+            let tables: Vec<String> = lane_summary
+                .tables
+                .keys()
+                .filter(|t| !incremental.contains(t))
+                .cloned()
+                .collect();
+            summary.merge(lane_summary);
+            ran.push((lane, returned, tables));
+        }
+        // CloudQuery's name for a shard's rows; delete-stale then touches only this shard's.
+        let row_source = match options.shard {
+            Some(shard) => shard.source_name(&source.spec.name),
+            None => source.spec.name.clone(),
+        };
+        // Stale rows are deleted only when the whole source succeeded, in every lane.
+        if summary.ok() {
+            for (_, returned, tables) in &mut ran {
+                let slots = returned.iter_mut().filter(|(i, _)| Some(*i) != state_only);
+                delete_stale(slots, tables, &mut summary, &row_source, sync_time_us).await;
+            }
+        }
+        summary.count_table_errors();
+        summary.duration = started.elapsed();
         if let Err(e) = source.plugin.close().await {
             summary.plugin_errors.push(e);
         }
         summary.logged = source.plugin.logged().since(before);
+        for (plugin, before) in source.extra.iter_mut().zip(before_extra) {
+            if let Err(e) = plugin.close().await {
+                summary.plugin_errors.push(e);
+            }
+            let logged = plugin.logged().since(before);
+            summary.logged.warnings += logged.warnings;
+            summary.logged.errors += logged.errors;
+        }
         let described = summary::SummaryLine::describe_source(&source);
-        for (i, slot) in &mut returned {
-            if slot.send_sync_summary && Some(*i) != state_only {
-                let row_source = match options.shard {
-                    Some(shard) => shard.source_name(&source.spec.name),
-                    None => source.spec.name.clone(),
-                };
-                send_sync_summary(slot, &sync_id, &mut summary, &described, &row_source).await;
+        for (lane, returned, _) in ran {
+            for (i, mut slot) in returned {
+                // The summary row is written once, by the destination's first instance.
+                if lane == 0 && slot.send_sync_summary && Some(i) != state_only {
+                    send_sync_summary(&mut slot, &sync_id, &mut summary, &described, &row_source)
+                        .await;
+                }
+                match lane {
+                    0 => slots[i] = Some(slot),
+                    j => extras[i][j - 1] = Some(slot),
+                }
             }
         }
-        for (i, slot) in returned {
-            slots[i] = Some(slot);
+        // A migration one instance applied is done for all: the next source's rows of the
+        // table may come through another, which compares the table anew.
+        for &i in &involved {
+            let instances = slots[i].iter_mut().chain(extras[i].iter_mut().flatten());
+            applied_by_one_done_for_all(instances.collect());
         }
         tracing::info!(
             source = %source.spec.name,
             rows = summary.rows(),
             errors = summary.error_count(),
             elapsed_ms = summary.duration.as_millis() as u64,
+            lanes,
             "source finished"
         );
         options
@@ -451,8 +607,64 @@ pub async fn execute(plan: SyncPlan<'_>, options: &RunOptions) -> Vec<SourceSumm
             .event(|| progress::Event::SourceFinished(Box::new(summary.clone())));
         summaries.push(summary);
     }
-    close_destinations(slots.into_iter().flatten(), &mut summaries).await;
+    let all = slots
+        .into_iter()
+        .flatten()
+        .chain(extras.into_iter().flatten().flatten());
+    close_destinations(all, &mut summaries).await;
     summaries
+}
+
+/// Drops from every instance's planned migrations those that any of them has applied.
+fn applied_by_one_done_for_all(mut instances: Vec<&mut DestinationSlot>) {
+    if instances.len() < 2 {
+        return;
+    }
+    let pending: Vec<String> = instances[0]
+        .planned
+        .keys()
+        .filter(|t| instances.iter().all(|s| s.planned.contains_key(*t)))
+        .cloned()
+        .collect();
+    for slot in &mut instances {
+        slot.planned.retain(|t, _| pending.contains(t));
+    }
+}
+
+/// Closes a source that does not run, with its further instances; their errors go into
+/// `summary`.
+async fn close_source(source: &mut crate::plan::SourcePlan<'_>, summary: &mut SourceSummary) {
+    let instances = std::iter::once(&mut source.plugin).chain(source.extra.iter_mut());
+    for plugin in instances {
+        if let Err(e) = plugin.close().await {
+            summary.plugin_errors.push(e);
+        }
+    }
+}
+
+/// Runs `futures` at once on this task; their outputs, in order.
+async fn join_all<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output> {
+    use std::task::Poll;
+    let mut futures: Vec<_> = futures.into_iter().map(Box::pin).collect();
+    let mut outputs: Vec<Option<F::Output>> = futures.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (future, output) in futures.iter_mut().zip(outputs.iter_mut()) {
+            if output.is_none() {
+                match future.as_mut().poll(cx) {
+                    Poll::Ready(out) => *output = Some(out),
+                    Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            Poll::Pending
+        } else {
+            Poll::Ready(())
+        }
+    })
+    .await;
+    outputs.into_iter().flatten().collect()
 }
 
 /// Closes every destination and its transformers; a failure is counted against the last source
@@ -481,16 +693,16 @@ async fn close_destinations(
 }
 
 /// Runs `source` into `destinations` (each with its index in the plan) and returns them with
-/// the run's summary. The destination at plan index `state_only`, if any, is the source's state
-/// backend and no destination of its rows: it gets checkpoints only.
+/// the run's summary and the incremental tables it saw. The destination at plan index
+/// `state_only`, if any, is the source's state backend and no destination of its rows: it gets
+/// checkpoints only. Stale rows are not deleted here: that waits for every lane of the source.
 async fn run_source(
     source: SourceRun<'_>,
     destinations: Vec<(usize, DestinationSlot)>,
     state_only: Option<usize>,
     sync_time_us: i64,
     options: &RunOptions,
-) -> (Vec<(usize, DestinationSlot)>, SourceSummary) {
-    let started = Instant::now();
+) -> (Vec<(usize, DestinationSlot)>, SourceSummary, Vec<String>) {
     let mut summary = SourceSummary::new(source.name);
     summary.sync_time_us = sync_time_us;
     summary.shard = source.shard;
@@ -498,6 +710,10 @@ async fn run_source(
     let row_source = match source.shard {
         Some(shard) => shard.source_name(source.name),
         None => source.name.to_string(),
+    };
+    let loaded = match (&source.state, source.lanes) {
+        (Some(b), lanes) if lanes > 1 => b.cursors.clone(),
+        _ => HashMap::new(),
     };
     let (backend, mut sync_state) = match source.state {
         Some(b) => (
@@ -547,12 +763,13 @@ async fn run_source(
         progress: options.progress.source(source.name),
         out: Forwarded::default(),
         cursors: BTreeMap::new(),
+        loaded,
         unsaved: false,
         last_checkpoint: Instant::now(),
     };
     let (sync_result, forwarded) = tokio::join!(sync, forwarder.run(rx, &options.interrupt));
     summary.tables = forwarded.tables;
-    let mut slots = collect_writers(writers, state_only, &mut summary).await;
+    let slots = collect_writers(writers, state_only, &mut summary).await;
     if let Some(e) = forwarded.engine_error {
         summary.errors.push(e);
     }
@@ -576,19 +793,7 @@ async fn run_source(
         _ => {}
     }
     summary.plugin_errors.extend(forwarded.table_errors);
-    if summary.ok() {
-        delete_stale(
-            slots.iter_mut().filter(|(i, _)| Some(*i) != state_only),
-            &mut summary,
-            &row_source,
-            sync_time_us,
-            &forwarded.incremental,
-        )
-        .await;
-    }
-    summary.count_table_errors();
-    summary.duration = started.elapsed();
-    (slots, summary)
+    (slots, summary, forwarded.incremental)
 }
 
 /// What forwarding a source's messages found.
@@ -616,6 +821,8 @@ struct Forwarder<'a> {
     out: Forwarded,
     /// The cursors the source has set; `unsaved` when they changed since the last checkpoint.
     cursors: BTreeMap<String, String>,
+    /// In a lane of several, the cursors as loaded: setting one to that value saves nothing.
+    loaded: HashMap<String, String>,
     unsaved: bool,
     last_checkpoint: Instant,
 }
@@ -702,6 +909,9 @@ impl Forwarder<'_> {
                 None
             }
             SourceMessage::State { key, value } => {
+                if self.loaded.get(&key) == Some(&value) {
+                    return None;
+                }
                 self.cursors.insert(key, value);
                 self.unsaved = true;
                 if let Some((at, table, interval)) = &self.backend
@@ -1099,45 +1309,76 @@ async fn send_sync_summary(
     summary.plugin_errors.push(e);
 }
 
+/// The top-level table of `name` among `tables`: itself, or the ancestor its parents lead to.
+pub(crate) fn root_of(tables: &[SchemaRef], name: &str) -> String {
+    let parent = |name: &str| -> Option<String> {
+        tables
+            .iter()
+            .find(|t| quarry_sdk::table_name(t) == name)
+            .and_then(|t| t.metadata().get(quarry_sdk::metadata::TABLE_DEPENDS_ON))
+            .filter(|p| !p.is_empty() && p.as_str() != name)
+            .cloned()
+    };
+    let mut at = name.to_string();
+    // A cycle of parents cannot come from a valid source; the walk stops anyway.
+    for _ in 0..tables.len() {
+        match parent(&at) {
+            Some(p) => at = p,
+            None => break,
+        }
+    }
+    at
+}
+
+/// The top-level tables of `tables` (each table's root), in the order the source lists them.
+pub(crate) fn top_level(tables: &[SchemaRef]) -> Vec<String> {
+    let mut top: Vec<String> = Vec::new();
+    for r in tables
+        .iter()
+        .map(|t| root_of(tables, quarry_sdk::table_name(t)))
+    {
+        if !top.contains(&r) {
+            top.push(r);
+        }
+    }
+    top
+}
+
 /// The part of a source's selected tables that `shard` syncs: its chunk of the top-level tables,
-/// in the order the source lists them, each with every selected table below it, named one by
-/// one (so the selection's other settings select no more and no less).
+/// in the order the source lists them, each with every selected table below it.
 fn shard_selection(
     shard: crate::runtime::Shard,
     tables: &[SchemaRef],
     selection: TableSelection,
 ) -> TableSelection {
-    let parent = |name: &str| -> Option<String> {
-        tables
-            .iter()
-            .find(|t| table_name(t) == name)
-            .and_then(|t| t.metadata().get(quarry_sdk::metadata::TABLE_DEPENDS_ON))
-            .filter(|p| !p.is_empty() && p.as_str() != name)
-            .cloned()
-    };
-    let root = |name: String| {
-        let mut at = name;
-        // A cycle of parents cannot come from a valid source; the walk stops anyway.
-        for _ in 0..tables.len() {
-            match parent(&at) {
-                Some(p) => at = p,
-                None => break,
-            }
-        }
-        at
-    };
-    let names: Vec<String> = tables.iter().map(table_name).collect();
-    let mut top: Vec<String> = Vec::new();
-    for r in names.iter().map(|n| root(n.clone())) {
-        if !top.contains(&r) {
-            top.push(r);
-        }
-    }
-    let chunk = shard.cut(&top);
+    let chunk = shard.cut(&top_level(tables));
+    families(tables, &chunk, selection)
+}
+
+/// The tables lane `lane` (from 0) of `lanes` syncs: every `lanes`-th top-level table from its
+/// own on, each with every selected table below it, so that the lanes share the tables evenly.
+fn lane_selection(
+    lane: usize,
+    lanes: usize,
+    tables: &[SchemaRef],
+    selection: TableSelection,
+) -> TableSelection {
+    let roots: Vec<String> = top_level(tables)
+        .into_iter()
+        .skip(lane)
+        .step_by(lanes.max(1))
+        .collect();
+    families(tables, &roots, selection)
+}
+
+/// `selection` narrowed to the tables whose root is one of `roots`, named one by one (so the
+/// selection's other settings select no more and no less).
+fn families(tables: &[SchemaRef], roots: &[String], selection: TableSelection) -> TableSelection {
     TableSelection {
-        tables: names
-            .into_iter()
-            .filter(|n| chunk.contains(&root(n.clone())))
+        tables: tables
+            .iter()
+            .map(table_name)
+            .filter(|n| roots.contains(&root_of(tables, n)))
             .collect(),
         ..selection
     }
@@ -1150,24 +1391,19 @@ fn is_incremental(schema: &SchemaRef) -> bool {
         .is_some_and(|v| v == quarry_sdk::metadata::TRUE)
 }
 
-/// Deletes, in each `overwrite-delete-stale` destination, the rows of this source's tables that
-/// this sync did not write. Incremental tables are left alone: a sync sends only their new rows.
+/// Deletes, in each `overwrite-delete-stale` destination, the rows of `tables` (the source's
+/// tables these instances wrote, incremental ones left out: a sync sends only their new rows)
+/// that this sync did not write; failures go into `summary`.
 async fn delete_stale<'a>(
     slots: impl Iterator<Item = &'a mut (usize, DestinationSlot)>,
+    tables: &[String],
     summary: &mut SourceSummary,
     source: &str,
     sync_time_us: i64,
-    incremental: &[String],
 ) {
-    let tables: Vec<String> = summary
-        .tables
-        .keys()
-        .filter(|t| !incremental.contains(t))
-        .cloned()
-        .collect();
     for (_, slot) in slots.filter(|(_, s)| s.write_mode == WriteMode::OverwriteDeleteStale) {
         let mut deleted = Ok(());
-        for table in &tables {
+        for table in tables {
             let table = slot.table_for(table).to_string();
             deleted = slot
                 .plugin
@@ -1238,5 +1474,34 @@ mod tests {
         assert_eq!(part(2).tables, ["c", "c_child", "c_grandchild"]);
         assert_eq!(part(2).skip_tables, ["x"]);
         assert!(part(2).skip_dependent_tables);
+    }
+
+    /// Lanes of `workers` take the top-level tables round-robin, each with its family, so that
+    /// together they take every table once; the other settings are kept.
+    #[test]
+    fn lanes_deal_whole_families_round_robin() {
+        let tables = [
+            table("a", None),
+            table("a_child", Some("a")),
+            table("b", None),
+            table("c", None),
+            table("c_child", Some("c")),
+            table("c_grandchild", Some("c_child")),
+            table("d", None),
+        ];
+        assert_eq!(top_level(&tables), ["a", "b", "c", "d"]);
+        let selection = TableSelection {
+            tables: vec!["*".into()],
+            skip_tables: vec!["x".into()],
+            skip_dependent_tables: true,
+        };
+        let lane = |lane, lanes| lane_selection(lane, lanes, &tables, selection.clone());
+        assert_eq!(lane(0, 3).tables, ["a", "a_child", "d"]);
+        assert_eq!(lane(1, 3).tables, ["b"]);
+        assert_eq!(lane(2, 3).tables, ["c", "c_child", "c_grandchild"]);
+        assert_eq!(lane(2, 3).skip_tables, ["x"]);
+        assert!(lane(1, 3).skip_dependent_tables);
+        assert_eq!(lane(0, 1).tables.len(), tables.len());
+        assert!(lane(4, 5).tables.is_empty());
     }
 }

@@ -521,3 +521,81 @@ fn four_shards_in_parallel_write_what_one_unsharded_run_writes() {
     assert_eq!(bad.code, 2, "{bad:?}");
     assert!(bad.stderr.contains("`5/4` is not a shard"), "{bad:?}");
 }
+
+/// `workers: 3`: three instances of the source, each syncing its share of the top-level tables
+/// (children with their parent) into an instance of its own of the destination, write exactly
+/// what one instance writes, as one source: one summary, every row's `_cq_source_name` the
+/// source's, stale rows deleted in every lane's tables, and the incremental table's cursor saved
+/// by the lane that synced it.
+#[test]
+fn workers_write_what_one_instance_writes() {
+    let (one, three) = (Schema::new(), Schema::new());
+    let w = Workdir::new();
+    let spec = |schema: &str, workers: u32, rows: u64| {
+        spec(schema, rows, "network: ['127.0.0.1:5432']", "overwrite-delete-stale")
+            .replace(
+                "tables: [test_rows, test_parents]",
+                &format!(
+                    "tables: ['test_rows*', test_parents, test_increments]\n  workers: {workers}\n  \
+                     backend_options: {{ table_name: cq_state, connection: \"@@plugins.pg.connection\" }}"
+                ),
+            )
+            .replace(
+                "children_per_parent: 2",
+                "children_per_parent: 2, num_tables: 4",
+            )
+    };
+    let tables = [
+        "test_rows",
+        "test_rows_2",
+        "test_rows_3",
+        "test_rows_4",
+        "test_parents",
+        "test_children",
+        "test_increments",
+    ];
+    let digest = |schema: &str, table: &str| {
+        psql(&format!(
+            "select count(*), md5(string_agg(_cq_id::text, ',' order by _cq_id)), \
+             string_agg(distinct _cq_source_name, ',') from {schema}.{table}"
+        ))
+    };
+    // The second run has fewer rows: each lane deletes its tables' stale ones, and the
+    // incremental table continues from its cursor.
+    for rows in [2000, 1000] {
+        w.write("one.yml", &spec(&one.0, 1, rows));
+        w.write("three.yml", &spec(&three.0, 3, rows));
+        let run = w.quarry(&["sync", "one.yml"]);
+        assert_eq!(run.code, 0, "{run:?}");
+        let run = w.quarry(&["--log-level", "info", "sync", "three.yml"]);
+        assert_eq!(run.code, 0, "{run:?}");
+        assert!(run.stderr.contains("lanes=3"), "{run:?}");
+        let total = rows * 4 + rows + rows * 2 + rows;
+        assert_eq!(
+            run.stdout.matches("Synced test → pg:").count(),
+            1,
+            "{run:?}"
+        );
+        assert!(
+            run.stdout
+                .contains(&format!("Synced test → pg: {total} rows")),
+            "{run:?}"
+        );
+        for table in tables {
+            let d = digest(&three.0, table);
+            assert_eq!(digest(&one.0, table), d, "table {table}");
+            assert!(d.ends_with("|test"), "table {table}: {d}");
+        }
+    }
+    assert_eq!(
+        psql(&format!(
+            "select count(*), max(id) from {}.test_increments",
+            three.0
+        )),
+        "3000|2999"
+    );
+    assert_eq!(
+        psql(&format!("select count(*) from {}.test_rows_3", three.0)),
+        "1000"
+    );
+}

@@ -142,3 +142,45 @@ spec:
     );
     assert!(!w.path().join("data/sync.db").exists());
 }
+
+/// A source with `workers` opens each destination once per lane; a SQLite database is one file
+/// that two instances would write at once, so the spec is refused before anything is written,
+/// naming the file and what to do.
+#[test]
+fn workers_into_one_database_file_are_refused_before_the_sync() {
+    let w = Workdir::new();
+    let spec = r#"kind: source
+spec:
+  name: test
+  path: quarry/test
+  tables: ["test_rows*"]
+  workers: 2
+  destinations: [lite]
+  spec: { num_tables: 2, num_rows: 10 }
+"#
+    .to_string()
+        + &destination("");
+    let run = sync(&w, &spec);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(
+        run.stderr.contains(
+            "source `test` syncs with `workers: 2`, which opens destination `lite` 2 times, but it writes one file (`connection_string: ./data/sync.db`)"
+        ),
+        "{run:?}"
+    );
+    assert!(run.stderr.contains("spec.yml:3:3"), "{run:?}");
+    assert!(
+        run.stderr.contains("remove `workers` from source `test`"),
+        "{run:?}"
+    );
+    // One table: one lane, one instance, nothing to refuse.
+    let run = sync(&w, &spec.replace("num_tables: 2", "num_tables: 1"));
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(
+        query(
+            &w.path().join("data/sync.db"),
+            "SELECT count(*) FROM test_rows"
+        ),
+        "10"
+    );
+}

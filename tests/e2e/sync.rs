@@ -339,3 +339,80 @@ spec:
         "{summary}"
     );
 }
+
+/// `workers: 2` into Parquet files: two lanes, each an instance of the source and of the
+/// destination, write every table's rows once. When a second source brings the same tables to
+/// a destination that names its files by table alone, an instance would start anew a file
+/// another wrote: refused before the sync, naming the tables and the path; with `{{UUID}}` in
+/// the path each instance writes files of its own and both sources' rows are kept.
+#[test]
+fn workers_write_each_table_once_and_files_named_by_table_alone_are_refused() {
+    let w = Workdir::new();
+    let source = |name: &str, workers: u32| {
+        format!(
+            "kind: source\nspec:\n  name: {name}\n  path: quarry/test\n  tables: [\"test_rows*\"]\n  workers: {workers}\n  destinations: [out]\n  spec: {{ num_rows: 500, num_tables: 4, batch_size: 100 }}\n---\n"
+        )
+    };
+    let destination = |path: &str| {
+        format!(
+            "kind: destination\nspec:\n  name: out\n  path: quarry/file\n  write_mode: append\n  spec: {{ path: \"{path}\", format: parquet }}\n  permissions: {{ files: {{ ./out: write }} }}\n"
+        )
+    };
+    w.write(
+        "one.yml",
+        &(source("a", 2) + &destination("out/one/{{TABLE}}.{{FORMAT}}")),
+    );
+    let run = w.quarry(&["--log-level", "info", "sync", "one.yml"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stderr.contains("lanes=2"), "{run:?}");
+    assert!(run.stdout.contains("Synced a → out: 2000 rows"), "{run:?}");
+    for table in ["test_rows", "test_rows_2", "test_rows_3", "test_rows_4"] {
+        let batches = read_parquet(&w.path().join(format!("out/one/{table}.parquet")));
+        let ids: Vec<i64> = batches
+            .iter()
+            .flat_map(|b| {
+                let ids = b
+                    .column_by_name("id")
+                    .expect("id")
+                    .as_primitive::<Int64Type>();
+                ids.values().to_vec()
+            })
+            .collect();
+        assert_eq!(ids, (0..500).collect::<Vec<i64>>(), "table {table}");
+    }
+
+    let two = source("a", 2) + &source("b", 1) + &destination("out/two/{{TABLE}}.{{FORMAT}}");
+    w.write("two.yml", &two);
+    let run = w.quarry(&["sync", "two.yml"]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(
+        run.stderr.contains(
+            "destination `out`: table `test_rows` of source `b` and table `test_rows` of source `a` both become table `test_rows`: its files are named by table alone (`path: out/two/{{TABLE}}.{{FORMAT}}`)"
+        ),
+        "{run:?}"
+    );
+    assert!(
+        run.stderr.contains("remove `workers` from source `a`"),
+        "{run:?}"
+    );
+    assert!(
+        files(&w.path().join("out/two"), ".parquet").is_empty(),
+        "{run:?}"
+    );
+
+    w.write(
+        "two.yml",
+        &two.replace(
+            "out/two/{{TABLE}}.{{FORMAT}}",
+            "out/two/{{TABLE}}/{{UUID}}.{{FORMAT}}",
+        ),
+    );
+    let run = w.quarry(&["sync", "two.yml"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let rows: usize = files(&w.path().join("out/two/test_rows_3"), ".parquet")
+        .iter()
+        .flat_map(|f| read_parquet(f))
+        .map(|b| b.num_rows())
+        .sum();
+    assert_eq!(rows, 1000);
+}

@@ -40,6 +40,12 @@ pub fn describe(plan: &SyncPlan<'_>) -> String {
             s.spec.destinations.join(", "),
             names.join(", ")
         );
+        if s.lanes() > 1 {
+            out += &format!(
+                "  workers: {} lanes, each an instance of the source and of every destination\n",
+                s.lanes()
+            );
+        }
         if let Some(state) = &s.state {
             out += &format!(
                 "  state: table `{}` in destination `{}`\n",

@@ -195,6 +195,9 @@ pub(crate) fn load_file<T: for<'de> Deserialize<'de>>(
     from_node(&document).map_err(|e| e.into_spec(file, at))
 }
 
+/// The most instances of one source (and of each of its destinations) a sync runs at once.
+pub const MAX_WORKERS: u32 = 64;
+
 fn read_source(file: &Path, document: &mut Node) -> Result<Entry<SourceSpec>, SpecError> {
     for (field, help) in UNSUPPORTED_SOURCE_FIELDS {
         // CloudQuery's default is the empty string: that asks for nothing.
@@ -236,6 +239,16 @@ fn read_source(file: &Path, document: &mut Node) -> Result<Entry<SourceSpec>, Sp
         source.version.as_deref(),
         source.verify.as_ref(),
     )?;
+    if source
+        .workers
+        .is_some_and(|n| !(1..=MAX_WORKERS).contains(&n))
+    {
+        return Err(SpecError::at(
+            value_at(file, node, "workers"),
+            format!("`workers` must be between 1 and {MAX_WORKERS}"),
+        )
+        .with_help("set `workers` to how many tables to sync at once, e.g. the number of cores (`workers: 2`)"));
+    }
     if source.destinations.is_empty() {
         return Err(SpecError::at(
             value_at(file, node, "destinations"),

@@ -120,6 +120,34 @@ impl SourceSummary {
         self.plugin_errors.len() + self.errors.len()
     }
 
+    /// Adds what another lane of the same source (`workers`) did: its tables, errors and log
+    /// counts, and each destination's outcome under the destination's one name.
+    pub fn merge(&mut self, lane: SourceSummary) {
+        self.tables.extend(lane.tables);
+        for d in lane.destinations {
+            match self.destinations.iter_mut().find(|m| m.name == d.name) {
+                Some(mine) => {
+                    mine.logged.warnings += d.logged.warnings;
+                    mine.logged.errors += d.logged.errors;
+                    mine.error = match (mine.error.take(), d.error) {
+                        (Some(a), Some(b)) if a != b => Some(format!("{a}; {b}")),
+                        (a, b) => a.or(b),
+                    };
+                }
+                None => self.destinations.push(d),
+            }
+        }
+        self.plugin_errors.extend(lane.plugin_errors);
+        // The same engine error (an interrupt) is reported once, not once per lane.
+        for e in lane.errors {
+            if !self.errors.contains(&e) {
+                self.errors.push(e);
+            }
+        }
+        self.logged.warnings += lane.logged.warnings;
+        self.logged.errors += lane.logged.errors;
+    }
+
     /// Counts each plugin error against the table it names.
     pub fn count_table_errors(&mut self) {
         for e in &self.plugin_errors {
