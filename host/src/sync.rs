@@ -1446,23 +1446,32 @@ mod tests {
         t.schema()
     }
 
-    /// Children and grandchildren go with their root, even when they were selected on their own
-    /// (with `skip_dependent_tables`), and the other settings are kept.
-    #[test]
-    fn a_shard_takes_whole_families_of_tables() {
-        let tables = [
+    /// Three families: `a` with a child, `b` alone, `c` with a child and a grandchild.
+    fn families() -> Vec<SchemaRef> {
+        vec![
             table("a", None),
             table("a_child", Some("a")),
             table("b", None),
             table("c", None),
             table("c_child", Some("c")),
             table("c_grandchild", Some("c_child")),
-        ];
-        let selection = TableSelection {
+        ]
+    }
+
+    /// Every table, a skipped one and `skip_dependent_tables`: settings a cut must keep.
+    fn everything() -> TableSelection {
+        TableSelection {
             tables: vec!["*".into()],
             skip_tables: vec!["x".into()],
             skip_dependent_tables: true,
-        };
+        }
+    }
+
+    /// Children and grandchildren go with their root, even when they were selected on their own
+    /// (with `skip_dependent_tables`), and the other settings are kept.
+    #[test]
+    fn a_shard_takes_whole_families_of_tables() {
+        let (tables, selection) = (families(), everything());
         let part = |num| {
             shard_selection(
                 crate::runtime::Shard { num, total: 2 },
@@ -1480,21 +1489,10 @@ mod tests {
     /// together they take every table once; the other settings are kept.
     #[test]
     fn lanes_deal_whole_families_round_robin() {
-        let tables = [
-            table("a", None),
-            table("a_child", Some("a")),
-            table("b", None),
-            table("c", None),
-            table("c_child", Some("c")),
-            table("c_grandchild", Some("c_child")),
-            table("d", None),
-        ];
+        let mut tables = families();
+        tables.push(table("d", None));
         assert_eq!(top_level(&tables), ["a", "b", "c", "d"]);
-        let selection = TableSelection {
-            tables: vec!["*".into()],
-            skip_tables: vec!["x".into()],
-            skip_dependent_tables: true,
-        };
+        let selection = everything();
         let lane = |lane, lanes| lane_selection(lane, lanes, &tables, selection.clone());
         assert_eq!(lane(0, 3).tables, ["a", "a_child", "d"]);
         assert_eq!(lane(1, 3).tables, ["b"]);
