@@ -601,7 +601,7 @@ fn a_small_bench_run_measures_every_parquet_scenario() {
     assert_eq!(run.code, 0, "{run:?}");
     for name in [
         "test -> file (parquet)",
-        "test (16 tables, 2 workers) -> file (parquet)",
+        "test (16 tables, 4 workers) -> file (parquet)",
         "test -> basic -> file (parquet)",
         "test (grpc) -> file (parquet)",
     ] {

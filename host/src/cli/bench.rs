@@ -82,8 +82,9 @@ struct Scenario {
 /// The `test` source as a component in this process.
 const IN_PROCESS: &str = "  path: quarry/test\n  tables: [test_rows]\n  spec: { num_rows: {{ROWS}}, batch_size: {{BATCH}} }\n";
 /// The same source with 16 tables of that many rows each (`test_rows`, `test_rows_2`, ...), in
-/// two lanes (`workers: 2`, one per core), each into an instance of its own of the destination.
-const SIXTEEN_TABLES: &str = "  path: quarry/test\n  tables: [\"test_rows*\"]\n  workers: 2\n  spec: { num_rows: {{ROWS}}, num_tables: 16, batch_size: {{BATCH}} }\n";
+/// four lanes (`workers: 4`), each into an instance of its own of the destination: on 2 cores,
+/// four lanes keep both busy where two leave gaps (a lane's source waits for its destination).
+const SIXTEEN_TABLES: &str = "  path: quarry/test\n  tables: [\"test_rows*\"]\n  workers: 4\n  spec: { num_rows: {{ROWS}}, num_tables: 16, batch_size: {{BATCH}} }\n";
 /// The `test` source served by `quarry serve`, started as a local executable.
 const OVER_GRPC: &str = "  registry: local\n  path: ./served-test\n  native: true\n  tables: [test_rows]\n  spec: { num_rows: {{ROWS}}, batch_size: {{BATCH}} }\n";
 /// The example source written in Python (examples/python-source, built by `scripts/plugins`

@@ -299,7 +299,7 @@ pub const LIMIT_DUCKDB: &str = "limit: duckdb read_parquet import";
 pub const LIMIT_PSQL_IN: &str = "limit: psql \\copy from (binary)";
 pub const LIMIT_SQLITE: &str = "limit: rusqlite prepared inserts";
 pub const LIMIT_NATIVE: &str = "limit: native test -> file (parquet)";
-pub const SIXTEEN_TABLES: &str = "test (16 tables, 2 workers) -> file (parquet)";
+pub const SIXTEEN_TABLES: &str = "test (16 tables, 4 workers) -> file (parquet)";
 pub const STARTUP: &str = "test -> test, 1 row, cached (wall)";
 
 /// This machine, as the report's opening line.
