@@ -363,12 +363,21 @@ fn one_file(
     info: &crate::runtime::PluginInfo,
     cwd: &Path,
 ) -> Option<(String, String)> {
-    info.needs_files.iter().find_map(|field| {
-        let value = d.spec.value.get(field)?.as_str()?.trim();
+    path_fields(d, info).find(|(_, value)| {
         let path = value.strip_prefix("file:").unwrap_or(value);
         let path = path.split('?').next().unwrap_or(path);
-        let named_one = !path.is_empty() && !path.contains("{{") && !cwd.join(path).is_dir();
-        named_one.then(|| (field.clone(), value.to_string()))
+        !path.is_empty() && !path.contains("{{") && !cwd.join(path).is_dir()
+    })
+}
+
+/// The fields of `d`'s spec that its plugin says hold paths, with their values.
+fn path_fields<'a>(
+    d: &'a DestinationSpec,
+    info: &'a crate::runtime::PluginInfo,
+) -> impl Iterator<Item = (String, String)> + 'a {
+    info.needs_files.iter().filter_map(|field| {
+        let value = d.spec.value.get(field)?.as_str()?.trim();
+        Some((field.clone(), value.to_string()))
     })
 }
 
@@ -739,11 +748,8 @@ fn lanes_apart(
 /// The path field of destination `d` that names one file per table, if any: a field its plugin
 /// says holds a path, with a `{{...}}` placeholder but not `{{UUID}}`.
 fn files_per_table(d: &DestinationPlan<'_>) -> Option<(String, String)> {
-    d.plugin.info().needs_files.iter().find_map(|field| {
-        let value = d.spec.spec.value.get(field)?.as_str()?.trim();
-        let per_table = value.contains("{{") && !value.contains("{{UUID}}");
-        per_table.then(|| (field.clone(), value.to_string()))
-    })
+    path_fields(d.spec, d.plugin.info())
+        .find(|(_, value)| value.contains("{{") && !value.contains("{{UUID}}"))
 }
 
 /// Adds to `d`'s migrations what table `wanted` needs there.

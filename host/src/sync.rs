@@ -517,7 +517,15 @@ pub async fn execute(plan: SyncPlan<'_>, options: &RunOptions) -> Vec<SourceSumm
             };
             Some(run_source(run, destinations, state_only, sync_time_us, options).await)
         };
-        let (first, others) = tokio::join!(first, join_all(spawned));
+        // The other lanes already run on their tasks: their handles are awaited in turn.
+        let others = async {
+            let mut others = Vec::with_capacity(spawned.len());
+            for lane in spawned {
+                others.push(lane.await);
+            }
+            others
+        };
+        let (first, others) = tokio::join!(first, others);
         let mut summary = SourceSummary::new(&source.spec.name);
         summary.sync_time_us = sync_time_us;
         summary.shard = options.shard;
@@ -640,31 +648,6 @@ async fn close_source(source: &mut crate::plan::SourcePlan<'_>, summary: &mut So
             summary.plugin_errors.push(e);
         }
     }
-}
-
-/// Runs `futures` at once on this task; their outputs, in order.
-async fn join_all<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output> {
-    use std::task::Poll;
-    let mut futures: Vec<_> = futures.into_iter().map(Box::pin).collect();
-    let mut outputs: Vec<Option<F::Output>> = futures.iter().map(|_| None).collect();
-    std::future::poll_fn(|cx| {
-        let mut pending = false;
-        for (future, output) in futures.iter_mut().zip(outputs.iter_mut()) {
-            if output.is_none() {
-                match future.as_mut().poll(cx) {
-                    Poll::Ready(out) => *output = Some(out),
-                    Poll::Pending => pending = true,
-                }
-            }
-        }
-        if pending {
-            Poll::Pending
-        } else {
-            Poll::Ready(())
-        }
-    })
-    .await;
-    outputs.into_iter().flatten().collect()
 }
 
 /// Closes every destination and its transformers; a failure is counted against the last source
