@@ -15,7 +15,9 @@
 //! precise refusal, not a parse error.
 #![warn(missing_docs)]
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 mod digest;
 mod first_party;
@@ -85,8 +87,8 @@ impl std::fmt::Display for RegistryKind {
 pub struct Artifact {
     /// The file the bytes were read from.
     pub path: PathBuf,
-    /// The component.
-    pub bytes: Vec<u8>,
+    /// The component (shared: every plugin of a spec that names this file holds the same bytes).
+    pub bytes: Arc<[u8]>,
     /// Lowercase hex sha256 of `bytes`.
     pub sha256: String,
 }
@@ -180,12 +182,66 @@ pub fn cloudquery_equivalent(path: &str) -> Option<&'static FirstParty> {
 #[derive(Debug, Clone)]
 pub struct Resolver {
     search_path: Vec<PathBuf>,
+    /// The components this resolver (and its clones) read, by file: a plugin that several
+    /// sources and destinations of one spec name is read and hashed once, not once each.
+    read: Arc<Mutex<HashMap<PathBuf, (FileStamp, Artifact)>>>,
+}
+
+/// What identifies one version of a file without reading it: the same inode with the same size,
+/// modification and change times (the change time no one but the kernel sets). A file replaced
+/// or written since it was read is read again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileStamp {
+    dev: u64,
+    ino: u64,
+    len: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+}
+
+impl FileStamp {
+    fn of(metadata: &std::fs::Metadata) -> Self {
+        use std::os::unix::fs::MetadataExt;
+        FileStamp {
+            dev: metadata.dev(),
+            ino: metadata.ino(),
+            len: metadata.len(),
+            mtime: (metadata.mtime(), metadata.mtime_nsec()),
+            ctime: (metadata.ctime(), metadata.ctime_nsec()),
+        }
+    }
 }
 
 impl Resolver {
     /// A resolver that looks for first-party plugins in `search_path`, in order.
     pub fn new(search_path: Vec<PathBuf>) -> Self {
-        Resolver { search_path }
+        Resolver {
+            search_path,
+            read: Arc::default(),
+        }
+    }
+
+    /// The component in `file`: read and hashed, unless this resolver read the same version of
+    /// it before.
+    fn component(&self, file: &Path, as_written: &str) -> Result<Artifact, ResolveError> {
+        let unreadable = |source| ResolveError::Unreadable {
+            path: as_written.into(),
+            source,
+        };
+        let stamp = FileStamp::of(&std::fs::metadata(file).map_err(unreadable)?);
+        let key = std::path::absolute(file).unwrap_or_else(|_| file.to_path_buf());
+        if let Ok(read) = self.read.lock()
+            && let Some((seen, artifact)) = read.get(&key)
+            && *seen == stamp
+        {
+            return Ok(artifact.clone());
+        }
+        let artifact = read(file, as_written)?;
+        // Stamped before the read: a file written during the read is read again next time.
+        if let Ok(mut read) = self.read.lock() {
+            read.insert(key, (stamp, artifact.clone()));
+        }
+        Ok(artifact)
     }
 
     /// The default search path: every directory in `QUARRY_PLUGIN_DIR` (`:`-separated), then
@@ -225,7 +281,7 @@ impl Resolver {
     ) -> Result<Resolved, ResolveError> {
         match registry {
             RegistryKind::Quarry => self.first_party(path),
-            RegistryKind::Local => local(&base.join(path), path),
+            RegistryKind::Local => self.local(&base.join(path), path),
             RegistryKind::Grpc => Ok(Resolved::Address(path.to_string())),
             RegistryKind::Oci => Err(ResolveError::Remote("oci")),
             RegistryKind::Cloudquery => match cloudquery_equivalent(path) {
@@ -271,7 +327,7 @@ impl Resolver {
             .find(|p| p.is_file())
         {
             Some(found) if native => Ok(Resolved::Executable(found)),
-            Some(found) => read(&found, path).map(Resolved::Component),
+            Some(found) => self.component(&found, path).map(Resolved::Component),
             None => Err(ResolveError::NotBuilt {
                 path: path.into(),
                 file,
@@ -286,36 +342,38 @@ impl Resolver {
     }
 }
 
-/// A component (it starts with the wasm magic) or an executable.
-fn local(file: &Path, as_written: &str) -> Result<Resolved, ResolveError> {
-    use std::io::Read;
-    let unreadable = |source| ResolveError::Unreadable {
-        path: as_written.into(),
-        source,
-    };
-    let mut magic = [0u8; 4];
-    let mut f = std::fs::File::open(file).map_err(unreadable)?;
-    let n = f.read(&mut magic).map_err(unreadable)?;
-    if n == 4 && &magic == b"\0asm" {
-        return read(file, as_written).map(Resolved::Component);
-    }
-    // A file named as a component is never run natively, whatever its mode bits say.
-    if file
-        .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("wasm"))
-    {
-        return Err(ResolveError::NotAComponent(as_written.into()));
-    }
-    let executable = {
-        use std::os::unix::fs::PermissionsExt;
-        f.metadata().map_err(unreadable)?.permissions().mode() & 0o111 != 0
-    };
-    if executable {
-        Ok(Resolved::Executable(
-            std::path::absolute(file).unwrap_or_else(|_| file.to_path_buf()),
-        ))
-    } else {
-        Err(ResolveError::NotAPlugin(as_written.into()))
+impl Resolver {
+    /// A component (it starts with the wasm magic) or an executable.
+    fn local(&self, file: &Path, as_written: &str) -> Result<Resolved, ResolveError> {
+        use std::io::Read;
+        let unreadable = |source| ResolveError::Unreadable {
+            path: as_written.into(),
+            source,
+        };
+        let mut magic = [0u8; 4];
+        let mut f = std::fs::File::open(file).map_err(unreadable)?;
+        let n = f.read(&mut magic).map_err(unreadable)?;
+        if n == 4 && &magic == b"\0asm" {
+            return self.component(file, as_written).map(Resolved::Component);
+        }
+        // A file named as a component is never run natively, whatever its mode bits say.
+        if file
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("wasm"))
+        {
+            return Err(ResolveError::NotAComponent(as_written.into()));
+        }
+        let executable = {
+            use std::os::unix::fs::PermissionsExt;
+            f.metadata().map_err(unreadable)?.permissions().mode() & 0o111 != 0
+        };
+        if executable {
+            Ok(Resolved::Executable(
+                std::path::absolute(file).unwrap_or_else(|_| file.to_path_buf()),
+            ))
+        } else {
+            Err(ResolveError::NotAPlugin(as_written.into()))
+        }
     }
 }
 
@@ -327,7 +385,7 @@ fn read(file: &Path, as_written: &str) -> Result<Artifact, ResolveError> {
     let sha256 = Digest::of(&bytes).hex().to_string();
     Ok(Artifact {
         path: file.to_path_buf(),
-        bytes,
+        bytes: bytes.into(),
         sha256,
     })
 }
@@ -351,7 +409,7 @@ mod tests {
             else {
                 panic!("not a component")
             };
-            assert_eq!(artifact.bytes, b"\0asm");
+            assert_eq!(&artifact.bytes[..], b"\0asm");
             assert_eq!(artifact.sha256.len(), 64);
         }
         let err = resolver
@@ -378,7 +436,7 @@ mod tests {
         let resolver = Resolver::new(vec![dir.path().to_path_buf()]);
         assert!(matches!(
             resolver.resolve(RegistryKind::Cloudquery, "cloudquery/test", Path::new(".")),
-            Ok(Resolved::Component(a)) if a.bytes == b"\0asm"
+            Ok(Resolved::Component(a)) if &a.bytes[..] == b"\0asm"
         ));
         let err = resolver
             .resolve(RegistryKind::Cloudquery, "cloudquery/aws", Path::new("."))
@@ -409,6 +467,37 @@ mod tests {
             PathBuf::from("/t/target/wasm32-wasip2/debug"),
             PathBuf::from("/t/target/debug"),
         ]));
+    }
+
+    #[test]
+    fn a_component_named_twice_is_read_once_until_it_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("p.wasm");
+        std::fs::write(&file, b"\0asm\x0d\0\x01\0").unwrap();
+        let resolver = Resolver::new(Vec::new());
+        let component =
+            |resolver: &Resolver| match resolver.resolve(RegistryKind::Local, "p.wasm", dir.path())
+            {
+                Ok(Resolved::Component(artifact)) => artifact,
+                other => panic!("{other:?}"),
+            };
+        let first = component(&resolver);
+        // A clone (another source of the spec) shares what was read.
+        let again = component(&resolver.clone());
+        assert!(Arc::ptr_eq(&first.bytes, &again.bytes));
+        assert_eq!(first.sha256, again.sha256);
+        // A rewritten file is read again, even with its size and modification time kept.
+        let modified = std::fs::metadata(&file).unwrap().modified().unwrap();
+        std::fs::write(&file, b"\0asm\x0d\0\x01\x01").unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&file)
+            .unwrap()
+            .set_modified(modified)
+            .unwrap();
+        let changed = component(&resolver);
+        assert_eq!(&changed.bytes[..], b"\0asm\x0d\0\x01\x01");
+        assert_ne!(changed.sha256, first.sha256);
     }
 
     #[test]

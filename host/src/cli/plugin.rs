@@ -278,7 +278,7 @@ async fn push(file: &Path, reference: &str, extra: &[String]) -> Result<Exit, Cl
     let artifact = quarry_registry::Artifact {
         path: file.to_path_buf(),
         sha256: Digest::of(&bytes).hex().to_string(),
-        bytes,
+        bytes: bytes.into(),
     };
     let mut opened = crate::plan::open(
         &env,

@@ -438,7 +438,7 @@ impl Distribution {
             artifact: Artifact {
                 path: self.store.blob_path(&component),
                 sha256: component.hex().to_string(),
-                bytes,
+                bytes: bytes.into(),
             },
             repository,
             manifest: manifest_digest,
