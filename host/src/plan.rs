@@ -267,7 +267,9 @@ pub async fn build<'s>(spec: &'s SyncSpec, env: &Environment) -> Result<SyncPlan
         sources: Vec::new(),
         destinations: Vec::new(),
     };
-    match fill(&mut plan, spec, env).await {
+    let filled = fill(&mut plan, spec, env).await;
+    env.resolver.forget_read();
+    match filled {
         Ok(()) => Ok(plan),
         Err(e) => {
             // The plugins opened so far are closed: a dialed plugin hears `Close`, a spawned one
