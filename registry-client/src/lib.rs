@@ -18,6 +18,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
 
 mod digest;
 mod first_party;
@@ -185,7 +186,15 @@ pub struct Resolver {
     /// The components this resolver (and its clones) read, by file: a plugin that several
     /// sources and destinations of one spec name is read and hashed once, not once each.
     read: Arc<Mutex<HashMap<PathBuf, (FileStamp, Artifact)>>>,
+    /// How long ago a file must have last changed for its stamp to be trusted (see
+    /// [`FileStamp::settled`]).
+    settle: Duration,
 }
+
+/// A file's timestamps may move only once per clock tick (or per second, or two, on some file
+/// systems): a file changed less than this before it was read may change again without its
+/// stamp showing it, so it is not remembered.
+const SETTLE: Duration = Duration::from_secs(2);
 
 /// What identifies one version of a file without reading it: the same inode with the same size,
 /// modification and change times (the change time no one but the kernel sets). A file replaced
@@ -210,6 +219,20 @@ impl FileStamp {
             ctime: (metadata.ctime(), metadata.ctime_nsec()),
         }
     }
+
+    /// Whether the file last changed at least `settle` before `read_at`: only then does an
+    /// equal stamp later mean equal bytes.
+    fn settled(&self, read_at: SystemTime, settle: Duration) -> bool {
+        let (secs, nanos) = self.ctime;
+        let Ok(secs) = u64::try_from(secs) else {
+            return false;
+        };
+        let changed =
+            SystemTime::UNIX_EPOCH + Duration::new(secs, nanos.clamp(0, 999_999_999) as u32);
+        read_at
+            .duration_since(changed)
+            .is_ok_and(|age| age >= settle)
+    }
 }
 
 impl Resolver {
@@ -218,6 +241,7 @@ impl Resolver {
         Resolver {
             search_path,
             read: Arc::default(),
+            settle: SETTLE,
         }
     }
 
@@ -230,23 +254,23 @@ impl Resolver {
     }
 
     /// The component in `file`: read and hashed, unless this resolver read the same version of
-    /// it before.
+    /// it before. What is remembered is the stamp of the open file the bytes came from, equal
+    /// before and after the read, of a file that had not changed for [`SETTLE`]: a file
+    /// replaced (a link flipped back and forth, say) or rewritten is read again.
     fn component(&self, file: &Path, as_written: &str) -> Result<Artifact, ResolveError> {
-        let unreadable = |source| ResolveError::Unreadable {
-            path: as_written.into(),
-            source,
-        };
-        let stamp = FileStamp::of(&std::fs::metadata(file).map_err(unreadable)?);
         let key = std::path::absolute(file).unwrap_or_else(|_| file.to_path_buf());
-        if let Ok(read) = self.read.lock()
+        if let Ok(metadata) = std::fs::metadata(file)
+            && let Ok(read) = self.read.lock()
             && let Some((seen, artifact)) = read.get(&key)
-            && *seen == stamp
+            && *seen == FileStamp::of(&metadata)
         {
             return Ok(artifact.clone());
         }
-        let artifact = read(file, as_written)?;
-        // Stamped before the read: a file written during the read is read again next time.
-        if let Ok(mut read) = self.read.lock() {
+        let read_at = SystemTime::now();
+        let (artifact, stamp) = read(file, as_written)?;
+        if let Some(stamp) = stamp.filter(|s| s.settled(read_at, self.settle))
+            && let Ok(mut read) = self.read.lock()
+        {
             read.insert(key, (stamp, artifact.clone()));
         }
         Ok(artifact)
@@ -385,17 +409,26 @@ impl Resolver {
     }
 }
 
-fn read(file: &Path, as_written: &str) -> Result<Artifact, ResolveError> {
-    let bytes = std::fs::read(file).map_err(|source| ResolveError::Unreadable {
+/// The component in `file`, and the stamp of the file it was read from if that did not change
+/// while it was read.
+fn read(file: &Path, as_written: &str) -> Result<(Artifact, Option<FileStamp>), ResolveError> {
+    use std::io::Read;
+    let unreadable = |source| ResolveError::Unreadable {
         path: as_written.into(),
         source,
-    })?;
+    };
+    let mut f = std::fs::File::open(file).map_err(unreadable)?;
+    let before = FileStamp::of(&f.metadata().map_err(unreadable)?);
+    let mut bytes = Vec::with_capacity(before.len as usize);
+    f.read_to_end(&mut bytes).map_err(unreadable)?;
+    let after = FileStamp::of(&f.metadata().map_err(unreadable)?);
     let sha256 = Digest::of(&bytes).hex().to_string();
-    Ok(Artifact {
+    let artifact = Artifact {
         path: file.to_path_buf(),
         bytes: bytes.into(),
         sha256,
-    })
+    };
+    Ok((artifact, (before == after).then_some(before)))
 }
 
 #[cfg(test)]
@@ -477,38 +510,73 @@ mod tests {
         ]));
     }
 
+    /// The component `p.wasm` in `dir`, resolved by `resolver`.
+    fn local_component(resolver: &Resolver, dir: &Path) -> Artifact {
+        match resolver.resolve(RegistryKind::Local, "p.wasm", dir) {
+            Ok(Resolved::Component(artifact)) => artifact,
+            other => panic!("{other:?}"),
+        }
+    }
+
     #[test]
     fn a_component_named_twice_is_read_once_until_it_changes() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("p.wasm");
         std::fs::write(&file, b"\0asm\x0d\0\x01\0").unwrap();
-        let resolver = Resolver::new(Vec::new());
-        let component =
-            |resolver: &Resolver| match resolver.resolve(RegistryKind::Local, "p.wasm", dir.path())
-            {
-                Ok(Resolved::Component(artifact)) => artifact,
-                other => panic!("{other:?}"),
-            };
-        let first = component(&resolver);
+        // Trusted at once (the default waits for a file to settle; see the next test).
+        let resolver = Resolver {
+            settle: Duration::ZERO,
+            ..Resolver::new(Vec::new())
+        };
+        let first = local_component(&resolver, dir.path());
         // A clone (another source of the spec) shares what was read.
-        let again = component(&resolver.clone());
+        let again = local_component(&resolver.clone(), dir.path());
         assert!(Arc::ptr_eq(&first.bytes, &again.bytes));
         assert_eq!(first.sha256, again.sha256);
-        // A rewritten file is read again, even with its size and modification time kept.
+        // A file rewritten in place is read again, even with its size and modification time
+        // kept: its change time moved (rewritten until it does, on a coarse clock).
+        let stamp = |f: &Path| FileStamp::of(&std::fs::metadata(f).unwrap());
+        let original = stamp(&file);
         let modified = std::fs::metadata(&file).unwrap().modified().unwrap();
-        std::fs::write(&file, b"\0asm\x0d\0\x01\x01").unwrap();
-        std::fs::File::options()
-            .write(true)
-            .open(&file)
-            .unwrap()
-            .set_modified(modified)
-            .unwrap();
-        let changed = component(&resolver);
+        for _ in 0..300 {
+            std::fs::write(&file, b"\0asm\x0d\0\x01\x01").unwrap();
+            let f = std::fs::File::options().write(true).open(&file).unwrap();
+            f.set_modified(modified).unwrap();
+            if stamp(&file) != original {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(stamp(&file).len, original.len);
+        assert_eq!(stamp(&file).mtime, original.mtime);
+        let changed = local_component(&resolver, dir.path());
         assert_eq!(&changed.bytes[..], b"\0asm\x0d\0\x01\x01");
         assert_ne!(changed.sha256, first.sha256);
+        // A file replaced by another of the same size is read again.
+        let replacement = dir.path().join("next.wasm");
+        std::fs::write(&replacement, b"\0asm\x0d\0\x01\x02").unwrap();
+        std::fs::rename(&replacement, &file).unwrap();
+        let replaced = local_component(&resolver, dir.path());
+        assert_eq!(&replaced.bytes[..], b"\0asm\x0d\0\x01\x02");
         // Once the plan is open, the bytes are no longer held: the next plan reads the file.
+        let held = local_component(&resolver, dir.path());
+        assert!(Arc::ptr_eq(&held.bytes, &replaced.bytes));
         resolver.forget_read();
-        assert!(!Arc::ptr_eq(&component(&resolver).bytes, &changed.bytes));
+        assert!(!Arc::ptr_eq(
+            &local_component(&resolver, dir.path()).bytes,
+            &held.bytes
+        ));
+    }
+
+    #[test]
+    fn a_component_written_a_moment_ago_is_not_remembered() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("p.wasm"), b"\0asm\x0d\0\x01\0").unwrap();
+        let resolver = Resolver::new(Vec::new());
+        let first = local_component(&resolver, dir.path());
+        let again = local_component(&resolver, dir.path());
+        assert!(!Arc::ptr_eq(&first.bytes, &again.bytes));
+        assert_eq!(first.sha256, again.sha256);
     }
 
     #[test]
