@@ -88,8 +88,9 @@ impl std::fmt::Display for RegistryKind {
 pub struct Artifact {
     /// The file the bytes were read from.
     pub path: PathBuf,
-    /// The component (shared: every plugin of a spec that names this file holds the same bytes).
-    pub bytes: Arc<[u8]>,
+    /// The component (shared: every plugin of a spec that names this file holds the same bytes;
+    /// a `Vec` inside, so the buffer read is kept rather than copied).
+    pub bytes: Arc<Vec<u8>>,
     /// Lowercase hex sha256 of `bytes`.
     pub sha256: String,
 }
@@ -372,9 +373,7 @@ impl Resolver {
             }),
         }
     }
-}
 
-impl Resolver {
     /// A component (it starts with the wasm magic) or an executable.
     fn local(&self, file: &Path, as_written: &str) -> Result<Resolved, ResolveError> {
         use std::io::Read;
